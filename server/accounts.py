@@ -1,0 +1,98 @@
+"""Customers: creation and the support desk's account actions (used by the CLI)."""
+
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session as Db
+
+from . import devices, store
+from .login import CUSTOMER_CODE
+from .models import User
+
+# Deliberately plain: one @, a dotted domain, no spaces or angle brackets (header injection).
+_EMAIL = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+")
+
+
+class AccountError(ValueError):
+    """A refused account action; the message is one line for the operator."""
+
+
+def check_email(email: str) -> str:
+    email = email.strip()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise AccountError(f"not a usable e-mail address: {email!r}")
+    return email
+
+
+def check_customer_code(code: str) -> str:
+    if not CUSTOMER_CODE.fullmatch(code):
+        raise AccountError("a customer code is 4-20 characters of A-Z a-z 0-9 -")
+    return code
+
+
+def check_display_name(name: str) -> str:
+    name = name.strip()
+    if not 1 <= len(name) <= 100 or any(ord(c) < 0x20 for c in name):
+        raise AccountError("a name is 1-100 printable characters")
+    return name
+
+
+def add_user(db: Db, *, customer_code: str, display_name: str, email: str, password_hash: str,
+             now: datetime) -> User:
+    if store.user_by_code(db, customer_code) is not None:
+        raise AccountError(f"customer code {customer_code} is already taken")
+    user = User(customer_code=customer_code, display_name=display_name, email=email, password_hash=password_hash,
+                user_handle=secrets.token_bytes(32), created_at=now)
+    try:
+        with db.begin_nested():
+            store.add_user(db, user)
+    except IntegrityError:  # a parallel add won the race for the same code
+        raise AccountError(f"customer code {customer_code} is already taken") from None
+    store.add_event(db, kind="account_created", when=now, user_id=user.id, actor="support")
+    return user
+
+
+def require_user(db: Db, customer_code: str) -> User:
+    user = store.user_by_code(db, customer_code)
+    if user is None:
+        raise AccountError(f"no customer with code {customer_code}")
+    return user
+
+
+def unlock(db: Db, customer_code: str, *, now: datetime) -> bool:
+    """Unlock and reset the failure count; False when it was not locked (still resets the count)."""
+    user = require_user(db, customer_code)
+    was_locked = user.locked_at is not None
+    store.unlock_user(db, user.id)
+    store.add_event(db, kind="account_unlocked", when=now, user_id=user.id, actor="support")
+    return was_locked
+
+
+def set_email(db: Db, customer_code: str, email: str, *, now: datetime) -> None:
+    user = require_user(db, customer_code)
+    email = check_email(email)
+    store.set_email(db, user.id, email)
+    # A new address means codes go somewhere else: a remembered PC must prove itself again.
+    devices.forget_all(db, user.id)
+    store.add_event(db, kind="email_changed", when=now, user_id=user.id, actor="support")
+
+
+def describe(db: Db, customer_code: str) -> dict[str, str]:
+    user = require_user(db, customer_code)
+    trusted = store.trusted_devices_of(db, user.id)
+    return {
+        "customer_code": user.customer_code,
+        "name": user.display_name,
+        "email": user.email or "-",
+        "locked": "yes" if user.locked_at else "no",
+        "locked_at": user.locked_at.isoformat() if user.locked_at else "-",
+        "failed_logins": str(user.failed_logins),
+        "passkeys": "0",
+        "last_login": user.last_login_at.isoformat() if user.last_login_at else "-",
+        "trusted_devices": str(len(trusted)),
+        "created_at": user.created_at.isoformat(),
+    }

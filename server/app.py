@@ -1,0 +1,128 @@
+"""create_app(settings) -> the Starlette app: routes, middleware, lifespan. Nothing runs at import."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from datetime import datetime
+from typing import Callable
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.routing import Mount, Route
+
+from . import db as dbmod
+from . import store
+from .codes import CodeHasher
+from .config import Settings, load_settings, utcnow
+from .context import Context
+from .errors import ServiceError
+from .mail import Mailer, OutboxWorker, make_mailer
+from .passwords import Passwords
+from .web import api, pages
+from .web.auth import Cookies, language
+from .web.middleware import BodyLimit, ErrorGuard, OriginCheck, RequestLog, SecurityHeaders
+from .web.responses import error_response
+
+log = logging.getLogger("tobira")
+
+
+def routes() -> list:
+    return [
+        Route("/", pages.home),
+        Route("/login", pages.login_page),
+        Route("/login/code", pages.code_page),
+        Route("/account", pages.account_page),
+        Route("/api/login/password", api.login_password, methods=["POST"]),
+        Route("/api/login/code", api.login_code, methods=["POST"]),
+        Route("/api/login/code/resend", api.login_code_resend, methods=["POST"]),
+        Route("/api/session", api.session_info, methods=["GET"]),
+        Route("/api/logout", api.logout, methods=["POST"]),
+        Mount("/static", app=pages.VersionedStatic(directory=str(pages.STATIC)), name="static"),
+    ]
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", "/auth/"))
+
+
+async def _service_error(request: Request, exc: ServiceError):
+    return api.service_error(request, exc)
+
+
+async def _http_error(request: Request, exc: HTTPException):
+    if exc.status_code == 404 and not _is_api(request):
+        return await pages.not_found_page(request)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
+    return error_response(code, exc.status_code, language(request))
+
+
+def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, mailer: Mailer | None = None,
+               passwords: Passwords | None = None, migrate: bool = True) -> Starlette:
+    engine = dbmod.make_engine(settings.database_url)
+    dbmod.check_connection(engine)
+    if migrate:
+        dbmod.upgrade(engine)
+    database = dbmod.Database(engine)
+    mailer = mailer or make_mailer(settings)
+    ctx = Context(settings=settings, db=database, passwords=passwords or Passwords(), mailer=mailer,
+                  outbox=OutboxWorker(database, mailer, clock), codes=CodeHasher.from_secret(settings.secret_key),
+                  clock=clock)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        tasks = [asyncio.create_task(ctx.outbox.run()), asyncio.create_task(_sweep(ctx))]
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            # Last chance for queued notices; whatever is left stays queued for the next start.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ctx.outbox.deliver_due(), timeout=5)
+            if passwords is None:
+                ctx.passwords.close()
+            engine.dispose()
+
+    app = Starlette(
+        routes=routes(),
+        middleware=[
+            Middleware(RequestLog),
+            Middleware(SecurityHeaders, hsts=settings.secure_cookies),
+            Middleware(ErrorGuard),
+            Middleware(BodyLimit, limit=settings.max_body_bytes),
+            Middleware(OriginCheck, origins=settings.origins),
+        ],
+        exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
+        lifespan=lifespan,
+    )
+    app.state.ctx = ctx
+    app.state.cookies = Cookies(settings)
+    app.state.templates = pages.make_templates()
+    return app
+
+
+async def _sweep(ctx: Context, every: float = 600) -> None:
+    """Delete sessions past their limits, so the table holds live sessions only."""
+    s = ctx.settings
+    while True:
+        await asyncio.sleep(every)
+        try:
+            now = ctx.clock()
+            await ctx.db.run(store.delete_stale_sessions, idle_before=now - s.session_idle,
+                             created_before=now - s.session_absolute)
+        except Exception:
+            log.exception("session sweep failed")
+
+
+def app_from_env() -> Starlette:
+    """The uvicorn factory for `tobira serve --workers N` (the schema was upgraded before the fork)."""
+    from . import logs
+
+    logs.configure()
+    return create_app(load_settings(os.environ), migrate=False)

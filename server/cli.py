@@ -1,0 +1,179 @@
+"""The `tobira` command: run the server, and the support desk's account actions."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import secrets
+import sys
+
+from . import accounts, db as dbmod
+from .config import ConfigError, Settings, load_settings, utcnow
+from .passwords import Passwords, check_password_rules
+
+
+class Fail(Exception):
+    """One line for the operator, exit status 1 (2 for configuration)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings(os.environ)
+    except ConfigError as exc:
+        raise Fail(str(exc), 2) from None
+
+
+def _database(settings: Settings, *, migrate: bool = True) -> dbmod.Database:
+    engine = dbmod.make_engine(settings.database_url)
+    try:
+        dbmod.check_connection(engine)
+    except ConnectionError as exc:
+        raise Fail(str(exc), 2) from None
+    if migrate:
+        dbmod.upgrade(engine)
+    return dbmod.Database(engine)
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != password:
+            raise Fail("the two passwords differ")
+    reason = check_password_rules(password)
+    if reason:
+        raise Fail(reason)
+    return password
+
+
+def cmd_serve(args) -> None:
+    import uvicorn
+
+    from . import logs
+    from .app import create_app
+
+    settings = _settings()
+    logs.configure()
+    database = _database(settings)
+    if args.demo:
+        _ensure_demo_customer(database)
+    common = dict(host=args.host, port=args.port, log_config=None, access_log=False, proxy_headers=False,
+                  server_header=False)
+    if args.workers > 1:
+        uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, **common)
+    else:
+        database.engine.dispose()
+        uvicorn.run(create_app(settings, migrate=False), **common)
+
+
+def _ensure_demo_customer(database: dbmod.Database) -> None:
+    from . import store
+
+    if database.run_sync(store.count_users):
+        return
+    password = secrets.token_urlsafe(9)
+    code, email = "DEMO0001", "demo@example.com"
+    password_hash = Passwords(workers=1).hash(password)
+    database.run_sync(accounts.add_user, customer_code=code, display_name="デモ 太郎", email=email,
+                      password_hash=password_hash, now=utcnow())
+    # Printed once, on the console only (never the JSON log): the demo has no other way in.
+    print(f"\nDemo customer created (shown once):\n  customer code: {code}\n  password:      {password}\n"
+          f"  e-mail:        {email}  (codes land in the outbox folder of the data directory)\n", flush=True)
+
+
+def cmd_user_add(args) -> None:
+    try:
+        code = accounts.check_customer_code(args.code)
+        email = accounts.check_email(args.email)
+        name = accounts.check_display_name(args.name)
+    except accounts.AccountError as exc:
+        raise Fail(str(exc)) from None
+    settings = _settings()
+    database = _database(settings)
+    password = _read_password(args.password_stdin)
+    password_hash = Passwords(workers=1).hash(password)
+    _run(database, accounts.add_user, customer_code=code, display_name=name, email=email,
+         password_hash=password_hash, now=utcnow())
+    print(f"created customer {code}")
+
+
+def cmd_user_show(args) -> None:
+    for key, value in _run(_database(_settings()), accounts.describe, args.code).items():
+        print(f"{key}: {value}")
+
+
+def cmd_user_unlock(args) -> None:
+    was_locked = _run(_database(_settings()), accounts.unlock, args.code, now=utcnow())
+    print(f"unlocked {args.code}" if was_locked else f"{args.code} was not locked; failure count reset")
+
+
+def cmd_user_set_email(args) -> None:
+    _run(_database(_settings()), accounts.set_email, args.code, args.email, now=utcnow())
+    print(f"e-mail of {args.code} set; trusted devices forgotten")
+
+
+def cmd_db_upgrade(args) -> None:
+    _database(_settings(), migrate=True)
+    print("database schema is up to date")
+
+
+def _run(database: dbmod.Database, fn, *args, **kwargs):
+    try:
+        return database.run_sync(fn, *args, **kwargs)
+    except accounts.AccountError as exc:
+        raise Fail(str(exc)) from None
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="tobira", description="Tobira passkey login server")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the server")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1)
+    serve.add_argument("--demo", action="store_true", help="create a demo customer when there is none")
+    serve.set_defaults(fn=cmd_serve)
+
+    user = sub.add_parser("user", help="customer accounts (support desk)").add_subparsers(dest="action", required=True)
+    add = user.add_parser("add", help="create a customer")
+    add.add_argument("code")
+    add.add_argument("--email", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
+    add.set_defaults(fn=cmd_user_add)
+    for name, fn, help_ in (("show", cmd_user_show, "show a customer"),
+                            ("unlock", cmd_user_unlock, "unlock after too many failed logins")):
+        cmd = user.add_parser(name, help=help_)
+        cmd.add_argument("code")
+        cmd.set_defaults(fn=fn)
+    set_email = user.add_parser("set-email", help="change a customer's e-mail address")
+    set_email.add_argument("code")
+    set_email.add_argument("email")
+    set_email.set_defaults(fn=cmd_user_set_email)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
+    db.add_parser("upgrade", help="create or upgrade the schema (idempotent)").set_defaults(fn=cmd_db_upgrade)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except Fail as exc:
+        print(f"tobira: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

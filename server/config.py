@@ -1,0 +1,240 @@
+"""Settings: the only reader of the environment.
+
+`load_settings(environ)` turns the variables of the contract's configuration table (and a `.env`
+file beside the working directory, which the real environment overrides) into one frozen
+`Settings`. Anything unusable stops the server at start with a one-line `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo
+
+JST = ZoneInfo("Asia/Tokyo")
+
+# Values that look like someone copied an example instead of generating a key.
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "dev", "development", "test", "xxx"}
+
+
+class ConfigError(ValueError):
+    """A setting that makes the server unsafe or unable to run; the message is one line."""
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    host: str
+    port: int
+    security: str  # "plain" | "starttls" | "ssl"
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Settings:
+    rp_id: str = "localhost"
+    rp_name: str = "Tobira"
+    origins: tuple[str, ...] = ("http://localhost:8000",)
+    database_url: str = "sqlite:///tobira.db"
+    secret_key: str = field(default="", repr=False)
+    data_dir: Path = Path(".")
+    smtp: SmtpSettings | None = None
+    mail_from: str = "no-reply@localhost"
+    passkey_mandatory_from: datetime | None = None
+    max_passkeys: int = 5
+    code_ttl: int = 300
+    code_resend_after: int = 30
+    code_max_attempts: int = 3
+    lock_after_failures: int = 10
+    trusted_device_days: int = 30
+    step_up_window: int = 600
+    rate_limit: tuple[int, int] | None = (30, 60)  # (failures, per seconds); None = off
+    trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Not in the environment table: fixed by policy (security.md, sessions).
+    session_idle: timedelta = timedelta(minutes=30)
+    session_absolute: timedelta = timedelta(hours=12)
+    pending_login_ttl: timedelta = timedelta(minutes=15)
+    max_body_bytes: int = 64 * 1024
+
+    @property
+    def secure_cookies(self) -> bool:
+        """https anywhere means Secure + __Host- cookies everywhere (one cookie name per app)."""
+        return any(o.startswith("https://") for o in self.origins)
+
+
+def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _origins(raw: str) -> tuple[str, ...]:
+    origins = []
+    for item in raw.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        parts = urlsplit(item)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(f"TOBIRA_ORIGIN entry {item!r} is not an http(s) origin")
+        if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
+            raise ConfigError(f"TOBIRA_ORIGIN entry {item!r} must be scheme://host[:port] only")
+        # Browsers serialise origins without a trailing slash; compare in that form.
+        origins.append(f"{parts.scheme}://{parts.netloc}".lower())
+    if not origins:
+        raise ConfigError("TOBIRA_ORIGIN is empty")
+    return tuple(origins)
+
+
+def _check_rp_id(rp_id: str, origins: tuple[str, ...]) -> None:
+    """WebAuthn §5.1.3: the RP ID must equal the origin's host or be a registrable suffix of it."""
+    if not rp_id or rp_id != rp_id.strip().lower() or "/" in rp_id or ":" in rp_id:
+        raise ConfigError(f"TOBIRA_RP_ID {rp_id!r} must be a bare lower-case host name")
+    for origin in origins:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        if not (host == rp_id or host.endswith("." + rp_id)):
+            raise ConfigError(f"TOBIRA_RP_ID {rp_id!r} does not match origin {origin!r}")
+        if parts.scheme == "http" and host != "localhost" and not host.endswith(".localhost"):
+            raise ConfigError(f"origin {origin!r}: WebAuthn needs https except on localhost")
+
+
+def _smtp(raw: str) -> SmtpSettings:
+    parts = urlsplit(raw)
+    security = {"smtp": "plain", "smtp+starttls": "starttls", "smtps": "ssl"}.get(parts.scheme)
+    if security is None:
+        raise ConfigError("TOBIRA_SMTP_URL must start with smtp://, smtp+starttls:// or smtps://")
+    if not parts.hostname:
+        raise ConfigError("TOBIRA_SMTP_URL has no host")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError("TOBIRA_SMTP_URL has an invalid port") from None
+    return SmtpSettings(
+        host=parts.hostname,
+        port=port or {"plain": 25, "starttls": 587, "ssl": 465}[security],
+        security=security,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
+
+
+def _mandatory_from(raw: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(raw.strip())
+    except ValueError:
+        raise ConfigError(f"TOBIRA_PASSKEY_MANDATORY_FROM {raw!r} is not an ISO date-time") from None
+    # The broker announces the date in Japan time; an offset-less value means JST.
+    return value if value.tzinfo else value.replace(tzinfo=JST)
+
+
+def _rate_limit(raw: str) -> tuple[int, int] | None:
+    raw = raw.strip()
+    if raw == "0":
+        return None
+    m = re.fullmatch(r"(\d+)\s*/\s*(second|minute|hour)", raw)
+    if not m or int(m.group(1)) == 0:
+        raise ConfigError(f"TOBIRA_RATE_LIMIT {raw!r} must look like 30/minute, or 0 for off")
+    return int(m.group(1)), {"second": 1, "minute": 60, "hour": 3600}[m.group(2)]
+
+
+def _proxies(raw: str) -> tuple:
+    nets = []
+    for item in raw.split(","):
+        if item.strip():
+            try:
+                nets.append(ipaddress.ip_network(item.strip(), strict=False))
+            except ValueError:
+                raise ConfigError(f"TOBIRA_TRUSTED_PROXIES entry {item.strip()!r} is not an address or CIDR") from None
+    return tuple(nets)
+
+
+def _database_url(raw: str, data_dir: Path) -> str:
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(raw)
+    except ArgumentError:
+        raise ConfigError(f"TOBIRA_DATABASE_URL {raw!r} is not a database URL") from None
+    backend = url.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ConfigError(f"TOBIRA_DATABASE_URL: {backend} is not supported (sqlite or postgresql)")
+    if backend == "sqlite":
+        path = url.database or ""
+        if path in ("", ":memory:"):
+            # Each pooled connection would see its own empty database.
+            raise ConfigError("TOBIRA_DATABASE_URL: an in-memory SQLite database cannot be shared; give a file")
+        if not Path(path).is_absolute():
+            url = url.set(database=str((data_dir / path).resolve()))
+    return url.render_as_string(hide_password=False)
+
+
+def _secret_key(env: Mapping[str, str], data_dir: Path) -> str:
+    raw = env.get("TOBIRA_SECRET_KEY")
+    if raw is not None:
+        if raw.strip().lower() in _PLACEHOLDER_SECRETS or len(raw) < 32:
+            raise ConfigError("TOBIRA_SECRET_KEY must be a random value of at least 32 characters")
+        return raw
+    # Development: generate once and keep it, so restarts keep sessions valid.
+    path = data_dir / "secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.touch(mode=0o600)
+    path.write_text(key + "\n")
+    return key
+
+
+def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".env")) -> Settings:
+    env: dict[str, str] = {}
+    if dotenv is not None and dotenv.is_file():
+        from dotenv import dotenv_values
+
+        env.update({k: v for k, v in dotenv_values(dotenv).items() if v is not None})
+    env.update({k: v for k, v in environ.items() if k.startswith("TOBIRA_")})
+
+    data_dir = Path(env.get("TOBIRA_DATA_DIR") or ".").resolve()
+    origins = _origins(env.get("TOBIRA_ORIGIN", "http://localhost:8000"))
+    rp_id = env.get("TOBIRA_RP_ID", "localhost")
+    _check_rp_id(rp_id, origins)
+    mandatory = env.get("TOBIRA_PASSKEY_MANDATORY_FROM")
+    smtp = env.get("TOBIRA_SMTP_URL")
+    return Settings(
+        rp_id=rp_id,
+        rp_name=env.get("TOBIRA_RP_NAME", "Tobira") or "Tobira",
+        origins=origins,
+        database_url=_database_url(env.get("TOBIRA_DATABASE_URL", "sqlite:///tobira.db"), data_dir),
+        secret_key=_secret_key(env, data_dir),
+        data_dir=data_dir,
+        smtp=_smtp(smtp) if smtp else None,
+        mail_from=env.get("TOBIRA_MAIL_FROM", "no-reply@localhost"),
+        passkey_mandatory_from=_mandatory_from(mandatory) if mandatory else None,
+        max_passkeys=_int(env, "TOBIRA_MAX_PASSKEYS", 5),
+        code_ttl=_int(env, "TOBIRA_CODE_TTL", 300),
+        code_resend_after=_int(env, "TOBIRA_CODE_RESEND_AFTER", 30, minimum=0),
+        code_max_attempts=_int(env, "TOBIRA_CODE_MAX_ATTEMPTS", 3),
+        lock_after_failures=_int(env, "TOBIRA_LOCK_AFTER_FAILURES", 10),
+        trusted_device_days=_int(env, "TOBIRA_TRUSTED_DEVICE_DAYS", 30, minimum=0),
+        step_up_window=_int(env, "TOBIRA_STEP_UP_WINDOW", 600),
+        rate_limit=_rate_limit(env.get("TOBIRA_RATE_LIMIT", "30/minute")),
+        trusted_proxies=_proxies(env.get("TOBIRA_TRUSTED_PROXIES", "")),
+    )
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,114 @@
+"""Engines, schema migrations and the bridge between the event loop and the database.
+
+Every SQLite/PostgreSQL difference lives here. Domain code runs its queries inside
+`Database.run(fn, ...)`: one worker-thread hop and one transaction per call, so the event loop
+never waits on the database and a failure leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import anyio
+from sqlalchemy import event
+from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlmodel import Session as Db
+
+from .errors import Unavailable
+
+T = TypeVar("T")
+_MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def make_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
+
+        @event.listens_for(engine, "connect")
+        def _pragmas(dbapi_conn, _record):
+            # WAL lets readers run beside the one writer; FKs are off by default in SQLite.
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=15000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin_immediate(conn):
+            # Take the write lock at BEGIN: read-then-write transactions never deadlock on upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        # pysqlite's own transaction handling would issue its own BEGIN; hand control to SQLAlchemy.
+        @event.listens_for(engine, "connect")
+        def _no_autobegin(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
+
+
+def _alembic_config(engine: Engine):
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision; does nothing when it is there already."""
+    from alembic import command
+
+    command.upgrade(_alembic_config(engine), "head")
+
+
+def check_connection(engine: Engine) -> None:
+    """Fail early, with one line, when the database cannot be reached or opened."""
+    try:
+        with engine.connect() as conn:
+            conn.exec_driver_sql("SELECT 1")
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise ConnectionError(f"database unusable: {reason}") from None
+
+
+class Database:
+    def __init__(self, engine: Engine, *, threads: int = 8) -> None:
+        self.engine = engine
+        self._limiter = anyio.CapacityLimiter(threads)
+
+    def run_sync(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        """Run fn(db, ...) in one transaction on this thread (for the CLI and tests)."""
+        with Db(self.engine, expire_on_commit=False) as db:
+            try:
+                result = fn(db, *args, **kwargs)
+                db.commit()
+                return result
+            except OperationalError as exc:
+                db.rollback()
+                if _is_outage(exc):
+                    raise Unavailable() from exc
+                raise
+            except BaseException:
+                db.rollback()
+                raise
+
+    async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        return await anyio.to_thread.run_sync(
+            functools.partial(self.run_sync, fn, *args, **kwargs), limiter=self._limiter
+        )
+
+
+def _is_outage(exc: OperationalError) -> bool:
+    """A database that does not answer (or is locked past its timeout), not a bug in a query."""
+    text = str(exc.orig).lower() if exc.orig else ""
+    return exc.connection_invalidated or any(
+        w in text for w in ("database is locked", "connection", "could not connect", "server closed", "terminating")
+    )

@@ -1,0 +1,43 @@
+""""Remember this PC": trusted devices that may skip the one-time code (never the password).
+
+The browser keeps a 256-bit random token; the database keeps its SHA-256, bound to one customer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime, timedelta
+
+from sqlmodel import Session as Db
+
+from . import store
+from .models import TrustedDevice
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def remember(db: Db, *, user_id: int, now: datetime, days: int, user_agent: str | None) -> str:
+    """Trust this browser for `days`; returns the token for the cookie."""
+    token = secrets.token_urlsafe(32)
+    store.add_trusted_device(db, TrustedDevice(
+        user_id=user_id, token_hash=_hash(token), created_at=now,
+        expires_at=now + timedelta(days=days), user_agent=(user_agent or "")[:300] or None,
+    ))
+    return token
+
+
+def recognise(db: Db, token: str | None, *, user_id: int, now: datetime) -> TrustedDevice | None:
+    """The customer's unexpired trusted device for this token, or None (a token of another customer is None)."""
+    if not token or len(token) > 100:
+        return None
+    device = store.trusted_device(db, _hash(token), user_id, now)
+    if device is not None:
+        store.use_trusted_device(db, device.id, now)
+    return device
+
+
+def forget_all(db: Db, user_id: int) -> int:
+    return store.forget_trusted_devices(db, user_id)

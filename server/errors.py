@@ -1,0 +1,67 @@
+"""ServiceError and its kinds: each carries the contract's HTTP status and error code.
+
+The domain raises these; the web layer turns them into `{"error": {"code", "message", ...}}`
+with the message in the request's language (see i18n.py). `extra` holds the contract's extra
+fields (attempts_left, retry_after, credential_id).
+"""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "invalid_request"
+
+    def __init__(self, code: str | None = None, *, status: int | None = None, reason: str | None = None, **extra):
+        self.code = code or self.code
+        self.status = status or self.status
+        # Why, for logs and security events only; never shown to the customer.
+        self.reason = reason
+        self.extra = extra
+        super().__init__(self.code if reason is None else f"{self.code}: {reason}")
+
+
+class InvalidRequest(ServiceError):
+    status, code = 400, "invalid_request"
+
+
+class InvalidField(ServiceError):
+    status, code = 422, "invalid_request"
+
+
+class InvalidCredentials(ServiceError):
+    status, code = 401, "invalid_credentials"
+
+
+class AccountLocked(ServiceError):
+    status, code = 423, "account_locked"
+
+
+class NotAuthenticated(ServiceError):
+    status, code = 401, "not_authenticated"
+
+
+class NoPendingLogin(ServiceError):
+    status, code = 401, "no_pending_login"
+
+
+class CodeRejected(ServiceError):
+    """code_invalid (with attempts_left), code_expired or code_exhausted."""
+
+    status = 400
+
+
+class ResendTooSoon(ServiceError):
+    status, code = 429, "resend_too_soon"
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not_found"
+
+
+class MailUnavailable(ServiceError):
+    status, code = 503, "mail_unavailable"
+
+
+class Unavailable(ServiceError):
+    status, code = 503, "unavailable"

@@ -1,0 +1,102 @@
+"""The customer's language (Japanese unless English is asked for) and the messages they read."""
+
+from __future__ import annotations
+
+LANGUAGES = ("ja", "en")
+
+
+def choose_language(query_lang: str | None, accept_language: str | None) -> str:
+    """`?lang=` wins; else the first of ja/en in the Accept-Language preference order; else ja."""
+    if query_lang in LANGUAGES:
+        return query_lang
+    best, best_q = "ja", 0.0
+    for position, item in enumerate((accept_language or "").split(",")):
+        tag, _, params = item.strip().partition(";")
+        primary = tag.strip().lower().split("-")[0]
+        if primary not in LANGUAGES:
+            continue
+        q = 1.0
+        params = params.strip()
+        if params.startswith("q="):
+            try:
+                q = float(params[2:])
+            except ValueError:
+                continue
+        # Equal weights keep the order the browser listed them in.
+        if q > best_q:
+            best, best_q = primary, q
+    return best
+
+
+# Error messages say what to do next; keep both languages side by side so neither falls behind.
+ERRORS: dict[str, tuple[str, str]] = {
+    "invalid_request": ("入力内容を確認してください。", "Please check what you entered."),
+    "invalid_credentials": (
+        "お客様コードまたはパスワードが正しくありません。",
+        "The customer code or password is not correct.",
+    ),
+    "account_locked": (
+        "ログインの失敗が続いたため、アカウントをロックしました。お客様サポートへご連絡ください。",
+        "This account is locked after too many failed logins. Please contact customer support.",
+    ),
+    "not_authenticated": ("ログインしてください。", "Please log in."),
+    "no_pending_login": (
+        "ログインの手続きが見つかりません。最初からログインしてください。",
+        "No login is in progress. Please start again from the login page.",
+    ),
+    "code_invalid": (
+        "確認コードが正しくありません。あと{attempts_left}回入力できます。",
+        "That code is not correct. You can try {attempts_left} more time(s).",
+    ),
+    "code_expired": (
+        "確認コードの有効期限が切れました。「コードを再送」を押して新しいコードを受け取ってください。",
+        "This code has expired. Press “Send a new code” to get a new one.",
+    ),
+    "code_exhausted": (
+        "確認コードの入力に続けて失敗したため、このコードは無効になりました。「コードを再送」を押して新しいコードを受け取ってください。",
+        "Too many wrong entries: this code no longer works. Press “Send a new code” to get a new one.",
+    ),
+    "resend_too_soon": (
+        "コードは{retry_after}秒後に再送できます。",
+        "You can ask for a new code in {retry_after} seconds.",
+    ),
+    "csrf_rejected": (
+        "このページからのリクエストは受け付けられません。ページを再読み込みしてください。",
+        "This request was not accepted. Please reload the page.",
+    ),
+    "payload_too_large": ("送信されたデータが大きすぎます。", "The request is too large."),
+    "unsupported_media_type": (
+        "リクエストの形式が正しくありません。",
+        "The request must be sent as JSON.",
+    ),
+    "not_found": ("見つかりません。", "Not found."),
+    "method_not_allowed": ("この操作はできません。", "This method is not allowed here."),
+    "mail_unavailable": (
+        "メールを送信できませんでした。しばらくしてからもう一度お試しください。",
+        "We could not send the e-mail. Please try again in a little while.",
+    ),
+    "unavailable": (
+        "ただいま混み合っているか、メンテナンス中です。しばらくしてからもう一度お試しください。",
+        "The service is busy or under maintenance. Please try again in a little while.",
+    ),
+    "internal_error": (
+        "問題が発生しました。しばらくしてからもう一度お試しください。",
+        "Something went wrong. Please try again in a little while.",
+    ),
+}
+
+NOTICES: dict[str, tuple[str, str]] = {
+    "code_sent": (
+        "確認コードをメールで送信しました。",
+        "We have e-mailed you a new code.",
+    ),
+}
+
+
+def message(code: str, lang: str, **values) -> str:
+    ja, en = ERRORS.get(code) or NOTICES.get(code) or ERRORS["internal_error"]
+    text = en if lang == "en" else ja
+    try:
+        return text.format(**values)
+    except (KeyError, IndexError):
+        return text

@@ -1,0 +1,284 @@
+"""The legacy two-step login: customer code + password, then a code by e-mail (or a trusted device).
+
+Each step is one async function with no HTTP in it. Database work for a step happens in one
+transaction; outcomes that must be remembered even when the answer is a refusal (a failure
+count, a void code) are returned from the transaction and raised as errors only after it commits.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session as Db
+
+from . import codes, devices, messages, policy, sessions, store
+from .context import Client, Context
+from .errors import (AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin,
+                     ResendTooSoon)
+from .mail import MailError
+from .models import Session, User
+
+log = logging.getLogger("tobira.login")
+
+CUSTOMER_CODE = re.compile(r"[A-Za-z0-9-]{4,20}")
+DEFAULT_REDIRECT = "/account"
+
+
+def safe_next(path: str | None) -> str | None:
+    """A same-origin path to land on after login, or None. Never another site (`//evil`, `/\\evil`)."""
+    if not path or len(path) > 200 or not path.startswith("/") or path.startswith("//"):
+        return None
+    if "\\" in path or any(ord(c) < 0x20 or c == "\x7f" for c in path):
+        return None
+    if path.startswith(("/login", "/api/", "/logout")):
+        return None
+    return path
+
+
+@dataclass(frozen=True)
+class LoginStep:
+    """What a step produced: `session_id` for the cookie, and for "ok" where to go next."""
+
+    status: str  # "code_sent" | "ok"
+    session_id: str
+    redirect: str | None = None
+    device_token: str | None = None
+
+
+# --- step 1: customer code and password ------------------------------------------------------
+
+
+async def submit_password(ctx: Context, *, customer_code: str, password: str, current_session: str | None,
+                          device_token: str | None, next_path: str | None, client: Client) -> LoginStep:
+    user = None
+    if CUSTOMER_CODE.fullmatch(customer_code):
+        user = await ctx.db.run(store.user_by_code, customer_code)
+    # Unknown customers are checked against a dummy hash: same work, same time, same answer.
+    ok = await ctx.passwords.verify_async(user.password_hash if user else None, password)
+    if not ok:
+        locked_now = await ctx.db.run(_password_failed, ctx, user, client)
+        if locked_now:
+            ctx.outbox.wake()
+        raise InvalidCredentials(reason="unknown customer" if user is None else "wrong password")
+    if user.locked_at is not None:
+        await ctx.db.run(_event, ctx, user.id, "login_refused", client, reason="account_locked")
+        raise AccountLocked(reason="locked account, right password")
+
+    step, code, email = await ctx.db.run(
+        _password_accepted, ctx, user, current_session=current_session, device_token=device_token,
+        next_path=safe_next(next_path), client=client)
+    if code is None:
+        ctx.outbox.wake()
+        return step
+    try:
+        await _send_code(ctx, email=email, code=code, purpose="login", lang=client.lang)
+    except MailError as exc:
+        # No half-made login: without the mail, the pending login is useless; remove it.
+        await ctx.db.run(sessions.end, sessions.hash_id(step.session_id))
+        raise MailUnavailable(reason=str(exc)) from None
+    return step
+
+
+def _password_failed(db: Db, ctx: Context, user: User | None, client: Client) -> bool:
+    now = ctx.clock()
+    if user is None:
+        # A row either way, so the two paths do the same database work.
+        store.add_event(db, kind="login_failed", when=now, user_id=None, ip=client.ip,
+                        user_agent=client.user_agent, method="password", reason="unknown_customer")
+        return False
+    outcome = policy.count_failure(db, user.id, now=now, lock_after=ctx.settings.lock_after_failures)
+    store.add_event(db, kind="login_failed", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                    method="password", reason="wrong_password", failures=outcome.failures)
+    if outcome.locked_now:
+        _locked(db, ctx, user, client, now)
+    return outcome.locked_now
+
+
+def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str | None, device_token: str | None,
+                       next_path: str | None, client: Client) -> tuple[LoginStep, str | None, str | None]:
+    now = ctx.clock()
+    device = devices.recognise(db, device_token, user_id=user.id, now=now)
+    if device is not None:
+        new = sessions.create(db, now=now, state=sessions.ACTIVE, user=user, auth_method="trusted_device",
+                              ip=client.ip, user_agent=client.user_agent, replacing=current_session)
+        _logged_in(db, ctx, user, "trusted_device", client, now)
+        return LoginStep("ok", new.raw_id, redirect=next_path or DEFAULT_REDIRECT), None, None
+    new = sessions.create(db, now=now, state=sessions.PENDING, user=user, next_path=next_path,
+                          ip=client.ip, user_agent=client.user_agent, replacing=current_session)
+    code = codes.issue(db, ctx.codes, session_id_hash=new.row.id_hash, user_id=user.id, purpose="login",
+                       now=now, ttl=ctx.settings.code_ttl)
+    store.add_event(db, kind="code_sent", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                    purpose="login")
+    return LoginStep("code_sent", new.raw_id), code, user.email
+
+
+# --- step 2: the e-mailed code ---------------------------------------------------------------
+
+
+async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str, remember_device: bool,
+                      client: Client) -> LoginStep:
+    outcome = await ctx.db.run(_check_code, ctx, session_id_hash, entered, remember_device, client)
+    if isinstance(outcome, LoginStep):
+        ctx.outbox.wake()
+        return outcome
+    if outcome == "no_pending_login":
+        raise NoPendingLogin()
+    if outcome == "account_locked":
+        raise AccountLocked()
+    check, locked_now = outcome
+    if locked_now:
+        ctx.outbox.wake()
+    if check.outcome == "code_invalid":
+        raise CodeRejected("code_invalid", attempts_left=check.attempts_left)
+    if check.outcome == "no_code":
+        # The pending login has no live code (its mail failed, or it was used): start again.
+        raise NoPendingLogin(reason="no live code")
+    raise CodeRejected(check.outcome)
+
+
+def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str, remember: bool, client: Client):
+    now = ctx.clock()
+    pending = _pending(db, ctx, session_id_hash, now)
+    if pending is None:
+        return "no_pending_login"
+    user = store.user_by_id(db, pending.user_id)
+    if user is None:
+        return "no_pending_login"
+    if user.locked_at is not None:
+        return "account_locked"
+    check = codes.check(db, ctx.codes, session_id_hash=pending.id_hash, purpose="login", entered=entered,
+                        now=now, max_attempts=ctx.settings.code_max_attempts)
+    if check.ok:
+        new = sessions.create(db, now=now, state=sessions.ACTIVE, user=user, auth_method="email_code",
+                              verified=True, ip=client.ip, user_agent=client.user_agent, replacing=pending.id_hash)
+        token = None
+        if remember and ctx.settings.trusted_device_days > 0:
+            token = devices.remember(db, user_id=user.id, now=now, days=ctx.settings.trusted_device_days,
+                                     user_agent=client.user_agent)
+            store.add_event(db, kind="trusted_device_added", when=now, user_id=user.id, ip=client.ip,
+                            user_agent=client.user_agent)
+        _logged_in(db, ctx, user, "email_code", client, now)
+        return LoginStep("ok", new.raw_id, redirect=pending.next_path or DEFAULT_REDIRECT, device_token=token)
+    locked_now = False
+    if check.wrong_guess:
+        outcome = policy.count_failure(db, user.id, now=now, lock_after=ctx.settings.lock_after_failures)
+        store.add_event(db, kind="login_failed", when=now, user_id=user.id, ip=client.ip,
+                        user_agent=client.user_agent, method="email_code", reason="wrong_code",
+                        failures=outcome.failures)
+        if outcome.locked_now:
+            _locked(db, ctx, user, client, now)
+        locked_now = outcome.locked_now
+    return check, locked_now
+
+
+# --- re-sending the code ---------------------------------------------------------------------
+
+
+async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Client) -> None:
+    outcome = await ctx.db.run(_reissue, ctx, session_id_hash, client)
+    if outcome == "no_pending_login":
+        raise NoPendingLogin()
+    if outcome == "account_locked":
+        raise AccountLocked()
+    if isinstance(outcome, int):
+        raise ResendTooSoon(retry_after=outcome)
+    code, email, pending_hash = outcome
+    try:
+        await _send_code(ctx, email=email, code=code, purpose="login", lang=client.lang)
+    except MailError as exc:
+        # The old code is void already; remove the unsent one so no code is live that nobody received.
+        await ctx.db.run(_drop_code, pending_hash)
+        raise MailUnavailable(reason=str(exc)) from None
+
+
+def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client):
+    now = ctx.clock()
+    pending = _pending(db, ctx, session_id_hash, now)
+    if pending is None:
+        return "no_pending_login"
+    user = store.user_by_id(db, pending.user_id)
+    if user is None:
+        return "no_pending_login"
+    if user.locked_at is not None:
+        return "account_locked"
+    wait = codes.resend_wait(store.code_for(db, pending.id_hash, "login"), now=now,
+                             resend_after=ctx.settings.code_resend_after)
+    if wait:
+        return wait
+    code = codes.issue(db, ctx.codes, session_id_hash=pending.id_hash, user_id=user.id, purpose="login",
+                       now=now, ttl=ctx.settings.code_ttl)
+    store.add_event(db, kind="code_sent", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                    purpose="login", resend=True)
+    return code, user.email, pending.id_hash
+
+
+def _drop_code(db: Db, session_id_hash: str) -> None:
+    row = store.code_for(db, session_id_hash, "login")
+    if row is not None:
+        store.delete_code(db, row.id)
+
+
+# --- logging out ------------------------------------------------------------------------------
+
+
+async def logout(ctx: Context, session: Session, client: Client) -> None:
+    """End this browser's session for good (the trusted device stays, as the contract says)."""
+
+    def end(db: Db) -> None:
+        if sessions.end(db, session.id_hash) and session.user_id and session.state == sessions.ACTIVE:
+            store.add_event(db, kind="logout", when=ctx.clock(), user_id=session.user_id, ip=client.ip,
+                            user_agent=client.user_agent)
+
+    await ctx.db.run(end)
+
+
+# --- shared pieces ---------------------------------------------------------------------------
+
+
+def _pending(db: Db, ctx: Context, session_id_hash: str | None, now: datetime):
+    if not session_id_hash:
+        return None
+    row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings)
+    if row is None or row.state != sessions.PENDING or row.user_id is None:
+        return None
+    return row
+
+
+async def _send_code(ctx: Context, *, email: str | None, code: str, purpose: str, lang: str) -> None:
+    if not email:
+        raise MailError("the customer has no e-mail address")
+    s = ctx.settings
+    msg = messages.code_mail(sender=s.mail_from, to=email, rp_name=s.rp_name, lang=lang, code=code,
+                             ttl=s.code_ttl, purpose=purpose)
+    await ctx.mailer.send([msg])
+
+
+def _logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now: datetime) -> None:
+    """Everything a successful login does besides the session: reset failures, record, notify."""
+    store.record_login(db, user.id, now)
+    store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                    method=method)
+    if user.email:
+        s = ctx.settings
+        msg = messages.login_mail(sender=s.mail_from, to=user.email, rp_name=s.rp_name, lang=client.lang,
+                                  when=now, method=method, ip=client.ip, browser=client.user_agent)
+        store.enqueue_mail(db, kind="login", to_addr=user.email, message=msg.as_string(), when=now)
+
+
+def _locked(db: Db, ctx: Context, user: User, client: Client, now: datetime) -> None:
+    store.add_event(db, kind="account_locked", when=now, user_id=user.id, ip=client.ip,
+                    user_agent=client.user_agent)
+    log.warning("account locked", extra={"customer_code": user.customer_code})
+    if user.email:
+        s = ctx.settings
+        msg = messages.locked_mail(sender=s.mail_from, to=user.email, rp_name=s.rp_name, lang=client.lang,
+                                   when=now, ip=client.ip)
+        store.enqueue_mail(db, kind="locked", to_addr=user.email, message=msg.as_string(), when=now)
+
+
+def _event(db: Db, ctx: Context, user_id: int, kind: str, client: Client, **detail) -> None:
+    store.add_event(db, kind=kind, when=ctx.clock(), user_id=user_id, ip=client.ip, user_agent=client.user_agent,
+                    **detail)

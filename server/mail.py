@@ -1,0 +1,137 @@
+"""Sending mail: real SMTP, or the dev outbox; and the outbox queue kept in the database.
+
+A one-time code is sent at once, on the request (the customer is waiting for it, and must hear
+if it could not be sent). Everything else (login notices, lock notices) is written to the
+`mail_outbox` table in the transaction that caused it and delivered by `OutboxWorker` in batches,
+off the request path: a crash or an SMTP outage delays those mails but loses none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import ssl
+import time
+from datetime import timedelta
+from email import message_from_string
+from email.message import EmailMessage
+from email.policy import default as default_policy
+from pathlib import Path
+from typing import Callable, Protocol
+
+import aiosmtplib
+
+from . import store
+from .config import Settings, SmtpSettings
+from .db import Database
+
+log = logging.getLogger("tobira.mail")
+
+
+class MailError(Exception):
+    """The message could not be handed to the mail server."""
+
+
+class Mailer(Protocol):
+    async def send(self, messages: list[EmailMessage]) -> None: ...
+
+
+class SmtpMailer:
+    """Hands messages to an SMTP server over one connection per batch (plain, STARTTLS or SSL)."""
+
+    def __init__(self, smtp: SmtpSettings, *, tls_context: ssl.SSLContext | None = None, timeout: float = 15) -> None:
+        self.smtp = smtp
+        self.tls_context = tls_context or ssl.create_default_context()
+        self.timeout = timeout
+
+    async def send(self, messages: list[EmailMessage]) -> None:
+        if not messages:
+            return
+        s = self.smtp
+        client = aiosmtplib.SMTP(
+            hostname=s.host, port=s.port, timeout=self.timeout,
+            use_tls=s.security == "ssl", start_tls=s.security == "starttls",
+            tls_context=self.tls_context if s.security != "plain" else None,
+        )
+        try:
+            async with client:
+                if s.username:
+                    await client.login(s.username, s.password or "")
+                for msg in messages:
+                    await client.send_message(msg)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            raise MailError(f"{type(exc).__name__}: {exc}".splitlines()[0][:200]) from None
+
+
+class DevOutbox:
+    """Development: each message becomes a .eml file; the log says where (never what it says)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    async def send(self, messages: list[EmailMessage]) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for msg in messages:
+            path = self.directory / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.eml"
+            path.write_bytes(bytes(msg))
+            log.info("mail written to dev outbox", extra={"to": msg["To"], "subject": str(msg["Subject"]),
+                                                         "file": str(path)})
+
+
+def make_mailer(settings: Settings) -> Mailer:
+    if settings.smtp is None:
+        return DevOutbox(settings.data_dir / "outbox")
+    return SmtpMailer(settings.smtp)
+
+
+class OutboxWorker:
+    """Delivers queued mail in batches; several instances share the queue without sending twice."""
+
+    batch = 50
+
+    def __init__(self, db: Database, mailer: Mailer, clock: Callable, *, idle_seconds: float = 2.0) -> None:
+        self.db, self.mailer, self.clock = db, mailer, clock
+        self.idle_seconds = idle_seconds
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was queued: deliver it now rather than at the next poll."""
+        self._wake.set()
+
+    async def deliver_due(self) -> int:
+        """One pass over what is due; returns how many were sent."""
+        now = self.clock()
+        token = secrets.token_hex(16)
+        rows = await self.db.run(store.claim_mail, now=now, until=now + timedelta(minutes=2), token=token,
+                                 limit=self.batch)
+        if not rows:
+            return 0
+        messages = [message_from_string(r.message, policy=default_policy) for r in rows]
+        try:
+            await self.mailer.send(messages)
+        except MailError as exc:
+            log.warning("outbox delivery failed", extra={"error": str(exc), "count": len(rows)})
+            for r in rows:
+                # Back off: 30 s, 1 min, 2 min ... at most an hour between tries.
+                delay = min(3600, 30 * 2 ** min(r.attempts, 7))
+                await self.db.run(store.mark_mail_failed, r.id, retry_at=self.clock() + timedelta(seconds=delay),
+                                  error=str(exc))
+            return 0
+        await self.db.run(store.mark_mail_sent, [r.id for r in rows], self.clock())
+        return len(rows)
+
+    async def run(self) -> None:
+        while True:
+            try:
+                while await self.deliver_due():
+                    pass
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let a bad row or a database blip stop the queue for good
+                log.exception("outbox pass failed")
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
+            except asyncio.TimeoutError:
+                pass
+            self._wake.clear()

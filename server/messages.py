@@ -1,0 +1,116 @@
+"""The e-mails Tobira sends, in Japanese or English.
+
+Rules for every message (contract, "E-mail"): UTF-8 text/plain; a code stands alone on its own
+line; no link to a login or password page (phishing mails imitate exactly those).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+from .config import JST
+
+METHODS = {
+    "email_code": ("パスワードとメールの確認コード", "password and an e-mailed code"),
+    "trusted_device": ("パスワードと記憶済みのPC（確認コードなし）", "password on a remembered PC (no code)"),
+    "passkey": ("パスキー", "passkey"),
+}
+
+_NOT_YOU = (
+    "お心当たりがない場合は、第三者がお客様のパスワードを知っている可能性があります。\n"
+    "ただちにお客様サポートへお電話でご連絡ください（連絡先は当社ウェブサイトでご確認ください）。\n"
+    "当社からのメールに、ログインページやパスワード変更ページへのリンクが含まれることはありません。",
+    "If this was not you, someone may know your password.\n"
+    "Please phone our customer support at once (see our website for the number).\n"
+    "Our e-mails never contain links to a login or password page.",
+)
+
+
+def jst(when: datetime, lang: str) -> str:
+    local = when.astimezone(JST)
+    if lang == "en":
+        return local.strftime("%Y-%m-%d %H:%M (Japan time)")
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（日本時間）"
+
+
+def _message(*, sender: str, to: str, subject: str, body: str, rp_name: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = f"[{rp_name}] {subject}"
+    msg["Date"] = formatdate(localtime=False)
+    msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(body, charset="utf-8")
+    return msg
+
+
+def code_mail(*, sender: str, to: str, rp_name: str, lang: str, code: str, ttl: int, purpose: str) -> EmailMessage:
+    minutes = max(1, ttl // 60)
+    if lang == "en":
+        what = "log in" if purpose == "login" else "confirm it is you"
+        subject = "Your confirmation code"
+        body = (
+            f"Enter this code on the page to {what}:\n\n{code}\n\n"
+            f"It works once, for {minutes} minutes. Never tell it to anyone, including our staff.\n\n"
+            "If you did not ask for it, someone may know your password: please phone our customer support."
+        )
+    else:
+        what = "ログイン" if purpose == "login" else "ご本人確認"
+        subject = "確認コードのお知らせ"
+        body = (
+            f"{what}の画面で次の確認コードを入力してください。\n\n{code}\n\n"
+            f"有効期限は{minutes}分、一度だけ使えます。当社の社員を含め、誰にも教えないでください。\n\n"
+            "お心当たりがない場合は、第三者がお客様のパスワードを知っている可能性があります。お客様サポートへお電話でご連絡ください。"
+        )
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
+
+
+def login_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, method: str,
+               ip: str | None, browser: str | None) -> EmailMessage:
+    ja_method, en_method = METHODS.get(method, (method, method))
+    if lang == "en":
+        subject = "New login to your account"
+        body = (
+            "Your account was just logged in to.\n\n"
+            f"When:    {jst(when, 'en')}\n"
+            f"How:     {en_method}\n"
+            f"From:    {ip or 'unknown'}\n"
+            f"Browser: {browser or 'unknown'}\n\n"
+            f"If this was you, there is nothing to do.\n\n{_NOT_YOU[1]}"
+        )
+    else:
+        subject = "ログインのお知らせ"
+        body = (
+            "お客様のアカウントにログインがありました。\n\n"
+            f"日時：{jst(when, 'ja')}\n"
+            f"方法：{ja_method}\n"
+            f"接続元：{ip or '不明'}\n"
+            f"ブラウザ：{browser or '不明'}\n\n"
+            f"お客様ご自身によるログインであれば、対応は不要です。\n\n{_NOT_YOU[0]}"
+        )
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
+
+
+def locked_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, ip: str | None) -> EmailMessage:
+    if lang == "en":
+        subject = "Your account has been locked"
+        body = (
+            f"After repeated failed logins, your account was locked at {jst(when, 'en')} "
+            f"(last attempt from {ip or 'unknown'}).\n\n"
+            "To unlock it, please phone our customer support; we will confirm it is you.\n\n"
+            "If the failed logins were not yours, someone may be trying to guess your password.\n"
+            "Our e-mails never contain links to a login or password page."
+        )
+    else:
+        subject = "アカウントをロックしました"
+        body = (
+            f"ログインの失敗が続いたため、{jst(when, 'ja')}にお客様のアカウントをロックしました"
+            f"（最後の試行の接続元：{ip or '不明'}）。\n\n"
+            "ロックの解除は、お客様サポートへお電話でお申し付けください。ご本人確認のうえ解除いたします。\n\n"
+            "お心当たりがない場合は、第三者がパスワードを推測しようとしている可能性があります。\n"
+            "当社からのメールに、ログインページやパスワード変更ページへのリンクが含まれることはありません。"
+        )
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)

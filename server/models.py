@@ -1,0 +1,136 @@
+"""The tables. Plain SQLModel classes: no queries here (those live in store.py)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy.types import DateTime, TypeDecorator
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware UTC datetimes in, aware UTC datetimes out, on SQLite (no time zones) and PostgreSQL."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+
+
+def _when(nullable: bool = False, index: bool = False):
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index))
+
+
+def _user_fk(nullable: bool = False):
+    return Field(
+        sa_column=Column(Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=nullable, index=True)
+    )
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    customer_code: str = Field(sa_column=Column(String(20), nullable=False, unique=True))
+    display_name: str = Field(sa_column=Column(String(100), nullable=False))
+    email: str | None = Field(default=None, sa_column=Column(String(254), nullable=True))
+    password_hash: str = Field(sa_column=Column(String(200), nullable=False))
+    # WebAuthn user.id: random, never personal data (WebAuthn §14.6.1).
+    user_handle: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
+    failed_logins: int = Field(default=0)
+    locked_at: datetime | None = _when(nullable=True)
+    created_at: datetime = _when()
+    last_login_at: datetime | None = _when(nullable=True)
+
+
+class Session(SQLModel, table=True):
+    """A browser session. `state` is "pending" between password and code, then "active"."""
+
+    __tablename__ = "sessions"
+
+    # SHA-256 of the cookie's random id: a leaked table gives no live session.
+    id_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    user_id: int | None = _user_fk(nullable=True)
+    state: str = Field(sa_column=Column(String(10), nullable=False))
+    auth_method: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    created_at: datetime = _when()
+    last_seen_at: datetime = _when()
+    authenticated_at: datetime | None = _when(nullable=True)
+    verified_at: datetime | None = _when(nullable=True)
+    next_path: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    user_agent: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+
+
+class OneTimeCode(SQLModel, table=True):
+    """The e-mailed 6-digit code, bound to one browser session and one purpose; at most one live."""
+
+    __tablename__ = "one_time_codes"
+    __table_args__ = (UniqueConstraint("session_id_hash", "purpose"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id_hash: str = Field(
+        sa_column=Column(String(64), ForeignKey("sessions.id_hash", ondelete="CASCADE"), nullable=False)
+    )
+    user_id: int = _user_fk()
+    purpose: str = Field(sa_column=Column(String(10), nullable=False))  # "login" | "step_up"
+    code_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    sent_at: datetime = _when()
+    expires_at: datetime = _when()
+    wrong_attempts: int = Field(default=0)
+
+
+class TrustedDevice(SQLModel, table=True):
+    """"Remember this PC": a browser allowed to skip the one-time code until `expires_at`."""
+
+    __tablename__ = "trusted_devices"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _user_fk()
+    token_hash: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    created_at: datetime = _when()
+    expires_at: datetime = _when()
+    last_used_at: datetime | None = _when(nullable=True)
+    user_agent: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+
+
+class SecurityEvent(SQLModel, table=True):
+    __tablename__ = "security_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int | None = _user_fk(nullable=True)
+    kind: str = Field(sa_column=Column(String(40), nullable=False))
+    created_at: datetime = _when(index=True)
+    ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    user_agent: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    detail: str | None = Field(default=None, sa_column=Column(Text, nullable=True))  # JSON, no secrets
+
+
+class OutboxMail(SQLModel, table=True):
+    """Mail waiting to be sent. Written in the same transaction as what it reports: a crash loses none."""
+
+    __tablename__ = "mail_outbox"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kind: str = Field(sa_column=Column(String(30), nullable=False))
+    to_addr: str = Field(sa_column=Column(String(254), nullable=False))
+    message: str = Field(sa_column=Column(Text, nullable=False))  # RFC 5322 text
+    created_at: datetime = _when()
+    next_attempt_at: datetime = _when(index=True)
+    attempts: int = Field(default=0)
+    claimed_until: datetime | None = _when(nullable=True)
+    claim_token: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
+    sent_at: datetime | None = _when(nullable=True)
+    last_error: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))

@@ -1,0 +1,72 @@
+"""Browser sessions, kept server-side.
+
+The browser holds a random 256-bit id (in a signed cookie, see web/auth.py); the database holds
+only its SHA-256. A login, or a step-up, replaces the id (ASVS V3.2.1: no session fixation).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session as Db
+
+from . import store
+from .config import Settings
+from .models import Session, User
+
+PENDING, ACTIVE = "pending", "active"
+
+
+def hash_id(raw_id: str) -> str:
+    return hashlib.sha256(raw_id.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class NewSession:
+    """A session just made: `raw_id` goes into the cookie and nowhere else."""
+
+    raw_id: str
+    row: Session
+
+
+def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method: str | None = None,
+           verified: bool = False, next_path: str | None = None, ip: str | None = None,
+           user_agent: str | None = None, replacing: str | None = None) -> NewSession:
+    """Make a session with a fresh id; the one it replaces (if any) is gone for good."""
+    if replacing:
+        store.delete_session(db, replacing)
+    raw_id = secrets.token_urlsafe(32)
+    row = store.add_session(db, Session(
+        id_hash=hash_id(raw_id), user_id=user.id if user else None, state=state, auth_method=auth_method,
+        created_at=now, last_seen_at=now, authenticated_at=now if state == ACTIVE else None,
+        verified_at=now if verified else None, next_path=next_path, ip=ip,
+        user_agent=(user_agent or "")[:300] or None,
+    ))
+    return NewSession(raw_id, row)
+
+
+def expired(row: Session, *, now: datetime, settings: Settings) -> bool:
+    limit = settings.pending_login_ttl if row.state == PENDING else settings.session_absolute
+    return now - row.last_seen_at > settings.session_idle or now - row.created_at > limit
+
+
+def load(db: Db, id_hash: str, *, now: datetime, settings: Settings) -> Session | None:
+    """The live session with this id, or None; an expired one is deleted as it is found."""
+    row = store.session_by_hash(db, id_hash)
+    if row is None:
+        return None
+    if expired(row, now=now, settings=settings):
+        store.delete_session(db, id_hash)
+        return None
+    # Write the idle clock at most once a minute: a write on every request costs more than it buys.
+    if (now - row.last_seen_at).total_seconds() > 60:
+        store.touch_session(db, id_hash, now)
+        row.last_seen_at = now
+    return row
+
+
+def end(db: Db, id_hash: str) -> bool:
+    return store.delete_session(db, id_hash)

@@ -1,0 +1,212 @@
+"""Every query Tobira makes. Functions take an open `Db` (one transaction, see db.Database)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlmodel import Session as Db
+
+from .models import OneTimeCode, OutboxMail, SecurityEvent, Session, TrustedDevice, User
+
+# --- users ---------------------------------------------------------------------------------
+
+
+def add_user(db: Db, user: User) -> User:
+    db.add(user)
+    db.flush()
+    return user
+
+
+def user_by_code(db: Db, customer_code: str) -> User | None:
+    return db.exec(select(User).where(User.customer_code == customer_code)).scalars().first()
+
+
+def user_by_id(db: Db, user_id: int) -> User | None:
+    return db.get(User, user_id)
+
+
+def count_users(db: Db) -> int:
+    return db.exec(select(func.count()).select_from(User)).scalar_one()
+
+
+def add_failed_login(db: Db, user_id: int) -> int:
+    """Count one failure atomically (parallel wrong guesses all count); returns the new total."""
+    stmt = update(User).where(User.id == user_id).values(failed_logins=User.failed_logins + 1)
+    return db.exec(stmt.returning(User.failed_logins)).scalar_one()
+
+
+def lock_user(db: Db, user_id: int, when: datetime) -> bool:
+    """Lock once; True only for the call that actually locked (so one lock e-mail is sent)."""
+    stmt = update(User).where(User.id == user_id, User.locked_at.is_(None)).values(locked_at=when)
+    return db.exec(stmt).rowcount == 1
+
+
+def record_login(db: Db, user_id: int, when: datetime) -> None:
+    db.exec(update(User).where(User.id == user_id).values(failed_logins=0, last_login_at=when))
+
+
+def unlock_user(db: Db, user_id: int) -> None:
+    db.exec(update(User).where(User.id == user_id).values(failed_logins=0, locked_at=None))
+
+
+def set_email(db: Db, user_id: int, email: str) -> None:
+    db.exec(update(User).where(User.id == user_id).values(email=email))
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+def add_session(db: Db, session: Session) -> Session:
+    db.add(session)
+    db.flush()
+    return session
+
+
+def session_by_hash(db: Db, id_hash: str) -> Session | None:
+    return db.get(Session, id_hash)
+
+
+def delete_session(db: Db, id_hash: str) -> bool:
+    return db.exec(delete(Session).where(Session.id_hash == id_hash)).rowcount == 1
+
+
+def touch_session(db: Db, id_hash: str, when: datetime) -> None:
+    db.exec(update(Session).where(Session.id_hash == id_hash).values(last_seen_at=when))
+
+
+def delete_user_sessions(db: Db, user_id: int) -> int:
+    return db.exec(delete(Session).where(Session.user_id == user_id)).rowcount
+
+
+def delete_stale_sessions(db: Db, *, idle_before: datetime, created_before: datetime) -> int:
+    stmt = delete(Session).where(or_(Session.last_seen_at < idle_before, Session.created_at < created_before))
+    return db.exec(stmt).rowcount
+
+
+# --- one-time codes ------------------------------------------------------------------------
+
+
+def replace_code(db: Db, code: OneTimeCode) -> OneTimeCode:
+    """Store a new code; the old one for the same session and purpose stops working."""
+    db.exec(
+        delete(OneTimeCode).where(
+            OneTimeCode.session_id_hash == code.session_id_hash, OneTimeCode.purpose == code.purpose
+        )
+    )
+    db.add(code)
+    db.flush()
+    return code
+
+
+def code_for(db: Db, session_id_hash: str, purpose: str) -> OneTimeCode | None:
+    stmt = select(OneTimeCode).where(
+        OneTimeCode.session_id_hash == session_id_hash, OneTimeCode.purpose == purpose
+    )
+    return db.exec(stmt.with_for_update()).scalars().first()
+
+
+def add_wrong_attempt(db: Db, code_id: int) -> int:
+    stmt = update(OneTimeCode).where(OneTimeCode.id == code_id).values(wrong_attempts=OneTimeCode.wrong_attempts + 1)
+    return db.exec(stmt.returning(OneTimeCode.wrong_attempts)).scalar_one()
+
+
+def delete_code(db: Db, code_id: int) -> bool:
+    """True only for the caller that removed it: a code is used at most once."""
+    return db.exec(delete(OneTimeCode).where(OneTimeCode.id == code_id)).rowcount == 1
+
+
+# --- trusted devices -----------------------------------------------------------------------
+
+
+def add_trusted_device(db: Db, device: TrustedDevice) -> TrustedDevice:
+    db.add(device)
+    db.flush()
+    return device
+
+
+def trusted_device(db: Db, token_hash: str, user_id: int, now: datetime) -> TrustedDevice | None:
+    stmt = select(TrustedDevice).where(
+        TrustedDevice.token_hash == token_hash, TrustedDevice.user_id == user_id, TrustedDevice.expires_at > now
+    )
+    return db.exec(stmt).scalars().first()
+
+
+def use_trusted_device(db: Db, device_id: int, when: datetime) -> None:
+    db.exec(update(TrustedDevice).where(TrustedDevice.id == device_id).values(last_used_at=when))
+
+
+def trusted_devices_of(db: Db, user_id: int) -> list[TrustedDevice]:
+    return list(db.exec(select(TrustedDevice).where(TrustedDevice.user_id == user_id)).scalars())
+
+
+def forget_trusted_devices(db: Db, user_id: int) -> int:
+    return db.exec(delete(TrustedDevice).where(TrustedDevice.user_id == user_id)).rowcount
+
+
+# --- security events -----------------------------------------------------------------------
+
+
+def add_event(
+    db: Db, *, kind: str, when: datetime, user_id: int | None, ip: str | None = None,
+    user_agent: str | None = None, **detail
+) -> SecurityEvent:
+    event = SecurityEvent(
+        kind=kind, created_at=when, user_id=user_id, ip=ip, user_agent=(user_agent or None) and user_agent[:300],
+        detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
+    )
+    db.add(event)
+    return event
+
+
+def events_of(db: Db, user_id: int) -> list[SecurityEvent]:
+    stmt = select(SecurityEvent).where(SecurityEvent.user_id == user_id).order_by(SecurityEvent.id)
+    return list(db.exec(stmt).scalars())
+
+
+# --- mail outbox ---------------------------------------------------------------------------
+
+
+def enqueue_mail(db: Db, *, kind: str, to_addr: str, message: str, when: datetime) -> None:
+    db.add(OutboxMail(kind=kind, to_addr=to_addr, message=message, created_at=when, next_attempt_at=when))
+
+
+def claim_mail(db: Db, *, now: datetime, until: datetime, token: str, limit: int) -> list[OutboxMail]:
+    """Take up to `limit` due messages for this sender; another instance skips them until `until`."""
+    due = (
+        select(OutboxMail.id)
+        .where(
+            OutboxMail.sent_at.is_(None),
+            OutboxMail.next_attempt_at <= now,
+            or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
+        )
+        .order_by(OutboxMail.id)
+        .limit(limit)
+    )
+    ids = list(db.exec(due).scalars())
+    if not ids:
+        return []
+    db.exec(
+        update(OutboxMail)
+        .where(OutboxMail.id.in_(ids), or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now))
+        .values(claimed_until=until, claim_token=token)
+    )
+    return list(db.exec(select(OutboxMail).where(OutboxMail.claim_token == token, OutboxMail.id.in_(ids))).scalars())
+
+
+def mark_mail_sent(db: Db, ids: list[int], when: datetime) -> None:
+    if ids:
+        db.exec(update(OutboxMail).where(OutboxMail.id.in_(ids)).values(sent_at=when, claimed_until=None))
+
+
+def mark_mail_failed(db: Db, mail_id: int, *, retry_at: datetime, error: str) -> None:
+    db.exec(
+        update(OutboxMail)
+        .where(OutboxMail.id == mail_id)
+        .values(attempts=OutboxMail.attempts + 1, next_attempt_at=retry_at, claimed_until=None, last_error=error[:300])
+    )
+
+
+def pending_mail_count(db: Db) -> int:
+    return db.exec(select(func.count()).select_from(OutboxMail).where(OutboxMail.sent_at.is_(None))).scalar_one()

@@ -1,0 +1,110 @@
+"""HTML pages. Templates only loop and branch; the wording lives in texts.py."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from .. import sessions, store
+from ..config import JST
+from ..context import Context
+from .auth import current_session, language, logged_in
+from .texts import TEXTS, translate
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+
+
+class VersionedStatic(StaticFiles):
+    """Static files named with a content hash in `?v=`, so browsers may keep them for a year."""
+
+    def file_response(self, *args, **kwargs) -> Response:
+        response = super().file_response(*args, **kwargs)
+        response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+        return response
+
+
+def make_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=str(TEMPLATES))
+    versions: dict[str, str] = {}
+
+    def static(path: str) -> str:
+        if path not in versions:
+            versions[path] = hashlib.sha256((STATIC / path).read_bytes()).hexdigest()[:12]
+        return f"/static/{path}?v={versions[path]}"
+
+    templates.env.globals["static"] = static
+    return templates
+
+
+def _with_lang(request: Request, path: str, **params) -> str:
+    if request.query_params.get("lang") == "en":
+        params["lang"] = "en"
+    return f"{path}?{urlencode(params)}" if params else path
+
+
+def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
+    lang = language(request)
+    js_texts = {k: translate(k, lang) for k in TEXTS if k.startswith("js.")}
+    other_lang = "ja" if lang == "en" else "en"
+    return request.app.state.templates.TemplateResponse(request, template, {
+        "lang": lang,
+        "t": lambda key, **kw: translate(key, lang, **kw),
+        "js_texts": js_texts,
+        "lang_switch_url": f"{request.url.path}?lang={other_lang}",
+        **context,
+    }, status_code=status_code)
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+async def home(request: Request) -> Response:
+    target = "/account" if await logged_in(request) else "/login"
+    return RedirectResponse(_with_lang(request, target), status_code=303)
+
+
+async def login_page(request: Request) -> Response:
+    next_path = request.query_params.get("next")
+    if await logged_in(request) and not next_path:
+        return RedirectResponse(_with_lang(request, "/account"), status_code=303)
+    return render(request, "login.html", next_path=next_path or "")
+
+
+async def code_page(request: Request) -> Response:
+    row = await current_session(request)
+    if row is None or row.state != sessions.PENDING:
+        return RedirectResponse(_with_lang(request, "/login"), status_code=303)
+    user = await _ctx(request).db.run(store.user_by_id, row.user_id)
+    s = _ctx(request).settings
+    return render(request, "code.html", masked_email=mask_email(user.email or ""),
+                  minutes=max(1, s.code_ttl // 60), days=s.trusted_device_days, can_remember=s.trusted_device_days > 0)
+
+
+async def account_page(request: Request) -> Response:
+    row = await logged_in(request)
+    if row is None:
+        return RedirectResponse(_with_lang(request, "/login", next="/account"), status_code=303)
+    user = await _ctx(request).db.run(store.user_by_id, row.user_id)
+    return render(request, "account.html", user=user, session=row,
+                  logged_in_at=row.authenticated_at.astimezone(JST))
+
+
+async def not_found_page(request: Request) -> Response:
+    return render(request, "not_found.html", status_code=404)
+
+
+def mask_email(email: str) -> str:
+    """t***@example.com: enough for the customer to recognise, little for someone looking over a shoulder."""
+    local, _, domain = email.partition("@")
+    if not domain:
+        return "***"
+    return f"{local[:1]}***@{domain}"

@@ -1,0 +1,23 @@
+"""The contract's error body, in the request's language."""
+
+from __future__ import annotations
+
+from starlette.responses import JSONResponse
+
+from ..i18n import choose_language, message
+
+
+def error_response(code: str, status: int, lang: str, **extra) -> JSONResponse:
+    body = {"error": {"code": code, "message": message(code, lang, **extra), **extra}}
+    return JSONResponse(body, status_code=status)
+
+
+def scope_language(scope) -> str:
+    """The language of a raw ASGI request (for middleware, before there is a Request object)."""
+    headers = dict(scope.get("headers") or [])
+    query = scope.get("query_string", b"").decode("latin-1")
+    lang = None
+    for part in query.split("&"):
+        if part.startswith("lang="):
+            lang = part[5:]
+    return choose_language(lang, headers.get(b"accept-language", b"").decode("latin-1"))

@@ -1,0 +1,36 @@
+"use strict";
+(function () {
+  const form = document.getElementById("code-form");
+  const submit = document.getElementById("code-submit");
+  const resend = document.getElementById("code-resend");
+  const error = document.getElementById("code-error");
+  const status = document.getElementById("code-status");
+
+  form.addEventListener("submit", Tobira.guarded(submit, async function () {
+    Tobira.show(error, "");
+    Tobira.show(status, "");
+    const remember = form.elements.remember_device;
+    const result = await Tobira.postJSON("/api/login/code", {
+      code: form.elements.code.value,
+      remember_device: Boolean(remember && remember.checked),
+    });
+    if (result.ok) return Tobira.go(result.data.redirect || "/account");
+    if (result.data.error.code === "no_pending_login") return Tobira.go("/login");
+    Tobira.show(error, result.data.error.message);
+    form.elements.code.select();
+    form.elements.code.focus();
+  }));
+
+  resend.addEventListener("click", Tobira.guarded(resend, async function () {
+    Tobira.show(error, "");
+    Tobira.show(status, "");
+    const result = await Tobira.postJSON("/api/login/code/resend", {});
+    if (result.ok) {
+      form.elements.code.value = "";
+      form.elements.code.focus();
+      return Tobira.show(status, Tobira.texts["js.code_sent"]);
+    }
+    if (result.data.error.code === "no_pending_login") return Tobira.go("/login");
+    Tobira.show(error, result.data.error.message);
+  }));
+})();
