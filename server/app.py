@@ -75,16 +75,20 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
-        tasks = [asyncio.create_task(ctx.outbox.run()), asyncio.create_task(_sweep(ctx))]
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(ctx.outbox.run()), asyncio.create_task(_sweep(ctx, stop))]
         try:
             yield
         finally:
-            for task in tasks:
+            ctx.outbox.stop()
+            stop.set()
+            _, stuck = await asyncio.wait(tasks, timeout=10)
+            for task in stuck:  # never let a stuck background task hold up shutdown
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
             # Last chance for queued notices; whatever is left stays queued for the next start.
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ctx.outbox.deliver_due(), timeout=5)
+                async with asyncio.timeout(5):
+                    await ctx.outbox.deliver_due()
             if passwords is None:
                 ctx.passwords.close()
             engine.dispose()
@@ -107,11 +111,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
     return app
 
 
-async def _sweep(ctx: Context, every: float = 600) -> None:
+async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
     """Delete sessions past their limits, so the table holds live sessions only."""
     s = ctx.settings
-    while True:
-        await asyncio.sleep(every)
+    while not stop.is_set():
+        try:
+            async with asyncio.timeout(every):
+                await stop.wait()
+            return
+        except TimeoutError:
+            pass
         try:
             now = ctx.clock()
             await ctx.db.run(store.delete_stale_sessions, idle_before=now - s.session_idle,

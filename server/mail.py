@@ -93,11 +93,23 @@ class OutboxWorker:
     def __init__(self, db: Database, mailer: Mailer, clock: Callable, *, idle_seconds: float = 2.0) -> None:
         self.db, self.mailer, self.clock = db, mailer, clock
         self.idle_seconds = idle_seconds
-        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wake: asyncio.Event | None = None
+        self._stopping = False
 
     def wake(self) -> None:
-        """Something was queued: deliver it now rather than at the next poll."""
-        self._wake.set()
+        """Something was queued: deliver it now rather than at the next poll (safe from any thread)."""
+        loop, event = self._loop, self._wake
+        if loop is None or event is None or loop.is_closed():
+            return  # not running: the next start delivers it
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            event.set()
+        else:
+            loop.call_soon_threadsafe(event.set)
 
     async def deliver_due(self) -> int:
         """One pass over what is due; returns how many were sent."""
@@ -122,16 +134,26 @@ class OutboxWorker:
         return len(rows)
 
     async def run(self) -> None:
-        while True:
+        """Deliver until stop(). Stops on a flag, not by cancellation: a cancel that lands while a
+        database call runs in its worker thread can be lost, and shutdown would then hang."""
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        self._stopping = False
+        wake = self._wake
+        while not self._stopping:
             try:
-                while await self.deliver_due():
+                while await self.deliver_due() and not self._stopping:
                     pass
-            except asyncio.CancelledError:
-                raise
             except Exception:  # never let a bad row or a database blip stop the queue for good
                 log.exception("outbox pass failed")
+            if self._stopping:
+                break
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.idle_seconds)
-            except asyncio.TimeoutError:
+                async with asyncio.timeout(self.idle_seconds):
+                    await wake.wait()
+            except TimeoutError:
                 pass
-            self._wake.clear()
+            wake.clear()
+
+    def stop(self) -> None:
+        self._stopping = True
+        self.wake()

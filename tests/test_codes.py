@@ -1,0 +1,135 @@
+"""One-time codes, with no HTTP: issue, check, expiry, attempts, binding, storage."""
+
+from __future__ import annotations
+
+
+import pytest
+from sqlalchemy import select
+
+from server import codes, sessions
+from server.codes import CodeHasher
+from server.models import OneTimeCode
+from conftest import add_customer
+
+HASHER = CodeHasher.from_secret("x" * 40)
+
+
+@pytest.fixture
+def db(app):
+    return app.state.ctx.db
+
+
+@pytest.fixture
+def pending(app, db, clock):
+    user = add_customer(app)
+    return db.run_sync(lambda d: sessions.create(d, now=clock(), state=sessions.PENDING, user=user).row)
+
+
+def issue(db, pending, clock, ttl=300):
+    return db.run_sync(codes.issue, HASHER, session_id_hash=pending.id_hash, user_id=pending.user_id,
+                       purpose="login", now=clock(), ttl=ttl)
+
+
+def check(db, pending, clock, entered, max_attempts=3, session_id_hash=None, purpose="login"):
+    return db.run_sync(codes.check, HASHER, session_id_hash=session_id_hash or pending.id_hash, purpose=purpose,
+                       entered=entered, now=clock(), max_attempts=max_attempts)
+
+
+def wrong(code: str) -> str:
+    return f"{(int(code) + 1) % 1_000_000:06d}"
+
+
+def test_a_code_is_six_digits_drawn_from_secrets(monkeypatch):
+    calls = []
+    monkeypatch.setattr(codes.secrets, "randbelow", lambda n: calls.append(n) or 42)
+    assert codes.new_code() == "000042"
+    assert calls == [1_000_000]
+    monkeypatch.undo()
+    assert len({codes.new_code() for _ in range(50)}) > 40
+
+
+def test_right_code_works_once(db, pending, clock):
+    code = issue(db, pending, clock)
+    assert check(db, pending, clock, code).ok
+    assert check(db, pending, clock, code).outcome == "no_code"
+
+
+def test_only_a_keyed_hash_is_stored(db, pending, clock):
+    code = issue(db, pending, clock)
+    rows = db.run_sync(lambda d: list(d.exec(select(OneTimeCode)).scalars()))
+    assert len(rows) == 1
+    assert code not in rows[0].code_hash
+    # Not a plain hash either: without the key the 10^6 codes cannot be enumerated.
+    import hashlib
+    assert rows[0].code_hash not in {hashlib.sha256(code.encode()).hexdigest(), hashlib.sha256(f"login\x00{pending.id_hash}\x00{code}".encode()).hexdigest()}
+
+
+def test_comparison_is_constant_time(db, pending, clock, monkeypatch):
+    compared = []
+    real = codes.hmac.compare_digest
+    monkeypatch.setattr(codes.hmac, "compare_digest", lambda a, b: compared.append((a, b)) or real(a, b))
+    code = issue(db, pending, clock)
+    check(db, pending, clock, wrong(code))
+    check(db, pending, clock, "not digits")
+    assert len(compared) == 2
+
+
+def test_wrong_entries_count_down_then_void_the_code(db, pending, clock):
+    code = issue(db, pending, clock)
+    first = check(db, pending, clock, wrong(code))
+    second = check(db, pending, clock, wrong(code))
+    third = check(db, pending, clock, wrong(code))
+    assert (first.outcome, first.attempts_left, first.wrong_guess) == ("code_invalid", 2, True)
+    assert (second.outcome, second.attempts_left) == ("code_invalid", 1)
+    assert (third.outcome, third.wrong_guess) == ("code_exhausted", True)
+    # Void: even the right code no longer works, and further tries are not weighed at all.
+    after = check(db, pending, clock, code)
+    assert (after.outcome, after.wrong_guess) == ("code_exhausted", False)
+
+
+def test_code_expires_after_ttl(db, pending, clock):
+    code = issue(db, pending, clock, ttl=300)
+    clock.advance(299)
+    assert check(db, pending, clock, wrong(code)).outcome == "code_invalid"
+    clock.advance(1)
+    assert check(db, pending, clock, code).outcome == "code_expired"
+
+
+def test_a_new_code_voids_the_old_one(db, pending, clock):
+    old = issue(db, pending, clock)
+    new = issue(db, pending, clock)
+    if old == new:  # one in a million: draw again
+        new = issue(db, pending, clock)
+    assert check(db, pending, clock, old).outcome == "code_invalid"
+    assert check(db, pending, clock, new).ok
+
+
+def test_code_is_bound_to_its_session_and_purpose(app, db, pending, clock):
+    code = issue(db, pending, clock)
+    other = db.run_sync(lambda d: sessions.create(d, now=clock(), state=sessions.PENDING, user=None).row)
+    assert check(db, pending, clock, code, session_id_hash=other.id_hash).outcome == "no_code"
+    assert check(db, pending, clock, code, purpose="step_up").outcome == "no_code"
+    assert check(db, pending, clock, code).ok
+
+
+@pytest.mark.parametrize("typed", ["１２３４５６", " 123456 ", "123456\n", "\u3000123456"])
+def test_full_width_digits_and_spaces_are_accepted(typed):
+    assert codes.normalise(typed) == "123456"
+
+
+@pytest.mark.parametrize("typed", ["12345", "1234567", "12 3456", "abcdef", "", "１２３", "٣٤٥٦٧٨x"])
+def test_anything_not_six_digits_is_a_wrong_entry(db, pending, clock, typed):
+    issue(db, pending, clock)
+    result = check(db, pending, clock, typed)
+    assert (result.outcome, result.attempts_left, result.wrong_guess) == ("code_invalid", 2, True)
+
+
+def test_resend_wait(db, pending, clock):
+    issue(db, pending, clock)
+    row = db.run_sync(lambda d: d.exec(select(OneTimeCode)).scalars().first())
+    assert codes.resend_wait(row, now=clock(), resend_after=30) == 30
+    clock.advance(29.5)
+    assert codes.resend_wait(row, now=clock(), resend_after=30) == 1
+    clock.advance(0.5)
+    assert codes.resend_wait(row, now=clock(), resend_after=30) == 0
+    assert codes.resend_wait(None, now=clock(), resend_after=30) == 0
