@@ -1,0 +1,98 @@
+"""The `tobira` command as an operator uses it (a real subprocess each time)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from mailsink import free_port
+
+
+@pytest.fixture
+def run(tmp_path):
+    env = {**os.environ, "TOBIRA_DATA_DIR": str(tmp_path), "TOBIRA_SECRET_KEY": "c" * 40}
+    env.pop("TOBIRA_DATABASE_URL", None)
+
+    def run(*args, stdin="", **extra_env):
+        return subprocess.run([sys.executable, "-m", "server", *args], input=stdin, capture_output=True, text=True,
+                              env={**env, **extra_env}, timeout=60, cwd=tmp_path)
+
+    return run
+
+
+def add(run, code="TARO1234", email="taro@example.com", password="a good password\n"):
+    return run("user", "add", code, "--email", email, "--name", "山田 太郎", "--password-stdin", stdin=password)
+
+
+def fields(out: str) -> dict[str, str]:
+    return dict(line.split(": ", 1) for line in out.strip().splitlines())
+
+
+def test_add_and_show(run):
+    r = add(run)
+    assert r.returncode == 0, r.stderr
+    shown = run("user", "show", "TARO1234")
+    assert shown.returncode == 0
+    f = fields(shown.stdout)
+    assert f["customer_code"] == "TARO1234" and f["email"] == "taro@example.com"
+    assert f["locked"] == "no" and f["passkeys"] == "0" and f["last_login"] == "-"
+    assert "a good password" not in shown.stdout + shown.stderr
+
+
+@pytest.mark.parametrize("args,words", [
+    (("TARO1234", "taro@example.com"), "already taken"),
+    (("TARO5678", "not-an-email"), "e-mail"),
+    (("x", "a@example.com"), "4-20 characters"),
+    (("TARO5678", "a@example.com", "short\n"), "8-128"),
+])
+def test_add_refusals_are_one_line(run, args, words):
+    assert add(run).returncode == 0
+    r = add(run, *args)
+    assert r.returncode != 0 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_customer(run):
+    r = run("user", "show", "NOBODY99")
+    assert r.returncode == 1 and r.stderr.strip() == "tobira: no customer with code NOBODY99"
+
+
+def test_unlock_and_set_email(run, tmp_path):
+    from server.config import load_settings
+    from server import db as dbmod, store
+
+    add(run)
+    settings = load_settings({"TOBIRA_DATA_DIR": str(tmp_path), "TOBIRA_SECRET_KEY": "c" * 40}, dotenv=None)
+    database = dbmod.Database(dbmod.make_engine(settings.database_url))
+    user = database.run_sync(store.user_by_code, "TARO1234")
+    from datetime import datetime, timezone
+    database.run_sync(store.lock_user, user.id, datetime.now(timezone.utc))
+    database.engine.dispose()
+    assert fields(run("user", "show", "TARO1234").stdout)["locked"] == "yes"
+    r = run("user", "unlock", "TARO1234")
+    assert r.returncode == 0 and "unlocked" in r.stdout
+    assert fields(run("user", "show", "TARO1234").stdout)["locked"] == "no"
+    assert run("user", "set-email", "TARO1234", "new@example.com").returncode == 0
+    assert fields(run("user", "show", "TARO1234").stdout)["email"] == "new@example.com"
+    r = run("user", "set-email", "TARO1234", "bad address")
+    assert r.returncode == 1 and "e-mail" in r.stderr
+
+
+def test_db_upgrade_is_idempotent(run):
+    assert run("db", "upgrade").returncode == 0
+    r = run("db", "upgrade")
+    assert r.returncode == 0 and "up to date" in r.stdout
+
+
+@pytest.mark.parametrize("env,words", [
+    ({"TOBIRA_RP_ID": "example.com"}, "does not match origin"),
+    ({"TOBIRA_DATABASE_URL": "sqlite:////proc/no/such/dir/tobira.db"}, "database unusable"),
+    ({"TOBIRA_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:1/none"}, "database unusable"),
+    ({"TOBIRA_DATABASE_URL": "mysql://x@y/z"}, "not supported"),
+])
+def test_serve_refuses_to_start_with_one_line(run, env, words):
+    r = run("serve", "--port", str(free_port()), **env)
+    assert r.returncode == 2, r.stderr
+    assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr

@@ -1,0 +1,154 @@
+"""Mail: real SMTP in its three forms (plain with login, STARTTLS, SSL), the dev outbox, the queue."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import ssl
+from email.message import EmailMessage
+
+import pytest
+from aiosmtpd.smtp import AuthResult, LoginPassword
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from server import store
+from server.config import SmtpSettings
+from server.mail import DevOutbox, MailError, OutboxWorker, SmtpMailer
+from mailsink import MailSink, body, free_port
+
+
+@pytest.fixture(scope="module")
+def tls_files(tmp_path_factory):
+    """A self-signed certificate for 127.0.0.1 and a client context that trusts only it."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.timezone.utc)
+    import ipaddress
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
+            .sign(key, hashes.SHA256()))
+    d = tmp_path_factory.mktemp("tls")
+    (d / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (d / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                  serialization.NoEncryption()))
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(d / "cert.pem", d / "key.pem")
+    client_ctx = ssl.create_default_context(cafile=str(d / "cert.pem"))
+    return server_ctx, client_ctx
+
+
+def message(to="taro@example.com", text="本文です\n\n123456\n") -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "no-reply@example.com", to, "テスト"
+    msg.set_content(text, charset="utf-8")
+    return msg
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (b"tobira", b"p@ss:word")
+    return AuthResult(success=ok)
+
+
+def send(mailer, *messages):
+    asyncio.run(mailer.send(list(messages)))
+
+
+def test_plain_smtp_with_login():
+    sink = MailSink(authenticator=authenticator, auth_require_tls=False).start()
+    try:
+        send(SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain", "tobira", "p@ss:word")), message())
+        assert "123456" in body(sink.wait_for(lambda m: True))
+        with pytest.raises(MailError):
+            send(SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain", "tobira", "wrong"), timeout=2), message())
+    finally:
+        sink.stop()
+
+
+def test_starttls(tls_files):
+    server_ctx, client_ctx = tls_files
+    sink = MailSink(tls_context=server_ctx, require_starttls=True, authenticator=authenticator).start()
+    try:
+        send(SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "starttls", "tobira", "p@ss:word"),
+                        tls_context=client_ctx), message())
+        assert sink.wait_for(lambda m: True)
+        # A server whose certificate we do not trust is refused, not silently used.
+        with pytest.raises(MailError):
+            send(SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "starttls")), message())
+    finally:
+        sink.stop()
+
+
+def test_smtps(tls_files):
+    server_ctx, client_ctx = tls_files
+    sink = MailSink(ssl_context=server_ctx).start()
+    try:
+        send(SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "ssl"), tls_context=client_ctx), message(), message())
+        sink.wait_for(lambda m: True)
+        assert len(sink.messages) == 2
+    finally:
+        sink.stop()
+
+
+def test_unreachable_server_is_a_mail_error():
+    with pytest.raises(MailError):
+        send(SmtpMailer(SmtpSettings("127.0.0.1", free_port(), "plain"), timeout=3), message())
+
+
+def test_dev_outbox_writes_eml_and_logs_one_line_without_the_body(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="tobira.mail")
+    send(DevOutbox(tmp_path / "outbox"), message(text="code:\n\n654321\n"))
+    files = list((tmp_path / "outbox").glob("*.eml"))
+    assert len(files) == 1
+    from email import message_from_bytes
+    from email.policy import default
+    assert "654321" in body(message_from_bytes(files[0].read_bytes(), policy=default))
+    lines = [r for r in caplog.records if r.name == "tobira.mail"]
+    assert len(lines) == 1 and "654321" not in lines[0].getMessage() and "654321" not in str(vars(lines[0]))
+
+
+class FlakyMailer:
+    def __init__(self):
+        self.up = False
+        self.sent = []
+
+    async def send(self, messages):
+        if not self.up:
+            raise MailError("connection refused")
+        self.sent.extend(messages)
+
+
+def test_queued_mail_survives_an_outage_and_is_sent_once(app, clock):
+    db = app.state.ctx.db
+    for i in range(3):
+        db.run_sync(store.enqueue_mail, kind="login", to_addr=f"c{i}@example.com", message=message().as_string(),
+                    when=clock())
+    mailer = FlakyMailer()
+    worker = OutboxWorker(db, mailer, clock)
+    assert asyncio.run(worker.deliver_due()) == 0
+    assert db.run_sync(store.pending_mail_count) == 3
+    mailer.up = True
+    assert asyncio.run(worker.deliver_due()) == 0, "backing off: not retried at once"
+    clock.advance(31)
+    assert asyncio.run(worker.deliver_due()) == 3
+    assert asyncio.run(worker.deliver_due()) == 0
+    assert db.run_sync(store.pending_mail_count) == 0 and len(mailer.sent) == 3
+
+
+def test_a_claimed_batch_is_not_sent_by_a_second_worker(app, clock):
+    db = app.state.ctx.db
+    db.run_sync(store.enqueue_mail, kind="login", to_addr="a@example.com", message=message().as_string(),
+                when=clock())
+    first = db.run_sync(store.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="a" * 32,
+                        limit=10)
+    second = db.run_sync(store.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="b" * 32,
+                         limit=10)
+    assert len(first) == 1 and second == []
+    clock.advance(121)  # the first sender died: after its claim lapses, another takes over
+    assert len(db.run_sync(store.claim_mail, now=clock(), until=clock(), token="c" * 32, limit=10)) == 1

@@ -1,0 +1,230 @@
+"""Web basics: CSRF origin check, body limits, error bodies, headers, language, pages."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from starlette.testclient import TestClient
+
+from conftest import ORIGIN, PASSWORD, login
+
+STATE_CHANGING = [("POST", "/api/login/password"), ("POST", "/api/login/code"),
+                  ("POST", "/api/login/code/resend"), ("POST", "/api/logout")]
+
+
+def error_code(r):
+    assert r.headers["content-type"].startswith("application/json"), r.text
+    return r.json()["error"]["code"]
+
+
+# --- CSRF ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method,path", STATE_CHANGING)
+@pytest.mark.parametrize("origin", [None, "https://evil.example", "http://localhost:8001", "http://localhost",
+                                    "https://localhost:8000", "null", "http://localhost:8000.evil.example"])
+def test_state_changing_requests_need_our_origin(app, method, path, origin):
+    headers = {"Origin": origin} if origin else {}
+    with TestClient(app) as c:
+        r = c.request(method, path, json={}, headers=headers)
+    assert r.status_code == 403 and error_code(r) == "csrf_rejected"
+
+
+def test_cross_site_post_with_a_valid_cookie_is_refused(client, customer, mailsink):
+    login(client, mailsink)
+    r = client.post("/api/logout", headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    assert client.get("/api/session").status_code == 200, "the session survived"
+
+
+def test_any_configured_origin_is_accepted(make_app):
+    app = make_app(origins=("http://localhost:8000", "http://localhost:9000"))
+    with TestClient(app) as c:
+        r = c.post("/api/login/code", json={"code": "1"}, headers={"Origin": "http://localhost:9000"})
+    assert error_code(r) == "no_pending_login"
+
+
+def test_json_endpoints_demand_json(client, customer):
+    r = client.post("/api/login/password", content="customer_code=TARO1234&password=x",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    assert r.status_code == 415 and error_code(r) == "unsupported_media_type"
+    r = client.post("/api/login/password", content=json.dumps({"customer_code": "TARO1234", "password": PASSWORD}),
+                    headers={"Content-Type": "text/plain"})
+    assert r.status_code == 415
+
+
+# --- bodies ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("raw", [b"{", b"not json", b"[1,2]", b'"text"', b"null", b"\xff\xfe", b"[" * 5000 + b"]" * 5000])
+def test_malformed_bodies_are_400(client, raw):
+    r = client.post("/api/login/password", content=raw, headers={"Content-Type": "application/json"})
+    assert r.status_code == 400 and error_code(r) == "invalid_request"
+
+
+def test_bodiless_posts_accept_an_empty_body(client):
+    r = client.post("/api/login/code/resend", content=b"")
+    assert error_code(r) == "no_pending_login"
+    assert client.post("/api/logout", content=b"").status_code == 204
+
+
+def test_body_over_64_kib_is_413_with_the_error_body(client):
+    big = json.dumps({"customer_code": "A" * (64 * 1024), "password": "x"})
+    r = client.post("/api/login/password", content=big, headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and error_code(r) == "payload_too_large"
+
+
+def test_chunked_body_over_the_limit_is_413(client):
+    def chunks():
+        for _ in range(70):
+            yield b"x" * 1024
+
+    r = client.post("/api/login/password", content=chunks(), headers={"Content-Type": "application/json"})
+    assert r.status_code == 413 and error_code(r) == "payload_too_large"
+
+
+def test_body_at_the_limit_is_read(client):
+    body = json.dumps({"customer_code": "TARO1234", "password": "x", "pad": "y" * (64 * 1024 - 100)})
+    assert len(body) <= 64 * 1024
+    r = client.post("/api/login/password", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 401
+
+
+# --- error bodies ----------------------------------------------------------------------------
+
+
+def test_unknown_api_path_is_json_404(client):
+    r = client.get("/api/nothing-here")
+    assert r.status_code == 404 and error_code(r) == "not_found"
+
+
+def test_wrong_method_is_json_405(client):
+    r = client.get("/api/login/password")
+    assert r.status_code == 405 and error_code(r) == "method_not_allowed"
+
+
+def test_unknown_page_is_an_html_404(client):
+    r = client.get("/nothing-here")
+    assert r.status_code == 404 and r.headers["content-type"].startswith("text/html")
+    assert '<html lang="ja">' in r.text
+
+
+def test_an_unexpected_error_is_a_500_without_traceback(client, customer, monkeypatch):
+    from server import login as login_module
+
+    async def boom(*a, **k):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(login_module, "submit_password", boom)
+    r = client.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+    assert r.status_code == 500 and error_code(r) == "internal_error"
+    assert "secret internals" not in r.text and "Traceback" not in r.text
+    assert "content-security-policy" in r.headers
+
+
+def test_database_outage_is_503(client, customer, monkeypatch):
+    from server.errors import Unavailable
+
+    async def down(*a, **k):
+        raise Unavailable()
+
+    monkeypatch.setattr(client.app.state.ctx.db, "run", down)
+    r = client.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+    assert r.status_code == 503 and error_code(r) == "unavailable"
+
+
+# --- headers ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method,path", [("GET", "/login"), ("GET", "/api/session"), ("GET", "/nothing"),
+                                         ("GET", "/api/nothing"), ("POST", "/api/login/code")])
+def test_security_headers_on_every_answer(client, method, path):
+    r = client.request(method, path, json={} if method == "POST" else None)
+    csp = r.headers["content-security-policy"]
+    for directive in ("script-src 'self'", "object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+        assert directive in csp
+    assert "unsafe-inline" not in csp
+    assert r.headers["x-content-type-options"] == "nosniff"
+    assert r.headers["referrer-policy"] == "same-origin"
+    assert r.headers["cache-control"] == "no-store"
+    assert re.fullmatch(r"[0-9a-f]{16}", r.headers["x-request-id"])
+    assert "strict-transport-security" not in r.headers  # http: HSTS would be ignored anyway
+
+
+def test_static_files_are_versioned_and_cached(client):
+    page = client.get("/login").text
+    scripts = re.findall(r'src="(/static/js/[^"]+\?v=[0-9a-f]{12})"', page)
+    assert len(scripts) >= 2
+    r = client.get(scripts[0])
+    assert r.status_code == 200 and "max-age=31536000" in r.headers["cache-control"]
+
+
+def test_pages_have_no_inline_script(client, customer, mailsink):
+    login(client, mailsink)
+    for path in ("/login?next=/account", "/account"):
+        html = client.get(path).text
+        for tag in re.findall(r"<script[^>]*>", html):
+            assert "src=" in tag or 'type="application/json"' in tag
+        assert not re.search(r"\son[a-z]+=", html), "no inline event handlers"
+        assert "style=" not in html
+
+
+# --- language --------------------------------------------------------------------------------
+
+
+def test_japanese_by_default(client):
+    r = client.post("/api/login/code", json={"code": "1"})
+    assert "ログイン" in r.json()["error"]["message"]
+    assert '<html lang="ja">' in client.get("/login").text
+
+
+@pytest.mark.parametrize("how", [{"params": {"lang": "en"}}, {"headers": {"Accept-Language": "en-US,en;q=0.9"}}])
+def test_english_on_request(client, how):
+    r = client.post("/api/login/code", json={"code": "1"}, **how)
+    assert r.json()["error"]["message"].startswith("No login")
+    assert '<html lang="en">' in client.get("/login", **how).text
+
+
+def test_japanese_preferred_over_english(client):
+    r = client.post("/api/login/code", json={"code": "1"}, headers={"Accept-Language": "ja,en;q=0.8"})
+    assert "ログイン" in r.json()["error"]["message"]
+
+
+# --- pages -----------------------------------------------------------------------------------
+
+
+def test_login_page_hooks(client):
+    html = client.get("/login").text
+    assert 'id="login-form"' in html and 'id="login-submit"' in html
+    assert re.search(r'<input[^>]*name="customer_code"[^>]*autocomplete="username webauthn"', html)
+    assert re.search(r'<input[^>]*name="password"', html)
+    assert re.search(r'<div role="alert"', html)
+    # Every input has a label.
+    for input_id in re.findall(r'<input id="([^"]+)"', html):
+        assert f'for="{input_id}"' in html
+
+
+def test_code_page_needs_a_pending_login(client, customer):
+    r = client.get("/login/code", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login"
+    client.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+    html = client.get("/login/code").text
+    assert re.search(r'<input[^>]*name="code"[^>]*autocomplete="one-time-code"[^>]*inputmode="numeric"', html)
+    assert 'name="remember_device"' in html and 'id="code-submit"' in html and 'id="code-resend"' in html
+    assert "t***@example.com" in html and "taro@example.com" not in html
+
+
+def test_account_page_needs_a_session(client, customer, mailsink):
+    r = client.get("/account", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Faccount"
+    login(client, mailsink)
+    html = client.get("/account").text
+    assert "山田 太郎" in html and 'id="logout"' in html
+
+
+def test_home_redirects(client, customer, mailsink):
+    assert client.get("/", follow_redirects=False).headers["location"] == "/login"
+    login(client, mailsink)
+    assert client.get("/", follow_redirects=False).headers["location"] == "/account"
