@@ -23,6 +23,7 @@ from .context import Context
 from .errors import ServiceError
 from .mail import Mailer, OutboxWorker, make_mailer
 from .passwords import Passwords
+from .ratelimit import FailureThrottle, SqlStorage
 from .web import api, pages
 from .web.auth import Cookies, language
 from .web.middleware import BodyLimit, ErrorGuard, OriginCheck, RequestLog, SecurityHeaders
@@ -71,7 +72,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
     mailer = mailer or make_mailer(settings)
     ctx = Context(settings=settings, db=database, passwords=passwords or Passwords(), mailer=mailer,
                   outbox=OutboxWorker(database, mailer, clock), codes=CodeHasher.from_secret(settings.secret_key),
-                  clock=clock)
+                  throttle=FailureThrottle(SqlStorage(database, clock), settings.rate_limit, clock), clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -112,7 +113,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
 
 
 async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
-    """Delete sessions past their limits, so the table holds live sessions only."""
+    """Delete sessions past their limits and spent rate-limit windows, so those tables stay small."""
     s = ctx.settings
     while not stop.is_set():
         try:
@@ -125,6 +126,7 @@ async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
             now = ctx.clock()
             await ctx.db.run(store.delete_stale_sessions, idle_before=now - s.session_idle,
                              created_before=now - s.session_absolute)
+            await ctx.db.run(store.delete_expired_counters, now)
         except Exception:
             log.exception("session sweep failed")
 

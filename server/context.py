@@ -11,6 +11,7 @@ from .config import Settings, utcnow
 from .db import Database
 from .mail import Mailer, OutboxWorker
 from .passwords import Passwords
+from .ratelimit import FailureThrottle
 
 
 @dataclass
@@ -21,6 +22,7 @@ class Context:
     mailer: Mailer
     outbox: OutboxWorker
     codes: CodeHasher
+    throttle: FailureThrottle
     clock: Callable[[], datetime] = field(default=utcnow)
 
 

@@ -56,6 +56,15 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
 
 
+def insert_for(dialect_name: str):
+    """The dialect's INSERT, which knows ON CONFLICT (SQLite 3.24+ and PostgreSQL spell it alike)."""
+    if dialect_name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
 def _alembic_config(engine: Engine):
     from alembic.config import Config
 
@@ -102,6 +111,10 @@ class Database:
             except BaseException:
                 db.rollback()
                 raise
+
+    async def in_thread(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        """Run a function that opens its own transactions (run_sync) off the event loop."""
+        return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=self._limiter)
 
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         return await anyio.to_thread.run_sync(

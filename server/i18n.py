@@ -60,6 +60,10 @@ ERRORS: dict[str, tuple[str, str]] = {
         "コードは{retry_after}秒後に再送できます。",
         "You can ask for a new code in {retry_after} seconds.",
     ),
+    "rate_limited": (
+        "失敗が続いたため、しばらく受け付けを停止しています。{retry_after}秒後にもう一度お試しください。",
+        "Too many failed attempts from your connection. Please try again in {retry_after} seconds.",
+    ),
     "csrf_rejected": (
         "このページからのリクエストは受け付けられません。ページを再読み込みしてください。",
         "This request was not accepted. Please reload the page.",

@@ -53,12 +53,15 @@ class LoginStep:
 
 async def submit_password(ctx: Context, *, customer_code: str, password: str, current_session: str | None,
                           device_token: str | None, next_path: str | None, client: Client) -> LoginStep:
+    # Before any hashing: an address that keeps failing is turned away for the price of one read.
+    await ctx.db.in_thread(ctx.throttle.check, client.ip)
     user = None
     if CUSTOMER_CODE.fullmatch(customer_code):
         user = await ctx.db.run(store.user_by_code, customer_code)
     # Unknown customers are checked against a dummy hash: same work, same time, same answer.
     ok = await ctx.passwords.verify_async(user.password_hash if user else None, password)
     if not ok:
+        await ctx.db.in_thread(ctx.throttle.failed, client.ip)
         locked_now = await ctx.db.run(_password_failed, ctx, user, client)
         if locked_now:
             ctx.outbox.wake()
@@ -120,6 +123,7 @@ def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str
 
 async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str, remember_device: bool,
                       client: Client) -> LoginStep:
+    await ctx.db.in_thread(ctx.throttle.check, client.ip)
     outcome = await ctx.db.run(_check_code, ctx, session_id_hash, entered, remember_device, client)
     if isinstance(outcome, LoginStep):
         ctx.outbox.wake()
@@ -129,6 +133,8 @@ async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str
     if outcome == "account_locked":
         raise AccountLocked()
     check, locked_now = outcome
+    if check.wrong_guess:
+        await ctx.db.in_thread(ctx.throttle.failed, client.ip)
     if locked_now:
         ctx.outbox.wake()
     if check.outcome == "code_invalid":

@@ -134,3 +134,13 @@ class OutboxMail(SQLModel, table=True):
     claim_token: str | None = Field(default=None, sa_column=Column(String(32), nullable=True))
     sent_at: datetime | None = _when(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+
+
+class RateLimitCounter(SQLModel, table=True):
+    """One fixed-window counter of the `limits` library, shared by every instance."""
+
+    __tablename__ = "rate_limits"
+
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    count: int = Field(default=0)
+    expires_at: datetime = _when(index=True)

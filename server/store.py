@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import case, delete, func, or_, select, update
 from sqlmodel import Session as Db
 
-from .models import OneTimeCode, OutboxMail, SecurityEvent, Session, TrustedDevice, User
+from .db import insert_for
+from .models import OneTimeCode, OutboxMail, RateLimitCounter, SecurityEvent, Session, TrustedDevice, User
 
 # --- users ---------------------------------------------------------------------------------
 
@@ -210,3 +211,36 @@ def mark_mail_failed(db: Db, mail_id: int, *, retry_at: datetime, error: str) ->
 
 def pending_mail_count(db: Db) -> int:
     return db.exec(select(func.count()).select_from(OutboxMail).where(OutboxMail.sent_at.is_(None))).scalar_one()
+
+
+# --- rate-limit counters -------------------------------------------------------------------
+
+
+def bump_counter(db: Db, key: str, *, amount: int, now: datetime, expires_at: datetime) -> int:
+    """Add to a window's counter in one statement (a new window if the old one ran out); the new count."""
+    t = RateLimitCounter.__table__
+    insert = insert_for(db.bind.dialect.name)
+    fresh = t.c.expires_at <= now
+    stmt = insert(t).values(key=key, count=amount, expires_at=expires_at)
+    stmt = stmt.on_conflict_do_update(index_elements=[t.c.key], set_={
+        "count": case((fresh, amount), else_=t.c.count + amount),
+        "expires_at": case((fresh, expires_at), else_=t.c.expires_at),
+    }).returning(t.c.count)
+    return db.exec(stmt).scalar_one()
+
+
+def counter(db: Db, key: str, now: datetime) -> RateLimitCounter | None:
+    row = db.get(RateLimitCounter, key)
+    return row if row is not None and row.expires_at > now else None
+
+
+def clear_counter(db: Db, key: str) -> None:
+    db.exec(delete(RateLimitCounter).where(RateLimitCounter.key == key))
+
+
+def clear_counters(db: Db) -> int:
+    return db.exec(delete(RateLimitCounter)).rowcount
+
+
+def delete_expired_counters(db: Db, now: datetime) -> int:
+    return db.exec(delete(RateLimitCounter).where(RateLimitCounter.expires_at <= now)).rowcount
