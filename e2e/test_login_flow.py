@@ -16,7 +16,7 @@ from .support import CUSTOMER_CODE, EMAIL, NAME, PASSWORD, PHONE
 
 def code_mails(mailsink, address: str = EMAIL) -> list:
     """Mails to `address` that carry a code (a code stands alone on its own line)."""
-    return [m for m in mailsink.to(address) if re.search(r"^\d{6}$", body(m), re.M)]
+    return [m for m in mailsink.to(address) if re.search(r"^\d{6}\r?$", body(m), re.M)]
 
 
 def submit_password(page: Page, server, password: str = PASSWORD, *, path: str = "/login") -> None:

@@ -8,12 +8,16 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
-# Browser tests drive Debian's Chromium (Playwright's own browser download is not used).
-if [ ! -x /usr/bin/chromium ]; then
+# Browser tests drive Debian's Chromium (Playwright's own browser download is not used); the
+# CJK font makes their screenshots of Japanese pages readable.
+missing=""
+[ -x /usr/bin/chromium ] || missing="chromium"
+dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$missing fonts-noto-cjk"
+if [ -n "$missing" ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
 fi
 
 exec .venv/bin/python -m pytest "$@"

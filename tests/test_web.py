@@ -228,3 +228,9 @@ def test_home_redirects(client, customer, mailsink):
     assert client.get("/", follow_redirects=False).headers["location"] == "/login"
     login(client, mailsink)
     assert client.get("/", follow_redirects=False).headers["location"] == "/account"
+
+
+def test_language_switch_keeps_where_the_customer_was_going(client):
+    html = client.get("/login?next=/account").text
+    link = re.search(r'class="lang-switch" href="([^"]+)"', html).group(1)
+    assert link == "/login?next=%2Faccount&amp;lang=en"

@@ -58,7 +58,7 @@ def render(request: Request, template: str, status_code: int = 200, **context) -
         "lang": lang,
         "t": lambda key, **kw: translate(key, lang, **kw),
         "js_texts": js_texts,
-        "lang_switch_url": f"{request.url.path}?lang={other_lang}",
+        "lang_switch_url": f"{request.url.path}?{urlencode({**request.query_params, 'lang': other_lang})}",
         **context,
     }, status_code=status_code)
 

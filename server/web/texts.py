@@ -19,8 +19,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "We never send links to this page by e-mail or SMS. Always come here from your bookmark or our official app.",
     ),
     "code.title": ("確認コードの入力", "Enter your confirmation code"),
-    "code.lead": ("{email} に6桁の確認コードをお送りしました。", "We sent a 6-digit code to {email}."),
-    "code.lead_ttl": ("有効期限は{minutes}分です。", "It is valid for {minutes} minutes."),
+    "code.lead": ("{email} に6桁の確認コードをお送りしました。有効期限は{minutes}分です。",
+                  "We sent a 6-digit code to {email}. It is valid for {minutes} minutes."),
     "code.label": ("確認コード（6桁）", "Confirmation code (6 digits)"),
     "code.remember": ("このPCを記憶する（{days}日間、確認コードを省略）", "Remember this PC (skip the code for {days} days)"),
     "code.remember_hint": (

@@ -15,8 +15,9 @@
       remember_device: Boolean(remember && remember.checked),
     });
     if (result.ok) return Tobira.go(result.data.redirect || "/account");
-    if (result.data.error.code === "no_pending_login") return Tobira.go("/login");
-    Tobira.show(error, result.data.error.message);
+    const failure = result.data.error || {};
+    if (failure.code === "no_pending_login") return Tobira.go("/login");
+    Tobira.show(error, failure.message || Tobira.texts["js.network"]);
     form.elements.code.select();
     form.elements.code.focus();
   }));
@@ -30,7 +31,8 @@
       form.elements.code.focus();
       return Tobira.show(status, Tobira.texts["js.code_sent"]);
     }
-    if (result.data.error.code === "no_pending_login") return Tobira.go("/login");
-    Tobira.show(error, result.data.error.message);
+    const failure = result.data.error || {};
+    if (failure.code === "no_pending_login") return Tobira.go("/login");
+    Tobira.show(error, failure.message || Tobira.texts["js.network"]);
   }));
 })();

@@ -14,7 +14,7 @@
     const result = await Tobira.postJSON("/api/login/password", body);
     if (result.ok && result.data.status === "code_sent") return Tobira.go("/login/code");
     if (result.ok && result.data.status === "ok") return Tobira.go(result.data.redirect || "/account");
-    Tobira.show(error, result.data.error.message);
+    Tobira.show(error, (result.data.error && result.data.error.message) || Tobira.texts["js.network"]);
     form.elements.password.value = "";
     form.elements.password.focus();
   }));
