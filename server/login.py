@@ -103,7 +103,9 @@ def _password_failed(db: Db, ctx: Context, user: User | None, client: Client) ->
 def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str | None, device_token: str | None,
                        next_path: str | None, client: Client) -> tuple[LoginStep, str | None, str | None]:
     now = ctx.clock()
-    device = devices.recognise(db, device_token, user_id=user.id, now=now)
+    device = None
+    if policy.trusted_devices_apply(ctx.settings, now):
+        device = devices.recognise(db, device_token, user_id=user.id, now=now)
     if device is not None:
         new = sessions.create(db, now=now, state=sessions.ACTIVE, user=user, auth_method="trusted_device",
                               ip=client.ip, user_agent=client.user_agent, replacing=current_session)

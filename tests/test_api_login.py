@@ -408,3 +408,20 @@ def test_redirect_goes_back_to_where_login_started(client, customer, mailsink):
 def test_redirect_never_leaves_the_site(client, customer, mailsink, evil):
     password(client, next=evil)
     assert enter(client, mailsink.last_code("taro@example.com")).json()["redirect"] == "/account"
+
+
+def test_session_reports_the_passkey_rule(make_app, mailsink, clock):
+    from datetime import timedelta
+    app = make_app(passkey_mandatory_from=clock() + timedelta(hours=1))
+    add_customer(app)
+    with TestClient(app, headers={"Origin": ORIGIN}) as c:
+        login(c, mailsink, remember=True)
+        s = c.get("/api/session").json()
+        assert (s["important_operations_allowed"], s["important_operations_reason"]) == (True, None)
+        for _ in range(3):  # an hour, with activity so the session stays alive
+            clock.advance(1200)
+            s = c.get("/api/session").json()
+        assert (s["important_operations_allowed"], s["important_operations_reason"]) == (False, "passkey_required")
+        # From the date, the remembered PC no longer skips the code.
+        c.post("/api/logout")
+        assert password(c).json()["status"] == "code_sent"

@@ -61,3 +61,25 @@ def test_forgetting_devices_revokes_them(app, clock):
     token = db.run_sync(devices.remember, user_id=user.id, now=clock(), days=30, user_agent=None)
     assert db.run_sync(devices.forget_all, user.id) == 1
     assert db.run_sync(devices.recognise, token, user_id=user.id, now=clock()) is None
+
+
+def _session(method):
+    from server.models import Session
+    return Session(id_hash="x", state="active", auth_method=method, created_at=None, last_seen_at=None)
+
+
+def test_before_the_mandatory_date_any_two_step_session_qualifies(settings):
+    import dataclasses
+    from datetime import datetime, timezone
+    date = datetime(2027, 4, 1, tzinfo=timezone.utc)
+    s = dataclasses.replace(settings, passkey_mandatory_from=date)
+    before = datetime(2027, 3, 31, 23, 59, 59, tzinfo=timezone.utc)
+    for method in ("email_code", "trusted_device", "passkey"):
+        assert policy.important_operations_reason(_session(method), s, before) is None
+    assert policy.trusted_devices_apply(s, before)
+    for method in ("email_code", "trusted_device"):
+        assert policy.important_operations_reason(_session(method), s, date) == "passkey_required"
+    assert policy.important_operations_reason(_session("passkey"), s, date) is None
+    assert not policy.trusted_devices_apply(s, date)
+    # No date: never mandatory.
+    assert policy.important_operations_reason(_session("email_code"), settings, date) is None

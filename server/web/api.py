@@ -8,7 +8,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import login, store
+from .. import login, policy, store
 from ..context import Context
 from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError
 from .auth import client, current_session, language, logged_in
@@ -125,15 +125,16 @@ async def session_info(request: Request) -> Response:
         raise NotAuthenticated()
     ctx = _ctx(request)
     user = await ctx.db.run(store.user_by_id, row.user_id)
+    reason = policy.important_operations_reason(row, ctx.settings, ctx.clock())
     return JSONResponse({
         "customer_code": user.customer_code,
         "display_name": user.display_name,
         "auth_method": row.auth_method,
         "authenticated_at": _iso(row.authenticated_at),
         "verified_at": _iso(row.verified_at),
-        "important_operations_allowed": True,
-        "important_operations_reason": None,
-        "passkey_count": 0,
+        "important_operations_allowed": reason is None,
+        "important_operations_reason": reason,
+        "passkey_count": 0,  # passkeys arrive with the passkey issue
     })
 
 
