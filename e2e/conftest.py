@@ -23,7 +23,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mailsink import MailSink, free_port  # noqa: E402
+from mailsink import free_port  # noqa: E402
 
 from .support import (CHROMIUM, CHROMIUM_ARGS, CUSTOMER_CODE, DESKTOP, EMAIL, NAME, PASSWORD,  # noqa: E402
                       SCREENSHOTS, add_virtual_authenticator)
@@ -102,13 +102,6 @@ def _wait_until_up(server: Server, timeout: float = STARTUP_TIMEOUT) -> None:
         time.sleep(0.1)
     raise AssertionError(f"server did not answer GET /login within {timeout}s ({last_error!r})\n"
                          + server.stderr_tail())
-
-
-@pytest.fixture
-def mailsink():
-    sink = MailSink().start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture

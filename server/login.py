@@ -149,14 +149,9 @@ async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str
 
 def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str, remember: bool, client: Client):
     now = ctx.clock()
-    pending = _pending(db, ctx, session_id_hash, now)
-    if pending is None:
-        return "no_pending_login"
-    user = store.user_by_id(db, pending.user_id)
-    if user is None:
-        return "no_pending_login"
-    if user.locked_at is not None:
-        return "account_locked"
+    pending, user, refusal = _continue_login(db, ctx, session_id_hash, now)
+    if refusal:
+        return refusal
     check = codes.check(db, ctx.codes, session_id_hash=pending.id_hash, purpose="login", entered=entered,
                         now=now, max_attempts=ctx.settings.code_max_attempts)
     if check.ok:
@@ -204,14 +199,9 @@ async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Clie
 
 def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client):
     now = ctx.clock()
-    pending = _pending(db, ctx, session_id_hash, now)
-    if pending is None:
-        return "no_pending_login"
-    user = store.user_by_id(db, pending.user_id)
-    if user is None:
-        return "no_pending_login"
-    if user.locked_at is not None:
-        return "account_locked"
+    pending, user, refusal = _continue_login(db, ctx, session_id_hash, now)
+    if refusal:
+        return refusal
     wait = codes.resend_wait(store.code_for(db, pending.id_hash, "login"), now=now,
                              resend_after=ctx.settings.code_resend_after)
     if wait:
@@ -246,13 +236,17 @@ async def logout(ctx: Context, session: Session, client: Client) -> None:
 # --- shared pieces ---------------------------------------------------------------------------
 
 
-def _pending(db: Db, ctx: Context, session_id_hash: str | None, now: datetime):
-    if not session_id_hash:
-        return None
-    row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings)
+def _continue_login(db: Db, ctx: Context, session_id_hash: str | None, now: datetime):
+    """(pending session, its customer, None) for a login that may go on, else (None, None, why not)."""
+    row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings) if session_id_hash else None
     if row is None or row.state != sessions.PENDING or row.user_id is None:
-        return None
-    return row
+        return None, None, "no_pending_login"
+    user = store.user_by_id(db, row.user_id)
+    if user is None:
+        return None, None, "no_pending_login"
+    if user.locked_at is not None:
+        return None, None, "account_locked"
+    return row, user, None
 
 
 async def _send_code(ctx: Context, *, email: str | None, code: str, purpose: str, lang: str) -> None:

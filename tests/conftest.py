@@ -12,8 +12,6 @@ from starlette.testclient import TestClient
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from mailsink import MailSink  # noqa: E402
-
 from server import accounts  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.config import load_settings  # noqa: E402
@@ -43,13 +41,6 @@ def passwords():
     pw = Passwords()
     yield pw
     pw.close()
-
-
-@pytest.fixture
-def mailsink():
-    sink = MailSink().start()
-    yield sink
-    sink.stop()
 
 
 @pytest.fixture
