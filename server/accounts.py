@@ -91,7 +91,7 @@ def describe(db: Db, customer_code: str) -> dict[str, str]:
         "locked": "yes" if user.locked_at else "no",
         "locked_at": user.locked_at.isoformat() if user.locked_at else "-",
         "failed_logins": str(user.failed_logins),
-        "passkeys": "0",
+        "passkeys": str(store.count_credentials(db, user.id)),
         "last_login": user.last_login_at.isoformat() if user.last_login_at else "-",
         "trusted_devices": str(len(trusted)),
         "created_at": user.created_at.isoformat(),

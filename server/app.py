@@ -43,6 +43,17 @@ def routes() -> list:
         Route("/api/login/code/resend", api.login_code_resend, methods=["POST"]),
         Route("/api/session", api.session_info, methods=["GET"]),
         Route("/api/logout", api.logout, methods=["POST"]),
+        Route("/api/login/passkey/options", api.passkey_login_options, methods=["POST"]),
+        Route("/api/login/passkey/verify", api.passkey_login_verify, methods=["POST"]),
+        Route("/api/step-up/code/send", api.step_up_code_send, methods=["POST"]),
+        Route("/api/step-up/code", api.step_up_code, methods=["POST"]),
+        Route("/api/step-up/passkey/options", api.step_up_passkey_options, methods=["POST"]),
+        Route("/api/step-up/passkey/verify", api.step_up_passkey_verify, methods=["POST"]),
+        Route("/api/passkeys", api.passkey_list, methods=["GET"]),
+        Route("/api/passkeys/register/options", api.passkey_register_options, methods=["POST"]),
+        Route("/api/passkeys/register/verify", api.passkey_register_verify, methods=["POST"]),
+        Route("/api/passkeys/{passkey_id}", api.passkey_rename, methods=["PATCH"]),
+        Route("/api/passkeys/{passkey_id}", api.passkey_delete, methods=["DELETE"]),
         Mount("/static", app=pages.VersionedStatic(directory=str(pages.STATIC)), name="static"),
     ]
 
@@ -127,6 +138,7 @@ async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
             await ctx.db.run(store.delete_stale_sessions, idle_before=now - s.session_idle,
                              created_before=now - s.session_absolute)
             await ctx.db.run(store.delete_expired_counters, now)
+            await ctx.db.run(store.delete_expired_ceremonies, now)
         except Exception:
             log.exception("session sweep failed")
 

@@ -12,6 +12,8 @@ class ServiceError(Exception):
     status = 400
     code = "invalid_request"
 
+    message_key: str | None = None  # which i18n message to show, when not the one named by `code`
+
     def __init__(self, code: str | None = None, *, status: int | None = None, reason: str | None = None, **extra):
         self.code = code or self.code
         self.status = status or self.status
@@ -65,3 +67,29 @@ class MailUnavailable(ServiceError):
 
 class Unavailable(ServiceError):
     status, code = 503, "unavailable"
+
+
+class PasskeyRejected(ServiceError):
+    """The response parsed but failed a check: 401 at login and step-up, 400 at registration."""
+
+    status, code = 401, "passkey_rejected"
+
+
+class UnknownCredential(ServiceError):
+    """The server definitely does not know this credential (the page may tell the browser so)."""
+
+    status, code = 401, "unknown_credential"
+
+
+class CeremonyExpired(ServiceError):
+    status, code = 400, "ceremony_expired"
+
+
+class StepUpRequired(ServiceError):
+    status, code = 403, "step_up_required"
+
+
+class Conflict(ServiceError):
+    """passkey_limit_reached, email_required, credential_exists, no_passkey."""
+
+    status = 409

@@ -64,6 +64,42 @@ ERRORS: dict[str, tuple[str, str]] = {
         "失敗が続いたため、しばらく受け付けを停止しています。{retry_after}秒後にもう一度お試しください。",
         "Too many failed attempts from your connection. Please try again in {retry_after} seconds.",
     ),
+    "passkey_rejected": (
+        "パスキーを確認できませんでした。もう一度お試しください。",
+        "We could not verify this passkey. Please try again.",
+    ),
+    "passkey_registration_rejected": (
+        "パスキーを登録できませんでした（{why}）。もう一度お試しください。",
+        "The passkey could not be registered ({why}). Please try again.",
+    ),
+    "unknown_credential": (
+        "このパスキーは登録されていません。別のパスキーを選ぶか、お客様コードとパスワードでログインしてください。",
+        "This passkey is not registered with us. Choose another passkey, or log in with your customer code and password.",
+    ),
+    "ceremony_expired": (
+        "手続きの有効期限が切れました。もう一度最初からお試しください。",
+        "This request has expired. Please start again.",
+    ),
+    "step_up_required": (
+        "この操作の前に、ご本人確認をもう一度お願いします。",
+        "Please confirm it is you again before doing this.",
+    ),
+    "passkey_limit_reached": (
+        "登録できるパスキーは{limit}個までです。新しく登録するには、使っていないパスキーを削除してください。",
+        "You can register up to {limit} passkeys. Delete one you no longer use to add another.",
+    ),
+    "email_required": (
+        "パスキーを登録するには、メールアドレスの登録が必要です。お客様サポートへご連絡ください。",
+        "A registered e-mail address is needed before you can add a passkey. Please contact customer support.",
+    ),
+    "credential_exists": (
+        "このパスキーはすでに登録されています。",
+        "This passkey is already registered.",
+    ),
+    "no_passkey": (
+        "登録済みのパスキーがありません。メールの確認コードでご本人確認をしてください。",
+        "You have no passkey yet. Please confirm it is you with an e-mailed code.",
+    ),
     "csrf_rejected": (
         "このページからのリクエストは受け付けられません。ページを再読み込みしてください。",
         "This request was not accepted. Please reload the page.",
@@ -89,6 +125,22 @@ ERRORS: dict[str, tuple[str, str]] = {
     ),
 }
 
+# Why a registration was refused, in the customer's words (the contract puts the reason in `message`).
+REJECTION_REASONS: dict[str, tuple[str, str]] = {
+    "origin": ("別のサイトからの応答です", "the answer came from another site"),
+    "challenge": ("手続きが一致しません", "it did not answer this request"),
+    "type": ("応答の種類が違います", "the answer was of the wrong kind"),
+    "rp_id": ("このサイト用のパスキーではありません", "the passkey is not for this site"),
+    "up": ("操作が確認できませんでした", "no user presence was confirmed"),
+    "uv": ("生体認証またはPINによる確認が必要です", "unlocking with biometrics or a PIN is required"),
+    "flags": ("認証器の応答に矛盾があります", "the authenticator's answer is inconsistent"),
+    "alg_not_requested": ("対応していない鍵の種類です", "the key type is not supported"),
+    "attestation": ("認証器の応答形式が正しくありません", "the authenticator's statement is malformed"),
+    "credential_id": ("パスキーの識別子が一致しません", "the passkey's identifier does not match"),
+    "parse": ("応答の形式が正しくありません", "the answer is malformed"),
+    "token_binding": ("応答の形式が正しくありません", "the answer is malformed"),
+}
+
 NOTICES: dict[str, tuple[str, str]] = {
     "code_sent": (
         "確認コードをメールで送信しました。",
@@ -98,6 +150,9 @@ NOTICES: dict[str, tuple[str, str]] = {
 
 
 def message(code: str, lang: str, **values) -> str:
+    if "why" in values:
+        ja_why, en_why = REJECTION_REASONS.get(values["why"], REJECTION_REASONS["parse"])
+        values = {**values, "why": en_why if lang == "en" else ja_why}
     ja, en = ERRORS.get(code) or NOTICES.get(code) or ERRORS["internal_error"]
     text = en if lang == "en" else ja
     try:

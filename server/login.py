@@ -7,21 +7,18 @@ count, a void code) are returned from the transaction and raised as errors only 
 
 from __future__ import annotations
 
-import logging
 import re
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlmodel import Session as Db
 
-from . import codes, devices, messages, policy, sessions, store
+from . import codes, devices, messages, notices, policy, sessions, store
 from .context import Client, Context
 from .errors import (AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin,
                      ResendTooSoon)
 from .mail import MailError
 from .models import Session, User
-
-log = logging.getLogger("tobira.login")
 
 CUSTOMER_CODE = re.compile(r"[A-Za-z0-9-]{4,20}")
 DEFAULT_REDIRECT = "/account"
@@ -96,7 +93,7 @@ def _password_failed(db: Db, ctx: Context, user: User | None, client: Client) ->
     store.add_event(db, kind="login_failed", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method="password", reason="wrong_password", failures=outcome.failures)
     if outcome.locked_now:
-        _locked(db, ctx, user, client, now)
+        notices.locked(db, ctx, user, client, now)
     return outcome.locked_now
 
 
@@ -109,7 +106,7 @@ def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str
     if device is not None:
         new = sessions.create(db, now=now, state=sessions.ACTIVE, user=user, auth_method="trusted_device",
                               ip=client.ip, user_agent=client.user_agent, replacing=current_session)
-        _logged_in(db, ctx, user, "trusted_device", client, now)
+        notices.logged_in(db, ctx, user, "trusted_device", client, now)
         return LoginStep("ok", new.raw_id, redirect=next_path or DEFAULT_REDIRECT), None, None
     new = sessions.create(db, now=now, state=sessions.PENDING, user=user, next_path=next_path,
                           ip=client.ip, user_agent=client.user_agent, replacing=current_session)
@@ -163,7 +160,7 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
                                      user_agent=client.user_agent)
             store.add_event(db, kind="trusted_device_added", when=now, user_id=user.id, ip=client.ip,
                             user_agent=client.user_agent)
-        _logged_in(db, ctx, user, "email_code", client, now)
+        notices.logged_in(db, ctx, user, "email_code", client, now)
         return LoginStep("ok", new.raw_id, redirect=pending.next_path or DEFAULT_REDIRECT, device_token=token)
     locked_now = False
     if check.wrong_guess:
@@ -172,7 +169,7 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
                         user_agent=client.user_agent, method="email_code", reason="wrong_code",
                         failures=outcome.failures)
         if outcome.locked_now:
-            _locked(db, ctx, user, client, now)
+            notices.locked(db, ctx, user, client, now)
         locked_now = outcome.locked_now
     return check, locked_now
 
@@ -256,29 +253,6 @@ async def _send_code(ctx: Context, *, email: str | None, code: str, purpose: str
     msg = messages.code_mail(sender=s.mail_from, to=email, rp_name=s.rp_name, lang=lang, code=code,
                              ttl=s.code_ttl, purpose=purpose)
     await ctx.mailer.send([msg])
-
-
-def _logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now: datetime) -> None:
-    """Everything a successful login does besides the session: reset failures, record, notify."""
-    store.record_login(db, user.id, now)
-    store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
-                    method=method)
-    if user.email:
-        s = ctx.settings
-        msg = messages.login_mail(sender=s.mail_from, to=user.email, rp_name=s.rp_name, lang=client.lang,
-                                  when=now, method=method, ip=client.ip, browser=client.user_agent)
-        store.enqueue_mail(db, kind="login", to_addr=user.email, message=msg.as_string(), when=now)
-
-
-def _locked(db: Db, ctx: Context, user: User, client: Client, now: datetime) -> None:
-    store.add_event(db, kind="account_locked", when=now, user_id=user.id, ip=client.ip,
-                    user_agent=client.user_agent)
-    log.warning("account locked", extra={"customer_code": user.customer_code})
-    if user.email:
-        s = ctx.settings
-        msg = messages.locked_mail(sender=s.mail_from, to=user.email, rp_name=s.rp_name, lang=client.lang,
-                                   when=now, ip=client.ip)
-        store.enqueue_mail(db, kind="locked", to_addr=user.email, message=msg.as_string(), when=now)
 
 
 def _event(db: Db, ctx: Context, user_id: int, kind: str, client: Client, **detail) -> None:

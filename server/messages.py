@@ -114,3 +114,49 @@ def locked_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime
             "当社からのメールに、ログインページやパスワード変更ページへのリンクが含まれることはありません。"
         )
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
+
+
+def passkey_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, added: bool, name: str,
+                 provider: str | None, ip: str | None) -> EmailMessage:
+    if lang == "en":
+        subject = "A passkey was added to your account" if added else "A passkey was removed from your account"
+        what = "added" if added else "removed"
+        body = (
+            f"A passkey was {what} at {jst(when, 'en')}.\n\n"
+            f"Passkey:  {name}\n"
+            f"Provider: {provider or 'unknown'}\n"
+            f"From:     {ip or 'unknown'}\n\n"
+            f"If this was you, there is nothing to do.\n\n{_NOT_YOU[1]}"
+        )
+    else:
+        subject = "パスキーを登録しました" if added else "パスキーを削除しました"
+        what = "登録" if added else "削除"
+        body = (
+            f"{jst(when, 'ja')}に、お客様のアカウントでパスキーが{what}されました。\n\n"
+            f"パスキー：{name}\n"
+            f"提供元：{provider or '不明'}\n"
+            f"接続元：{ip or '不明'}\n\n"
+            f"お客様ご自身による操作であれば、対応は不要です。\n\n{_NOT_YOU[0]}"
+        )
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
+
+
+def clone_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, name: str,
+               ip: str | None) -> EmailMessage:
+    if lang == "en":
+        subject = "A login with your passkey was refused"
+        body = (
+            f"At {jst(when, 'en')} a login with your passkey “{name}” was refused (from {ip or 'unknown'}): "
+            "the security key reported a usage count we had already seen, which can mean it was copied.\n\n"
+            "Please phone our customer support. Until then, log in with another passkey or your password.\n"
+            "Our e-mails never contain links to a login or password page."
+        )
+    else:
+        subject = "パスキーでのログインをお断りしました"
+        body = (
+            f"{jst(when, 'ja')}に、パスキー「{name}」でのログインをお断りしました（接続元：{ip or '不明'}）。"
+            "セキュリティキーが報告した使用回数が過去の値と矛盾しており、キーが複製された可能性があります。\n\n"
+            "お手数ですが、お客様サポートへお電話でご連絡ください。それまでは、別のパスキーまたはパスワードでログインしてください。\n"
+            "当社からのメールに、ログインページやパスワード変更ページへのリンクが含まれることはありません。"
+        )
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import Column, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, Column, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
 
@@ -56,7 +56,8 @@ class User(SQLModel, table=True):
 
 
 class Session(SQLModel, table=True):
-    """A browser session. `state` is "pending" between password and code, then "active"."""
+    """A browser session: "anonymous" (holds a passkey-login ceremony), "pending" (between password
+    and code), "active" (logged in)."""
 
     __tablename__ = "sessions"
 
@@ -143,4 +144,40 @@ class RateLimitCounter(SQLModel, table=True):
 
     key: str = Field(sa_column=Column(String(200), primary_key=True))
     count: int = Field(default=0)
+    expires_at: datetime = _when(index=True)
+
+
+class Credential(SQLModel, table=True):
+    """A passkey: its public key and what we know of the authenticator that holds it."""
+
+    __tablename__ = "credentials"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = _user_fk()
+    # UNIQUE across all customers: a second registration of the same ID fails even in a race.
+    credential_id: bytes = Field(sa_column=Column(LargeBinary(1023), nullable=False, unique=True))
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # COSE_Key
+    algorithm: int = Field(sa_column=Column(Integer, nullable=False))
+    sign_count: int = Field(sa_column=Column(BigInteger, nullable=False))  # uint32 overflows INTEGER
+    aaguid: str = Field(sa_column=Column(String(36), nullable=False))
+    transports: str = Field(default="", sa_column=Column(String(100), nullable=False))  # comma-separated
+    backup_eligible: bool = Field(sa_column=Column(Boolean, nullable=False))
+    backup_state: bool = Field(sa_column=Column(Boolean, nullable=False))
+    name: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = _when()
+    last_used_at: datetime | None = _when(nullable=True)
+
+
+class Ceremony(SQLModel, table=True):
+    """Server-side state of one WebAuthn ceremony, keyed by its challenge's hash and taken once."""
+
+    __tablename__ = "ceremonies"
+
+    challenge_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    kind: str = Field(sa_column=Column(String(20), nullable=False))  # registration | login | step_up
+    session_id_hash: str = Field(
+        sa_column=Column(String(64), ForeignKey("sessions.id_hash", ondelete="CASCADE"), nullable=False, index=True)
+    )
+    user_id: int | None = _user_fk(nullable=True)
+    challenge: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
     expires_at: datetime = _when(index=True)

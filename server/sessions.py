@@ -17,7 +17,7 @@ from . import store
 from .config import Settings
 from .models import Session, User
 
-PENDING, ACTIVE = "pending", "active"
+ANONYMOUS, PENDING, ACTIVE = "anonymous", "pending", "active"
 
 
 def hash_id(raw_id: str) -> str:
@@ -48,8 +48,23 @@ def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method:
     return NewSession(raw_id, row)
 
 
+def rotate(db: Db, row: Session, *, now: datetime, verified: bool) -> NewSession:
+    """The same login under a new id (after a step-up): the old id stops working at once.
+
+    Creation and login times carry over, so the absolute limit still counts from the login.
+    """
+    store.delete_session(db, row.id_hash)
+    raw_id = secrets.token_urlsafe(32)
+    new = store.add_session(db, Session(
+        id_hash=hash_id(raw_id), user_id=row.user_id, state=row.state, auth_method=row.auth_method,
+        created_at=row.created_at, last_seen_at=now, authenticated_at=row.authenticated_at,
+        verified_at=now if verified else row.verified_at, next_path=None, ip=row.ip, user_agent=row.user_agent,
+    ))
+    return NewSession(raw_id, new)
+
+
 def expired(row: Session, *, now: datetime, settings: Settings) -> bool:
-    limit = settings.pending_login_ttl if row.state == PENDING else settings.session_absolute
+    limit = settings.session_absolute if row.state == ACTIVE else settings.pending_login_ttl
     return now - row.last_seen_at > settings.session_idle or now - row.created_at > limit
 
 

@@ -9,7 +9,8 @@ from sqlalchemy import case, delete, func, or_, select, update
 from sqlmodel import Session as Db
 
 from .db import insert_for
-from .models import OneTimeCode, OutboxMail, RateLimitCounter, SecurityEvent, Session, TrustedDevice, User
+from .models import (Ceremony, Credential, OneTimeCode, OutboxMail, RateLimitCounter, SecurityEvent, Session,
+                     TrustedDevice, User)
 
 # --- users ---------------------------------------------------------------------------------
 
@@ -50,6 +51,16 @@ def record_login(db: Db, user_id: int, when: datetime) -> None:
 
 def unlock_user(db: Db, user_id: int) -> None:
     db.exec(update(User).where(User.id == user_id).values(failed_logins=0, locked_at=None))
+
+
+def lock_user_row(db: Db, user_id: int) -> None:
+    """Serialise work on one customer (e.g. the passkey limit under parallel registrations).
+
+    PostgreSQL: a row lock until commit. SQLite: every write transaction already starts with
+    BEGIN IMMEDIATE (db.py), which serialises all writers, so there is nothing more to take.
+    """
+    if db.bind.dialect.name == "postgresql":
+        db.exec(select(User.id).where(User.id == user_id).with_for_update())
 
 
 def set_email(db: Db, user_id: int, email: str) -> None:
@@ -244,3 +255,77 @@ def clear_counters(db: Db) -> int:
 
 def delete_expired_counters(db: Db, now: datetime) -> int:
     return db.exec(delete(RateLimitCounter).where(RateLimitCounter.expires_at <= now)).rowcount
+
+
+# --- ceremonies ----------------------------------------------------------------------------
+
+
+def add_ceremony(db: Db, ceremony: Ceremony) -> None:
+    db.add(ceremony)
+    db.flush()
+
+
+def take_ceremony(db: Db, *, challenge_hash: str, session_id_hash: str, kind: str) -> Ceremony | None:
+    """Delete the ceremony as it is read: of any number of parallel callers, one gets it."""
+    stmt = (delete(Ceremony)
+            .where(Ceremony.challenge_hash == challenge_hash, Ceremony.session_id_hash == session_id_hash,
+                   Ceremony.kind == kind)
+            .returning(Ceremony))
+    return db.exec(stmt).scalars().first()
+
+
+def delete_expired_ceremonies(db: Db, now: datetime) -> int:
+    return db.exec(delete(Ceremony).where(Ceremony.expires_at <= now)).rowcount
+
+
+# --- credentials (passkeys) ----------------------------------------------------------------
+
+
+def credentials_of(db: Db, user_id: int) -> list[Credential]:
+    stmt = select(Credential).where(Credential.user_id == user_id).order_by(Credential.created_at, Credential.id)
+    return list(db.exec(stmt).scalars())
+
+
+def count_credentials(db: Db, user_id: int) -> int:
+    stmt = select(func.count()).select_from(Credential).where(Credential.user_id == user_id)
+    return db.exec(stmt).scalar_one()
+
+
+def credential_by_raw_id(db: Db, credential_id: bytes) -> Credential | None:
+    return db.exec(select(Credential).where(Credential.credential_id == credential_id)).scalars().first()
+
+
+def add_credential(db: Db, credential: Credential) -> Credential:
+    db.add(credential)
+    db.flush()
+    return credential
+
+
+def record_credential_use(db: Db, credential_pk: int, *, old_count: int, new_count: int, backup_state: bool,
+                          when: datetime) -> bool:
+    """Compare-and-set: False when another login moved the counter first (security.md §12)."""
+    stmt = (update(Credential)
+            .where(Credential.id == credential_pk, Credential.sign_count == old_count)
+            .values(sign_count=new_count, backup_state=backup_state, last_used_at=when))
+    return db.exec(stmt).rowcount == 1
+
+
+def rename_credential(db: Db, user_id: int, credential_id: bytes, name: str) -> Credential | None:
+    row = db.exec(select(Credential).where(Credential.user_id == user_id,
+                                           Credential.credential_id == credential_id)).scalars().first()
+    if row is not None:
+        row.name = name
+        db.add(row)
+        db.flush()
+    return row
+
+
+def delete_credential(db: Db, user_id: int, credential_id: bytes) -> Credential | None:
+    stmt = (delete(Credential)
+            .where(Credential.user_id == user_id, Credential.credential_id == credential_id)
+            .returning(Credential))
+    return db.exec(stmt).scalars().first()
+
+
+def delete_credentials_of(db: Db, user_id: int) -> int:
+    return db.exec(delete(Credential).where(Credential.user_id == user_id)).rowcount

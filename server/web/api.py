@@ -8,7 +8,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import login, policy, store
+from .. import ceremonies, login, passkeys, policy, stepup, store
 from ..context import Context
 from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError
 from .auth import client, current_session, language, logged_in
@@ -57,7 +57,8 @@ def service_error(request: Request, exc: ServiceError) -> JSONResponse:
     log.info("request refused", extra={"code": exc.code, "status": exc.status, "reason": exc.reason})
     # `field` helps the log, not the customer: only the contract's extras go into the body.
     extra = {k: v for k, v in exc.extra.items() if k in ("attempts_left", "retry_after", "credential_id")}
-    response = error_response(exc.code, exc.status, language(request), **extra)
+    response = error_response(exc.code, exc.status, language(request), wording=exc.extra,
+                              message_key=exc.message_key, **extra)
     if "retry_after" in extra:
         response.headers["Retry-After"] = str(extra["retry_after"])
     return response
@@ -124,7 +125,8 @@ async def session_info(request: Request) -> Response:
     if row is None:
         raise NotAuthenticated()
     ctx = _ctx(request)
-    user = await ctx.db.run(store.user_by_id, row.user_id)
+    user, passkey_count = await ctx.db.run(
+        lambda db: (store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)))
     reason = policy.important_operations_reason(row, ctx.settings, ctx.clock())
     return JSONResponse({
         "customer_code": user.customer_code,
@@ -134,7 +136,7 @@ async def session_info(request: Request) -> Response:
         "verified_at": _iso(row.verified_at),
         "important_operations_allowed": reason is None,
         "important_operations_reason": reason,
-        "passkey_count": 0,  # passkeys arrive with the passkey issue
+        "passkey_count": passkey_count,
     })
 
 
@@ -146,3 +148,113 @@ async def logout(request: Request) -> Response:
     response = Response(status_code=204)
     request.app.state.cookies.clear_session(response)
     return response
+
+
+# --- passkey login ---------------------------------------------------------------------------
+
+
+async def _require_login(request: Request):
+    row = await logged_in(request)
+    if row is None:
+        raise NotAuthenticated()
+    return row
+
+
+async def passkey_login_options(request: Request) -> Response:
+    body = await read_json(request)
+    next_path = text_field(body, "next", max_len=1024, required=False)
+    begun = await ceremonies.begin_login(_ctx(request), session_id_hash=request.app.state.cookies.session_hash(request),
+                                         next_path=next_path, client=client(request))
+    response = JSONResponse(begun.options)
+    if begun.new_session_id:
+        request.app.state.cookies.set_session(response, begun.new_session_id)
+    return response
+
+
+async def passkey_login_verify(request: Request) -> Response:
+    body = await read_json(request)
+    step = await ceremonies.complete_login(_ctx(request), session_id_hash=request.app.state.cookies.session_hash(request),
+                                           credential=body, client=client(request))
+    return _login_answer(request, step)
+
+
+# --- step-up ---------------------------------------------------------------------------------
+
+
+def _stepped_up_answer(request: Request, done) -> JSONResponse:
+    response = JSONResponse({"status": "ok", "verified_at": done.verified_at.isoformat()})
+    request.app.state.cookies.set_session(response, done.session_id)
+    return response
+
+
+async def step_up_code_send(request: Request) -> Response:
+    await read_json(request)
+    session = await _require_login(request)
+    await stepup.send_code(_ctx(request), session=session, client=client(request))
+    return JSONResponse({"status": "code_sent"})
+
+
+async def step_up_code(request: Request) -> Response:
+    body = await read_json(request)
+    session = await _require_login(request)
+    entered = text_field(body, "code", max_len=64)
+    done = await stepup.check_code(_ctx(request), session=session, entered=entered, client=client(request))
+    return _stepped_up_answer(request, done)
+
+
+async def step_up_passkey_options(request: Request) -> Response:
+    await read_json(request)
+    session = await _require_login(request)
+    return JSONResponse(await ceremonies.begin_step_up(_ctx(request), session=session))
+
+
+async def step_up_passkey_verify(request: Request) -> Response:
+    body = await read_json(request)
+    session = await _require_login(request)
+    done = await ceremonies.complete_step_up(_ctx(request), session=session, credential=body, client=client(request))
+    return _stepped_up_answer(request, done)
+
+
+# --- passkey management ----------------------------------------------------------------------
+
+
+async def passkey_list(request: Request) -> Response:
+    session = await _require_login(request)
+    ctx = _ctx(request)
+    views = await ctx.db.run(passkeys.list_views, session.user_id)
+    return JSONResponse({"passkeys": [v.as_json() for v in views], "limit": ctx.settings.max_passkeys})
+
+
+async def passkey_register_options(request: Request) -> Response:
+    await read_json(request)
+    session = await _require_login(request)
+    return JSONResponse(await ceremonies.begin_registration(_ctx(request), session=session))
+
+
+async def passkey_register_verify(request: Request) -> Response:
+    body = await read_json(request)
+    session = await _require_login(request)
+    credential = body.get("credential")
+    if not isinstance(credential, dict):
+        raise InvalidField(reason="credential must be an object", field="credential")
+    name = text_field(body, "name", max_len=1024, required=False)
+    view = await ceremonies.complete_registration(_ctx(request), session=session, credential=credential, name=name,
+                                                  client=client(request))
+    return JSONResponse({"passkey": view.as_json()}, status_code=201)
+
+
+async def passkey_rename(request: Request) -> Response:
+    body = await read_json(request)
+    session = await _require_login(request)
+    name = text_field(body, "name", max_len=1024)
+    view = await passkeys.rename(_ctx(request), session=session, passkey_id=request.path_params["passkey_id"],
+                                 name=name, client=client(request))
+    return JSONResponse({"passkey": view.as_json()})
+
+
+async def passkey_delete(request: Request) -> Response:
+    await read_json(request)
+    session = await _require_login(request)
+    await passkeys.delete(_ctx(request), session=session, passkey_id=request.path_params["passkey_id"],
+                          client=client(request))
+    return Response(status_code=204)

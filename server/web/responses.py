@@ -7,8 +7,11 @@ from starlette.responses import JSONResponse
 from ..i18n import choose_language, message
 
 
-def error_response(code: str, status: int, lang: str, **extra) -> JSONResponse:
-    body = {"error": {"code": code, "message": message(code, lang, **extra), **extra}}
+def error_response(code: str, status: int, lang: str, *, wording: dict | None = None, message_key: str | None = None,
+                   **extra) -> JSONResponse:
+    """`extra` goes into the body (the contract's extras); `wording` only fills in the message."""
+    text = message(message_key or code, lang, **{**(wording or {}), **extra})
+    body = {"error": {"code": code, "message": text, **extra}}
     return JSONResponse(body, status_code=status)
 
 

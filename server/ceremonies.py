@@ -1,0 +1,291 @@
+"""Passkey ceremonies around python-fido2's Fido2Server, with their state in the database.
+
+Each ceremony's challenge is 32 random bytes, stored server-side in a `Ceremony` row bound to the
+browser session that asked, valid for 5 minutes, and taken (deleted as it is read) when the
+response comes back: a replay, or a second parallel verify of the same response, finds nothing.
+The checks of the response itself are in verify.py.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from fido2.server import Fido2Server
+from fido2.utils import websafe_encode
+from fido2.webauthn import (PublicKeyCredentialDescriptor, PublicKeyCredentialParameters,
+                            PublicKeyCredentialUserEntity, ResidentKeyRequirement, UserVerificationRequirement)
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session as Db
+
+from . import notices, passkeys, sessions, stepup, store, verify
+from .context import Client, Context
+from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, NotAuthenticated, PasskeyRejected,
+                     UnknownCredential)
+from .login import DEFAULT_REDIRECT, LoginStep, safe_next
+from .models import Ceremony, Credential, Session
+
+CEREMONY_TTL = timedelta(minutes=5)
+
+
+@functools.lru_cache(maxsize=8)
+def _options_server(rp_id: str, rp_name: str) -> Fido2Server:
+    server = Fido2Server({"id": rp_id, "name": rp_name}, attestation="none")
+    server.timeout = int(CEREMONY_TTL.total_seconds() * 1000)
+    server.allowed_algorithms = [PublicKeyCredentialParameters(type="public-key", alg=alg)
+                                 for alg in verify.ALGORITHMS]
+    return server
+
+
+def _challenge_hash(challenge: bytes) -> str:
+    return hashlib.sha256(challenge).hexdigest()
+
+
+def _descriptor(credential: Credential) -> PublicKeyCredentialDescriptor:
+    transports = [t for t in credential.transports.split(",") if t] or None
+    return PublicKeyCredentialDescriptor(type="public-key", id=credential.credential_id, transports=transports)
+
+
+def _store_ceremony(db: Db, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:
+    challenge = secrets.token_bytes(32)
+    store.add_ceremony(db, Ceremony(challenge_hash=_challenge_hash(challenge), kind=kind,
+                                    session_id_hash=session_id_hash, user_id=user_id, challenge=challenge,
+                                    expires_at=ctx.clock() + CEREMONY_TTL))
+    return challenge
+
+
+async def _take(ctx: Context, *, challenge: bytes, session_id_hash: str | None, kind: str,
+                user_id: int | None = None) -> Ceremony:
+    """The ceremony this response answers, used up now; or 400 ceremony_expired."""
+    if not session_id_hash or not isinstance(challenge, bytes):
+        raise CeremonyExpired(reason="no session or no challenge")
+    ceremony = await ctx.db.run(store.take_ceremony, challenge_hash=_challenge_hash(challenge),
+                                session_id_hash=session_id_hash, kind=kind)
+    if ceremony is None:
+        raise CeremonyExpired(reason="unknown, used, or another session's challenge")
+    if ctx.clock() >= ceremony.expires_at:
+        raise CeremonyExpired(reason="challenge older than 5 minutes")
+    if user_id is not None and ceremony.user_id != user_id:
+        raise CeremonyExpired(reason="challenge issued to another customer")
+    return ceremony
+
+
+def _parse(parse, data: Any):
+    try:
+        return parse(data)
+    except verify.Malformed as exc:
+        raise InvalidRequest(reason=str(exc)) from None
+
+
+# --- registration ----------------------------------------------------------------------------
+
+
+async def begin_registration(ctx: Context, *, session: Session) -> dict:
+    def begin(db: Db) -> dict:
+        user = store.user_by_id(db, session.user_id)
+        if user is None:
+            raise NotAuthenticated()
+        if not user.email:
+            raise Conflict("email_required")
+        # Checked here: a registration ceremony is only ever issued inside the step-up window.
+        stepup.require_fresh(session, ctx.settings, ctx.clock())
+        existing = store.credentials_of(db, user.id)
+        if len(existing) >= ctx.settings.max_passkeys:
+            raise Conflict("passkey_limit_reached", limit=ctx.settings.max_passkeys)
+        challenge = _store_ceremony(db, ctx, kind="registration", session_id_hash=session.id_hash, user_id=user.id)
+        options, _ = _options_server(ctx.settings.rp_id, ctx.settings.rp_name).register_begin(
+            PublicKeyCredentialUserEntity(name=user.customer_code, id=user.user_handle, display_name=user.display_name),
+            credentials=[_descriptor(c) for c in existing],
+            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+            user_verification=UserVerificationRequirement.REQUIRED,
+            challenge=challenge)
+        return dict(options)
+
+    return await ctx.db.run(begin)
+
+
+async def complete_registration(ctx: Context, *, session: Session, credential: Any, name: str | None,
+                                client: Client) -> passkeys.PasskeyView:
+    response = _parse(verify.parse_registration, credential)
+    ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session.id_hash,
+                           kind="registration", user_id=session.user_id)
+    try:
+        new = verify.verify_registration(response=response, expected_challenge=ceremony.challenge,
+                                         expected_origins=ctx.settings.origins, rp_id=ctx.settings.rp_id)
+    except verify.Rejected as exc:
+        await ctx.db.run(_event, ctx, session.user_id, "passkey_registration_rejected", client, reason=exc.reason)
+        refusal = PasskeyRejected(status=400, reason=exc.detail, why=exc.reason)
+        refusal.message_key = "passkey_registration_rejected"
+        raise refusal from None
+    transports = verify.transports_of(credential)
+
+    def save(db: Db) -> passkeys.PasskeyView:
+        now = ctx.clock()
+        user = store.user_by_id(db, session.user_id)
+        if user is None:
+            raise NotAuthenticated()
+        # One customer at a time: six parallel registrations must not all see "four so far".
+        store.lock_user_row(db, user.id)
+        existing = store.credentials_of(db, user.id)
+        if len(existing) >= ctx.settings.max_passkeys:
+            raise Conflict("passkey_limit_reached", limit=ctx.settings.max_passkeys)
+        if store.credential_by_raw_id(db, new.credential_id) is not None:
+            raise Conflict("credential_exists")
+        chosen = passkeys.clean_name(name) if name else None
+        row = Credential(
+            user_id=user.id, credential_id=new.credential_id, public_key=new.public_key, algorithm=new.algorithm,
+            sign_count=new.sign_count, aaguid=new.aaguid, transports=",".join(transports),
+            backup_eligible=new.backup_eligible, backup_state=new.backup_state,
+            name=chosen or passkeys.default_name(new.aaguid, transports, {c.name for c in existing}, client.lang),
+            created_at=now)
+        try:
+            with db.begin_nested():
+                store.add_credential(db, row)
+        except IntegrityError:  # the UNIQUE index: another customer registered it a moment ago
+            raise Conflict("credential_exists") from None
+        view = passkeys.view(row)
+        notices.passkey_added(db, ctx, user, view.name, view.provider, client, now)
+        return view
+
+    view = await ctx.db.run(save)
+    ctx.outbox.wake()
+    return view
+
+
+# --- authentication: "log in with passkey" and passkey step-up -------------------------------
+
+
+@dataclass(frozen=True)
+class AuthenticationOptions:
+    options: dict
+    new_session_id: str | None  # set when the browser had no session: the cookie to give it
+
+
+async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: str | None,
+                      client: Client) -> AuthenticationOptions:
+    """Usernameless: empty allowCredentials; the authenticator offers the customer's passkeys."""
+
+    def begin(db: Db) -> AuthenticationOptions:
+        now = ctx.clock()
+        row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings) if session_id_hash else None
+        new_id = None
+        if row is None:
+            # The challenge must be bound to a browser: give this one an anonymous session.
+            made = sessions.create(db, now=now, state=sessions.ANONYMOUS, user=None, next_path=safe_next(next_path),
+                                   ip=client.ip, user_agent=client.user_agent)
+            row, new_id = made.row, made.raw_id
+        challenge = _store_ceremony(db, ctx, kind="login", session_id_hash=row.id_hash, user_id=None)
+        options, _ = _options_server(ctx.settings.rp_id, ctx.settings.rp_name).authenticate_begin(
+            credentials=None, user_verification=UserVerificationRequirement.REQUIRED, challenge=challenge)
+        public_key = dict(options)["publicKey"]
+        public_key["allowCredentials"] = []
+        return AuthenticationOptions({"publicKey": public_key}, new_id)
+
+    return await ctx.db.run(begin)
+
+
+async def begin_step_up(ctx: Context, *, session: Session) -> dict:
+    def begin(db: Db) -> dict:
+        mine = store.credentials_of(db, session.user_id)
+        if not mine:
+            raise Conflict("no_passkey")
+        challenge = _store_ceremony(db, ctx, kind="step_up", session_id_hash=session.id_hash,
+                                    user_id=session.user_id)
+        options, _ = _options_server(ctx.settings.rp_id, ctx.settings.rp_name).authenticate_begin(
+            credentials=[_descriptor(c) for c in mine], user_verification=UserVerificationRequirement.REQUIRED,
+            challenge=challenge)
+        return dict(options)
+
+    return await ctx.db.run(begin)
+
+
+async def complete_login(ctx: Context, *, session_id_hash: str | None, credential: Any,
+                         client: Client) -> LoginStep:
+    await ctx.db.in_thread(ctx.throttle.check, client.ip)
+    response = _parse(verify.parse_authentication, credential)
+    ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session_id_hash,
+                           kind="login")
+    owner, stored = await ctx.db.run(_owner_and_credential, response.raw_id)
+    if stored is None:
+        await _failed(ctx, None, client, "unknown_credential")
+        # Definitely unknown (not a transient error): the page may ask the browser to forget it.
+        raise UnknownCredential(credential_id=websafe_encode(response.raw_id), reason="no such credential")
+    if owner.locked_at is not None:
+        raise AccountLocked(reason="passkey login to a locked account")
+    # Usernameless: the user handle is how the authenticator says whose passkey this is.
+    handle = response.response.user_handle
+    if handle is None or not secrets.compare_digest(handle, owner.user_handle):
+        await _failed(ctx, owner.id, client, "user_handle")
+        raise PasskeyRejected(reason="userHandle missing or not the credential's owner")
+    await _verify_assertion(ctx, response, ceremony, stored, owner, client)
+
+    def log_in(db: Db) -> LoginStep:
+        now = ctx.clock()
+        anonymous = store.session_by_hash(db, session_id_hash)
+        redirect = (anonymous.next_path if anonymous else None) or DEFAULT_REDIRECT
+        new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
+                              ip=client.ip, user_agent=client.user_agent, replacing=session_id_hash)
+        notices.logged_in(db, ctx, owner, "passkey", client, now)
+        return LoginStep("ok", new.raw_id, redirect=redirect)
+
+    step = await ctx.db.run(log_in)
+    ctx.outbox.wake()
+    return step
+
+
+async def complete_step_up(ctx: Context, *, session: Session, credential: Any, client: Client) -> stepup.SteppedUp:
+    await ctx.db.in_thread(ctx.throttle.check, client.ip)
+    response = _parse(verify.parse_authentication, credential)
+    ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session.id_hash,
+                           kind="step_up", user_id=session.user_id)
+    owner, stored = await ctx.db.run(_owner_and_credential, response.raw_id)
+    handle = response.response.user_handle
+    if stored is None or owner.id != session.user_id or (
+            handle is not None and not secrets.compare_digest(handle, owner.user_handle)):
+        # Another customer's passkey, or none we know: answered like a bad signature.
+        await _failed(ctx, session.user_id, client, "not_this_customers_passkey", step_up=True)
+        raise PasskeyRejected(reason="the passkey does not belong to this session's customer")
+    await _verify_assertion(ctx, response, ceremony, stored, owner, client, step_up=True)
+    return await ctx.db.run(stepup.stepped_up, ctx, session, "passkey", client)
+
+
+def _owner_and_credential(db: Db, raw_id: bytes):
+    stored = store.credential_by_raw_id(db, raw_id)
+    owner = store.user_by_id(db, stored.user_id) if stored else None
+    return owner, stored
+
+
+async def _verify_assertion(ctx: Context, response, ceremony: Ceremony, stored: Credential, owner,
+                            client: Client, *, step_up: bool = False) -> None:
+    """Signature, flags and counter; then record the use with compare-and-set on the counter."""
+    try:
+        result = verify.verify_authentication(
+            response=response, expected_challenge=ceremony.challenge, expected_origins=ctx.settings.origins,
+            rp_id=ctx.settings.rp_id, public_key=stored.public_key, stored_sign_count=stored.sign_count)
+    except verify.Rejected as exc:
+        if exc.reason == "counter":
+            received = response.response.authenticator_data.counter
+            await ctx.db.run(notices.clone_suspected, ctx, owner, stored.name, stored.sign_count, received, client,
+                             ctx.clock())
+        await _failed(ctx, owner.id, client, exc.reason, step_up=step_up)
+        raise PasskeyRejected(reason=exc.detail) from None
+    recorded = await ctx.db.run(store.record_credential_use, stored.id, old_count=stored.sign_count,
+                                new_count=result.sign_count, backup_state=result.backup_state, when=ctx.clock())
+    if not recorded:
+        await _failed(ctx, owner.id, client, "counter_raced", step_up=step_up)
+        raise PasskeyRejected(reason="the sign counter moved during this login")
+
+
+async def _failed(ctx: Context, user_id: int | None, client: Client, reason: str, *, step_up: bool = False) -> None:
+    await ctx.db.in_thread(ctx.throttle.failed, client.ip)
+    kind = "step_up_failed" if step_up else "login_failed"
+    await ctx.db.run(_event, ctx, user_id, kind, client, method="passkey", reason=reason)
+
+
+def _event(db: Db, ctx: Context, user_id: int | None, kind: str, client: Client, **detail) -> None:
+    store.add_event(db, kind=kind, when=ctx.clock(), user_id=user_id, ip=client.ip, user_agent=client.user_agent,
+                    **detail)

@@ -1,0 +1,67 @@
+"""What Tobira records and tells the customer when something happens to their account.
+
+Each function writes the security event and queues the e-mail in the caller's transaction, so
+the notice exists exactly when the change does (the outbox worker sends it; see mail.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from sqlmodel import Session as Db
+
+from . import messages, store
+from .context import Client, Context
+from .models import User
+
+log = logging.getLogger("tobira.notices")
+
+
+def _mail(db: Db, ctx: Context, user: User, kind: str, build, **values) -> None:
+    if not user.email:
+        return
+    s = ctx.settings
+    msg = build(sender=s.mail_from, to=user.email, rp_name=s.rp_name, **values)
+    store.enqueue_mail(db, kind=kind, to_addr=user.email, message=msg.as_string(), when=values.get("when") or ctx.clock())
+
+
+def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now: datetime) -> None:
+    """Everything a successful login does besides the session: reset failures, record, notify."""
+    store.record_login(db, user.id, now)
+    store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                    method=method)
+    _mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
+          browser=client.user_agent)
+
+
+def locked(db: Db, ctx: Context, user: User, client: Client, now: datetime) -> None:
+    store.add_event(db, kind="account_locked", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent)
+    log.warning("account locked", extra={"customer_code": user.customer_code})
+    _mail(db, ctx, user, "locked", messages.locked_mail, lang=client.lang, when=now, ip=client.ip)
+
+
+def passkey_added(db: Db, ctx: Context, user: User, name: str, provider: str | None, client: Client,
+                  now: datetime) -> None:
+    store.add_event(db, kind="passkey_added", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                    name=name, provider=provider)
+    _mail(db, ctx, user, "passkey_added", messages.passkey_mail, lang=client.lang, when=now, added=True, name=name,
+          provider=provider, ip=client.ip)
+
+
+def passkey_removed(db: Db, ctx: Context, user: User, name: str, provider: str | None, client: Client,
+                    now: datetime, actor: str = "customer") -> None:
+    store.add_event(db, kind="passkey_removed", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                    name=name, provider=provider, actor=actor)
+    _mail(db, ctx, user, "passkey_removed", messages.passkey_mail, lang=client.lang, when=now, added=False, name=name,
+          provider=provider, ip=client.ip)
+
+
+def clone_suspected(db: Db, ctx: Context, user: User, name: str, stored: int, received: int, client: Client,
+                    now: datetime) -> None:
+    """A sign counter that went backwards: the authenticator may have been copied (WebAuthn §6.1.1)."""
+    store.add_event(db, kind="passkey_clone_suspected", when=now, user_id=user.id, ip=client.ip,
+                    user_agent=client.user_agent, name=name, stored_sign_count=stored, received_sign_count=received)
+    log.warning("sign counter did not increase", extra={"customer_code": user.customer_code,
+                                                        "stored": stored, "received": received})
+    _mail(db, ctx, user, "clone_suspected", messages.clone_mail, lang=client.lang, when=now, name=name, ip=client.ip)

@@ -1,0 +1,148 @@
+"""Passkeys as the customer sees them: names, providers, the list, rename and delete."""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from fido2.utils import websafe_encode
+from sqlmodel import Session as Db
+
+from . import store
+from .models import Credential
+
+NAME_MAX = 64
+_ZERO_AAGUID = "00000000-0000-0000-0000-000000000000"
+
+
+@functools.lru_cache(maxsize=1)
+def provider_names() -> dict[str, str]:
+    """The community passkey-provider list shipped with Tobira (names only).
+
+    The list may be retired and left empty one day: a missing or empty file means "no names
+    known", never an error. It names passkeys for the customer; it is not a security signal.
+    """
+    try:
+        data = json.loads((Path(__file__).parent / "aaguids.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k.lower(): v for k, v in data.items() if isinstance(k, str) and isinstance(v, str) and v.strip()}
+
+
+def provider_of(aaguid: str) -> str | None:
+    if not aaguid or aaguid == _ZERO_AAGUID:  # attestation "none" may zero it: unknown
+        return None
+    return provider_names().get(aaguid.lower())
+
+
+def default_name(aaguid: str, transports: list[str], taken: set[str], lang: str) -> str:
+    """The provider's name when known, else what kind of thing it seems to be; unique per customer."""
+    base = provider_of(aaguid)
+    if base is None:
+        roaming = transports and set(transports) <= {"usb", "nfc", "ble", "smart-card"}
+        if lang == "en":
+            base = "Security key" if roaming else "Passkey"
+        else:
+            base = "セキュリティキー" if roaming else "パスキー"
+    name, n = base, 2
+    while name in taken:
+        name, n = f"{base} ({n})", n + 1
+    return name[:NAME_MAX]
+
+
+def clean_name(raw: str) -> str | None:
+    """A customer-chosen name: trimmed, 1-64 characters, no control characters; None if unusable."""
+    name = " ".join(raw.split())
+    if not 1 <= len(name) <= NAME_MAX or any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+        return None
+    return name
+
+
+@dataclass(frozen=True)
+class PasskeyView:
+    id: str
+    name: str
+    provider: str | None
+    backup_eligible: bool
+    synced: bool
+    created_at: datetime
+    last_used_at: datetime | None
+    transports: list[str]
+
+    def as_json(self) -> dict:
+        return {
+            "id": self.id, "name": self.name, "provider": self.provider, "backup_eligible": self.backup_eligible,
+            "synced": self.synced, "created_at": self.created_at.isoformat(),
+            "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
+            "transports": self.transports,
+        }
+
+
+def view(credential: Credential) -> PasskeyView:
+    return PasskeyView(
+        id=websafe_encode(credential.credential_id), name=credential.name, provider=provider_of(credential.aaguid),
+        backup_eligible=credential.backup_eligible, synced=credential.backup_state,
+        created_at=credential.created_at, last_used_at=credential.last_used_at,
+        transports=[t for t in credential.transports.split(",") if t],
+    )
+
+
+def list_views(db: Db, user_id: int) -> list[PasskeyView]:
+    return [view(c) for c in store.credentials_of(db, user_id)]
+
+
+def _raw_id(passkey_id: str) -> bytes | None:
+    """The credential ID from its base64url form in a URL, or None when it cannot be one."""
+    from . import verify
+
+    try:
+        raw = verify.decode(passkey_id, "id")
+    except verify.Malformed:
+        return None
+    return raw or None
+
+
+async def rename(ctx, *, session, passkey_id: str, name: str, client) -> PasskeyView:
+    from .errors import InvalidField, NotFound
+
+    clean = clean_name(name)
+    if clean is None:
+        raise InvalidField(reason="a passkey name is 1-64 characters", field="name")
+    raw = _raw_id(passkey_id)
+
+    def save(db: Db) -> PasskeyView:
+        row = store.rename_credential(db, session.user_id, raw, clean) if raw else None
+        if row is None:  # not theirs, or not at all: the same answer
+            raise NotFound()
+        store.add_event(db, kind="passkey_renamed", when=ctx.clock(), user_id=session.user_id, ip=client.ip,
+                        user_agent=client.user_agent, name=clean)
+        return view(row)
+
+    return await ctx.db.run(save)
+
+
+async def delete(ctx, *, session, passkey_id: str, client) -> None:
+    from . import notices, stepup
+    from .errors import NotFound
+
+    raw = _raw_id(passkey_id)
+
+    def remove(db: Db) -> None:
+        now = ctx.clock()
+        # Existence first, so a stranger's ID answers 404 whatever the step-up state.
+        if raw is None or not any(c.credential_id == raw for c in store.credentials_of(db, session.user_id)):
+            raise NotFound()
+        stepup.require_fresh(session, ctx.settings, now)
+        row = store.delete_credential(db, session.user_id, raw)
+        if row is None:
+            raise NotFound()
+        user = store.user_by_id(db, session.user_id)
+        notices.passkey_removed(db, ctx, user, row.name, provider_of(row.aaguid), client, now)
+
+    await ctx.db.run(remove)
+    ctx.outbox.wake()

@@ -1,0 +1,114 @@
+"""Step-up: a fresh verification before a sensitive action (adding or deleting a passkey, and
+later the important operations). A code by e-mail, or a passkey of the same customer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlmodel import Session as Db
+
+from . import codes, messages, notices, policy, sessions, store
+from .config import Settings
+from .context import Client, Context
+from .errors import AccountLocked, CodeRejected, MailUnavailable, NotAuthenticated, ResendTooSoon, StepUpRequired
+from .mail import MailError
+from .models import Session
+
+
+def fresh(session: Session, settings: Settings, now: datetime) -> bool:
+    """Verified recently enough (TOBIRA_STEP_UP_WINDOW) for a sensitive action."""
+    return session.verified_at is not None and now - session.verified_at <= timedelta(seconds=settings.step_up_window)
+
+
+def require_fresh(session: Session, settings: Settings, now: datetime) -> None:
+    if not fresh(session, settings, now):
+        raise StepUpRequired()
+
+
+@dataclass(frozen=True)
+class SteppedUp:
+    session_id: str  # the new id for the cookie
+    verified_at: datetime
+
+
+def stepped_up(db: Db, ctx: Context, session: Session, method: str, client: Client) -> SteppedUp:
+    """Record a successful step-up: verified now, under a new session id."""
+    now = ctx.clock()
+    new = sessions.rotate(db, session, now=now, verified=True)
+    store.add_event(db, kind="step_up", when=now, user_id=session.user_id, ip=client.ip,
+                    user_agent=client.user_agent, method=method)
+    return SteppedUp(new.raw_id, now)
+
+
+async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
+    def issue(db: Db):
+        now = ctx.clock()
+        user = store.user_by_id(db, session.user_id)
+        if user is None:
+            raise NotAuthenticated()
+        if user.locked_at is not None:
+            raise AccountLocked()
+        wait = codes.resend_wait(store.code_for(db, session.id_hash, "step_up"), now=now,
+                                 resend_after=ctx.settings.code_resend_after)
+        if wait:
+            raise ResendTooSoon(retry_after=wait)
+        code = codes.issue(db, ctx.codes, session_id_hash=session.id_hash, user_id=user.id, purpose="step_up",
+                           now=now, ttl=ctx.settings.code_ttl)
+        store.add_event(db, kind="code_sent", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                        purpose="step_up")
+        return code, user.email
+
+    code, email = await ctx.db.run(issue)
+    s = ctx.settings
+    try:
+        if not email:
+            raise MailError("the customer has no e-mail address")
+        await ctx.mailer.send([messages.code_mail(sender=s.mail_from, to=email, rp_name=s.rp_name, lang=client.lang,
+                                                  code=code, ttl=s.code_ttl, purpose="step_up")])
+    except MailError as exc:
+        await ctx.db.run(_drop_code, session.id_hash)
+        raise MailUnavailable(reason=str(exc)) from None
+
+
+def _drop_code(db: Db, session_id_hash: str) -> None:
+    row = store.code_for(db, session_id_hash, "step_up")
+    if row is not None:
+        store.delete_code(db, row.id)
+
+
+async def check_code(ctx: Context, *, session: Session, entered: str, client: Client) -> SteppedUp:
+    await ctx.db.in_thread(ctx.throttle.check, client.ip)
+
+    def check(db: Db):
+        now = ctx.clock()
+        user = store.user_by_id(db, session.user_id)
+        if user is None:
+            raise NotAuthenticated()
+        if user.locked_at is not None:
+            raise AccountLocked()
+        result = codes.check(db, ctx.codes, session_id_hash=session.id_hash, purpose="step_up", entered=entered,
+                             now=now, max_attempts=ctx.settings.code_max_attempts)
+        if result.ok:
+            return stepped_up(db, ctx, session, "email_code", client)
+        if result.wrong_guess:
+            # A wrong step-up code is a failed sign-in like any other: it counts toward the lock.
+            outcome = policy.count_failure(db, user.id, now=now, lock_after=ctx.settings.lock_after_failures)
+            store.add_event(db, kind="step_up_failed", when=now, user_id=user.id, ip=client.ip,
+                            user_agent=client.user_agent, method="email_code", reason="wrong_code",
+                            failures=outcome.failures)
+            if outcome.locked_now:
+                notices.locked(db, ctx, user, client, now)
+        return result
+
+    outcome = await ctx.db.run(check)
+    if isinstance(outcome, SteppedUp):
+        return outcome
+    if outcome.wrong_guess:
+        await ctx.db.in_thread(ctx.throttle.failed, client.ip)
+        ctx.outbox.wake()
+    if outcome.outcome == "code_invalid":
+        raise CodeRejected("code_invalid", attempts_left=outcome.attempts_left)
+    if outcome.outcome == "no_code":
+        raise CodeRejected("code_expired", reason="no step-up code was sent, or it was used")
+    raise CodeRejected(outcome.outcome)
