@@ -209,6 +209,11 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
     response = _parse(verify.parse_authentication, credential)
     ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session_id_hash,
                            kind="login")
+    try:
+        verify.check_credential_id(response.raw_id)  # never stored, so never "unknown" either
+    except verify.Rejected as exc:
+        await _failed(ctx, None, client, exc.reason)
+        raise PasskeyRejected(reason=exc.detail) from None
     owner, stored = await ctx.db.run(_owner_and_credential, response.raw_id)
     if stored is None:
         await _failed(ctx, None, client, "unknown_credential")

@@ -15,10 +15,13 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import json
 import re
+import struct
 from dataclasses import dataclass
 from typing import Any, Collection, Mapping
 
+import cbor2
 from cryptography.hazmat.primitives import constant_time
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from fido2 import cbor
@@ -37,7 +40,8 @@ MAX_CREDENTIAL_ID = 1023  # WebAuthn §5.1: credential IDs longer than this are 
 # Caps in bytes, checked on the base64 text before anything is decoded: fido2's CBOR decoder is
 # superlinear on hostile input. A real assertion is well under these.
 CAPS = {
-    "id": MAX_CREDENTIAL_ID,
+    # Coarse: an ID over 1023 bytes still parses, to be rejected by name (the contract's wire checks).
+    "id": 2048,
     "clientDataJSON": 4096,
     "attestationObject": 16384,
     "authenticatorData": 1024,
@@ -48,6 +52,11 @@ KNOWN_FORMATS = {"none", "packed", "tpm", "android-key", "android-safetynet", "f
 TRANSPORTS = {"usb", "nfc", "ble", "smart-card", "hybrid", "internal"}
 
 _B64 = re.compile(r"[A-Za-z0-9_+/-]*={0,2}")
+
+# What fido2's decoders raise on bad input besides ValueError: struct.error from a cut-short
+# CBOR head, MemoryError/OverflowError from absurd declared lengths.
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError,
+                  MemoryError, struct.error)
 
 
 class Malformed(ValueError):
@@ -73,11 +82,13 @@ def decode(value: Any, field: str) -> bytes:
     if not isinstance(value, str):
         raise Malformed(f"{field} must be a base64url string")
     cap = CAPS[field]
-    if len(value) > (cap * 4 + 2) // 3 + 2:
+    longest = (cap * 4 + 2) // 3  # unpadded base64 of exactly `cap` bytes
+    if len(value) > longest + 2 or not _B64.fullmatch(value):
+        raise Malformed(f"{field} is over {cap} bytes or not base64url")
+    text = value.rstrip("=")
+    if len(text) > longest:
         raise Malformed(f"{field} is over {cap} bytes")
-    if not _B64.fullmatch(value):
-        raise Malformed(f"{field} is not base64url")
-    text = value.rstrip("=").replace("-", "+").replace("_", "/")
+    text = text.replace("-", "+").replace("_", "/")
     if len(text) % 4 == 1:
         raise Malformed(f"{field} has an impossible base64 length")
     try:
@@ -98,13 +109,35 @@ def _credential_ids(data: Mapping) -> tuple[str, bytes]:
 
 def _client_data(raw: bytes) -> CollectedClientData:
     try:
-        raw.decode("utf-8")
-        client_data = CollectedClientData(raw)
-    except (UnicodeDecodeError, ValueError, TypeError, KeyError, AttributeError, RecursionError):
-        raise Malformed("clientDataJSON is not a JSON object of the WebAuthn shape") from None
-    if not isinstance(client_data.origin, str) or not isinstance(client_data.type, str):
-        raise Malformed("clientDataJSON lacks type or origin")
-    return client_data
+        parsed = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise Malformed("clientDataJSON is not UTF-8 JSON") from None
+    # Types first: fido2 turns a number where the challenge belongs into bytes(number) - a
+    # gigabyte for a 10-digit number.
+    if not isinstance(parsed, dict) or not all(isinstance(parsed.get(k), str) for k in ("type", "challenge", "origin")):
+        raise Malformed("clientDataJSON needs type, challenge and origin as strings")
+    if len(parsed["challenge"]) > 1024:
+        raise Malformed("clientDataJSON.challenge is far longer than any challenge we issue")
+    try:
+        return CollectedClientData(raw)
+    except _DECODE_ERRORS:
+        raise Malformed("clientDataJSON is not of the WebAuthn shape") from None
+
+
+def _attestation_object(raw: bytes) -> AttestationObject:
+    # cbor2 first, as a strict check of the structure: fido2's decoder silently shortens a byte
+    # string that runs past the end, and would build bytes(number) from an integer authData.
+    try:
+        structure = cbor2.loads(raw)
+    except (cbor2.CBORError, ValueError, RecursionError, MemoryError, OverflowError):
+        raise Malformed("attestationObject is not valid CBOR") from None
+    if not (isinstance(structure, dict) and isinstance(structure.get("fmt"), str)
+            and isinstance(structure.get("attStmt"), dict) and isinstance(structure.get("authData"), bytes)):
+        raise Malformed("attestationObject needs fmt (text), attStmt (map) and authData (bytes)")
+    try:
+        return AttestationObject(raw)
+    except _DECODE_ERRORS:
+        raise Malformed("attestationObject is not a valid attestation") from None
 
 
 def _response(data: Mapping) -> Mapping:
@@ -126,13 +159,7 @@ def parse_registration(data: Any) -> RegistrationResponse:
     response = _response(data)
     _, raw_id = _credential_ids(data)
     client_data = _client_data(decode(response.get("clientDataJSON"), "clientDataJSON"))
-    attestation = decode(response.get("attestationObject"), "attestationObject")
-    try:
-        attestation_object = AttestationObject(attestation)
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError, RecursionError, OverflowError):
-        raise Malformed("attestationObject is not a valid CBOR attestation") from None
-    if not isinstance(attestation_object.fmt, str) or not isinstance(attestation_object.att_stmt, Mapping):
-        raise Malformed("attestationObject fields have the wrong types")
+    attestation_object = _attestation_object(decode(response.get("attestationObject"), "attestationObject"))
     return RegistrationResponse(
         raw_id=raw_id,
         response=AuthenticatorAttestationResponse(client_data=client_data, attestation_object=attestation_object),
@@ -145,9 +172,9 @@ def parse_authentication(data: Any) -> AuthenticationResponse:
     client_data = _client_data(decode(response.get("clientDataJSON"), "clientDataJSON"))
     try:
         authenticator_data = AuthenticatorData(decode(response.get("authenticatorData"), "authenticatorData"))
-    except (ValueError, TypeError, KeyError, IndexError, RecursionError, OverflowError) as exc:
-        if isinstance(exc, Malformed):
-            raise
+    except Malformed:
+        raise
+    except _DECODE_ERRORS:
         raise Malformed("authenticatorData is malformed (too short, or trailing bytes)") from None
     signature = decode(response.get("signature"), "signature")
     if not signature:
@@ -271,6 +298,8 @@ def _check_key(key: CoseKey) -> None:
     modulus or text labels are refused at registration, not discovered at the first login."""
     try:
         alg = key[3]
+        if key.get(1) != {-7: 2, -8: 1, -257: 3}.get(alg):  # kty: EC2, OKP, RSA (RFC 9053)
+            raise ValueError("key type does not match the algorithm")
         if alg == -7:
             if key[-1] != 1 or len(key[-2]) != 32 or len(key[-3]) != 32:
                 raise ValueError("ES256 needs P-256 coordinates of 32 bytes")
@@ -297,6 +326,11 @@ class VerifiedAssertion:
     user_handle: bytes | None
 
 
+def check_credential_id(raw_id: bytes) -> None:
+    if len(raw_id) > MAX_CREDENTIAL_ID:
+        raise Rejected("credential_id", "credential ID over 1023 bytes")
+
+
 def load_public_key(public_key: bytes, algorithms: Collection[int] = ALGORITHMS) -> CoseKey:
     key = CoseKey.parse(cbor.decode(public_key))
     if isinstance(key, UnsupportedKey) or key.get(3) not in algorithms:
@@ -310,6 +344,7 @@ def verify_authentication(*, response: AuthenticationResponse, expected_challeng
                           require_user_verification: bool = True) -> VerifiedAssertion:
     """WebAuthn §7.2 for one known credential: raises Rejected, or returns the new counter and flags."""
     key = load_public_key(public_key, algorithms)
+    check_credential_id(response.raw_id)
     _client_data_checks(response.response.client_data, expected_challenge)
     credential = AttestedCredentialData.create(Aaguid.NONE, response.raw_id, key)
     try:

@@ -43,6 +43,8 @@ UP, UV, BE, BS, AT, ED = 0x01, 0x04, 0x08, 0x10, 0x40, 0x80
 DROP = object()
 """As a value in `client_data=` or `attestation_fields=`: remove that member."""
 
+_REMEMBERED = object()  # get()'s default user handle: the one given to create()
+
 Tamper = Callable[[MutableMapping[str, bytes]], None]
 
 
@@ -262,7 +264,7 @@ class SoftKey:
             token_binding: Any = None, client_data: Mapping[str, Any] | None = None,
             client_data_json: bytes | None = None, flags: int | None = None, counter: int | None = None,
             extensions: Mapping | bytes | None = None, auth_data_trailing: bytes = b"",
-            user_handle: bytes | None | object = DROP, signature: bytes | None = None,
+            user_handle: bytes | None | object = _REMEMBERED, signature: bytes | None = None,
             raw_id: bytes | None = None, id: str | None = None, credential_type: str = "public-key",
             tamper: Tamper | None = None) -> dict[str, Any]:
         """navigator.credentials.get() -> AuthenticationResponseJSON.
@@ -288,7 +290,7 @@ class SoftKey:
                                             extensions=extensions, trailing=auth_data_trailing)
         if signature is None:
             signature = self.sign(auth_data + hashlib.sha256(client_data_json).digest())
-        handle = self.user_handle if user_handle is DROP else user_handle
+        handle = self.user_handle if user_handle is _REMEMBERED else user_handle
         parts = {"clientDataJSON": client_data_json, "authenticatorData": auth_data, "signature": signature,
                  "userHandle": handle or b""}
         if tamper:

@@ -451,3 +451,9 @@ def test_expired_ceremonies_are_swept(logged_in, app, clock):
     clock.advance(301)
     app.state.ctx.db.run_sync(store.delete_expired_ceremonies, clock())
     assert rows(app, Ceremony) == []
+
+
+def test_an_overlong_credential_id_at_login_is_rejected_not_unknown(client, registered):
+    long_id = bytes(1100)
+    r = passkey_login(client, registered, raw_id=long_id, id=b64url(long_id))
+    assert r.status_code == 401 and r.json()["error"]["code"] == "passkey_rejected"

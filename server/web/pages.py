@@ -11,7 +11,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from .. import sessions, store
+from fido2.utils import websafe_encode
+
+from .. import passkeys, sessions, store
 from ..config import JST
 from ..context import Context
 from .auth import current_session, language, logged_in
@@ -41,6 +43,7 @@ def make_templates() -> Jinja2Templates:
         return f"/static/{path}?v={versions[path]}"
 
     templates.env.globals["static"] = static
+    templates.env.filters["jst"] = lambda when: when.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
     return templates
 
 
@@ -93,9 +96,21 @@ async def account_page(request: Request) -> Response:
     row = await logged_in(request)
     if row is None:
         return RedirectResponse(_with_lang(request, "/login", next="/account"), status_code=303)
-    user = await _ctx(request).db.run(store.user_by_id, row.user_id)
-    return render(request, "account.html", user=user, session=row,
+    user, count = await _ctx(request).db.run(
+        lambda db: (store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)))
+    return render(request, "account.html", user=user, session=row, passkey_count=count,
                   logged_in_at=row.authenticated_at.astimezone(JST))
+
+
+async def passkeys_page(request: Request) -> Response:
+    row = await logged_in(request)
+    if row is None:
+        return RedirectResponse(_with_lang(request, "/login", next="/account/passkeys"), status_code=303)
+    ctx = _ctx(request)
+    user, views = await ctx.db.run(lambda db: (store.user_by_id(db, row.user_id), passkeys.list_views(db, row.user_id)))
+    limit = ctx.settings.max_passkeys
+    return render(request, "passkeys.html", user=user, passkeys=views, passkey_count=len(views), limit=limit,
+                  at_limit=len(views) >= limit, rp_id=ctx.settings.rp_id, user_id=websafe_encode(user.user_handle))
 
 
 async def not_found_page(request: Request) -> Response:

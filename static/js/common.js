@@ -10,11 +10,11 @@ window.Tobira = (function () {
     return path + (path.includes("?") ? "&" : "?") + "lang=en";
   }
 
-  async function postJSON(path, body) {
+  async function request(method, path, body) {
     let response;
     try {
       response = await fetch(withLang(path), {
-        method: "POST",
+        method: method,
         credentials: "same-origin",
         headers: { "Content-Type": "application/json", "Accept": "application/json" },
         body: JSON.stringify(body || {}),
@@ -31,6 +31,8 @@ window.Tobira = (function () {
     }
     return { ok: response.ok, status: response.status, data: data };
   }
+
+  const postJSON = (path, body) => request("POST", path, body);
 
   function show(el, text) {
     if (!el) return;
@@ -59,5 +61,5 @@ window.Tobira = (function () {
     if (!el.textContent.trim()) el.hidden = true;
   });
 
-  return { lang, texts, postJSON, show, guarded, go, withLang };
+  return { lang, texts, request, postJSON, show, guarded, go, withLang };
 })();

@@ -3,6 +3,9 @@
   const form = document.getElementById("login-form");
   const submit = document.getElementById("login-submit");
   const error = document.getElementById("login-error");
+  const passkeyButton = document.getElementById("passkey-login");
+  const next = form.dataset.next;
+  let autofill = null; // the AbortController of the conditional (autofill) request
 
   form.addEventListener("submit", Tobira.guarded(submit, async function () {
     Tobira.show(error, "");
@@ -10,7 +13,7 @@
       customer_code: form.elements.customer_code.value.trim(),
       password: form.elements.password.value,
     };
-    if (form.dataset.next) body.next = form.dataset.next;
+    if (next) body.next = next;
     const result = await Tobira.postJSON("/api/login/password", body);
     if (result.ok && result.data.status === "code_sent") return Tobira.go("/login/code");
     if (result.ok && result.data.status === "ok") return Tobira.go(result.data.redirect || "/account");
@@ -18,4 +21,47 @@
     form.elements.password.value = "";
     form.elements.password.focus();
   }));
+
+  // One passkey login: options -> authenticator -> verify. mediation "conditional" is the
+  // autofill on the customer-code field; it fails silently, the button's request does not.
+  async function passkeyLogin(mediation, signal) {
+    const options = await Tobira.postJSON("/api/login/passkey/options", next ? { next: next } : {});
+    if (!options.ok) {
+      if (!mediation) Tobira.show(error, options.data.error.message);
+      return;
+    }
+    let credential;
+    try {
+      credential = await TobiraWebAuthn.get(options.data.publicKey, mediation ? { mediation, signal } : {});
+    } catch (e) {
+      if (!mediation && !(e && e.name === "AbortError")) Tobira.show(error, Tobira.texts["js.passkey_cancelled"]);
+      return;
+    }
+    Tobira.show(error, "");
+    const result = await Tobira.postJSON("/api/login/passkey/verify", credential);
+    if (result.ok) return Tobira.go(result.data.redirect || "/account");
+    const failure = result.data.error || {};
+    if (failure.code === "unknown_credential" && failure.credential_id) {
+      // Only on a definite "unknown": the browser deletes the passkey from the device for good.
+      TobiraWebAuthn.signal("signalUnknownCredential",
+        { rpId: options.data.publicKey.rpId, credentialId: failure.credential_id });
+    }
+    Tobira.show(error, failure.message || Tobira.texts["js.network"]);
+    if (mediation) startAutofill();
+  }
+
+  async function startAutofill() {
+    if (!(await TobiraWebAuthn.conditionalAvailable())) return;
+    autofill = new AbortController();
+    passkeyLogin("conditional", autofill.signal);
+  }
+
+  passkeyButton.addEventListener("click", Tobira.guarded(passkeyButton, async function () {
+    if (!TobiraWebAuthn.supported()) return Tobira.show(error, Tobira.texts["js.passkey_unsupported"]);
+    if (autofill) autofill.abort(); // only one WebAuthn request may be pending
+    autofill = null;
+    await passkeyLogin(null);
+  }));
+
+  startAutofill();
 })();

@@ -1,0 +1,792 @@
+"""server/verify.py against a software passkey (tests/softkey.py): no HTTP, no database.
+
+One negative test per check of security.md's Registration (1-7) and Authentication (10-13) lists
+that verify.py owns; items about sessions, ceremonies and the database (2's "from another session",
+7's uniqueness, 8, 9, 14) belong to the API tests. Each case names the exception type and the
+reason code: `Malformed` (cannot be parsed, API 400 invalid_request, reason "parse") or
+`Rejected(reason)` (parses, fails a check, API passkey_rejected).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import tracemalloc
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from fido2 import cbor
+
+from server import verify
+from server.verify import Malformed, Rejected
+from softkey import AT, BE, BS, DROP, ED, EDDSA, ES256, RS256, UP, UV, SoftKey, b64url, b64url_decode
+
+ORIGIN = "http://localhost:8000"
+RP_ID = "localhost"
+CHALLENGE = hashlib.sha256(b"the challenge Tobira issued").digest()
+OTHER_CHALLENGE = hashlib.sha256(b"a challenge of another ceremony").digest()
+HANDLE = bytes(range(32))
+OK = ("ok", None)
+MALFORMED = ("Malformed", "parse")
+MEGABYTE = "A" * (1 << 20)
+
+
+def rejected(reason: str) -> tuple[str, str]:
+    return ("Rejected", reason)
+
+
+_PRIVATE: dict[int, object] = {}
+
+
+def make_key(alg: int = ES256, **kw) -> SoftKey:
+    """A fresh SoftKey (own counter and credential ID) on a per-algorithm cached private key."""
+    if alg not in _PRIVATE:
+        _PRIVATE[alg] = SoftKey._generate(alg)
+    return SoftKey(alg, private_key=_PRIVATE[alg], **kw)
+
+
+def register(data, *, challenge=CHALLENGE, origins=(ORIGIN,), rp_id=RP_ID, algorithms=verify.ALGORITHMS,
+             uv=True) -> verify.NewCredential:
+    response = verify.parse_registration(data)
+    return verify.verify_registration(response=response, expected_challenge=challenge,
+                                      expected_origins=list(origins), rp_id=rp_id, algorithms=algorithms,
+                                      require_user_verification=uv)
+
+
+def authenticate(data, public_key: bytes, *, stored=0, challenge=CHALLENGE, origins=(ORIGIN,), rp_id=RP_ID,
+                 algorithms=verify.ALGORITHMS, uv=True) -> verify.VerifiedAssertion:
+    response = verify.parse_authentication(data)
+    return verify.verify_authentication(response=response, expected_challenge=challenge,
+                                        expected_origins=list(origins), rp_id=rp_id, public_key=public_key,
+                                        stored_sign_count=stored, algorithms=algorithms,
+                                        require_user_verification=uv)
+
+
+def outcome(run) -> tuple[str, str | None]:
+    """("ok", None), ("Malformed", "parse") or ("Rejected", reason); anything else propagates."""
+    try:
+        run()
+    except Malformed as exc:
+        return ("Malformed", exc.reason)
+    except Rejected as exc:
+        return ("Rejected", exc.reason)
+    return OK
+
+
+def registered(key: SoftKey) -> verify.NewCredential:
+    return register(key.create(CHALLENGE, user_handle=HANDLE))
+
+
+def set_member(field: str, value):
+    """A `tamper` hook replacing one raw response field (after signing)."""
+    def tamper(parts):
+        parts[field] = value(parts[field]) if callable(value) else value
+    return tamper
+
+
+def nested(depth: int, opener: bytes = b"\x81", leaf: bytes = b"\x00") -> bytes:
+    """CBOR: `depth` arrays (or maps with opener b"\\xa1\\x00") around a leaf."""
+    return opener * depth + leaf
+
+
+# --- the soft key itself ---------------------------------------------------------------------
+
+
+def test_softkey_speaks_the_toJSON_shape():
+    key = make_key(EDDSA, synced=False)
+    reg = key.create(CHALLENGE, user_handle=HANDLE)
+    assert set(reg) == {"id", "rawId", "type", "response", "clientExtensionResults", "authenticatorAttachment"}
+    assert reg["type"] == "public-key" and reg["id"] == reg["rawId"]
+    assert reg["authenticatorAttachment"] == "cross-platform" and reg["response"]["transports"] == ["usb"]
+    assert {"clientDataJSON", "attestationObject", "transports"} <= set(reg["response"])
+    client_data = json.loads(b64url_decode(reg["response"]["clientDataJSON"]))
+    assert client_data == {"type": "webauthn.create", "challenge": b64url(CHALLENGE), "origin": ORIGIN,
+                           "crossOrigin": False}
+    attestation = cbor.decode(b64url_decode(reg["response"]["attestationObject"]))
+    assert attestation["fmt"] == "none" and attestation["attStmt"] == {}
+    auth_data = attestation["authData"]
+    assert auth_data[:32] == hashlib.sha256(RP_ID.encode()).digest()
+    assert auth_data[32] == UP | UV | AT and auth_data[33:37] == bytes(4)
+    assert cbor.decode(key.cose_public_key) == {1: 1, 3: -8, -1: 6, -2: key.cose_key()[-2]}
+
+    auth = key.get(CHALLENGE)
+    assert set(auth["response"]) == {"clientDataJSON", "authenticatorData", "signature", "userHandle"}
+    assert b64url_decode(auth["response"]["userHandle"]) == HANDLE
+    assert b64url_decode(auth["response"]["authenticatorData"])[33:37] == (1).to_bytes(4, "big")
+    for value in [reg["id"], *reg["response"].values(), *auth["response"].values()]:
+        assert not isinstance(value, str) or "=" not in value
+
+
+# --- happy paths -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("alg", [ES256, EDDSA, RS256], ids=["ES256", "EdDSA", "RS256"])
+def test_device_bound_key_registers_and_counts_up(alg):
+    aaguid = bytes.fromhex("ee882879721c491397753dfcce97072a")
+    key = make_key(alg, synced=False, aaguid=aaguid)
+    new = registered(key)
+    assert new.credential_id == key.credential_id
+    assert new.public_key == key.cose_public_key
+    assert new.algorithm == alg
+    assert new.sign_count == 0
+    assert new.aaguid == "ee882879-721c-4913-9775-3dfcce97072a"
+    assert (new.backup_eligible, new.backup_state, new.user_verified) == (False, False, True)
+
+    stored = new.sign_count
+    for expected in (1, 2, 3):
+        result = authenticate(key.get(CHALLENGE), new.public_key, stored=stored)
+        assert result.sign_count == expected
+        assert (result.backup_eligible, result.backup_state) == (False, False)
+        assert result.user_handle == HANDLE
+        stored = result.sign_count
+
+
+@pytest.mark.parametrize("alg", [ES256, EDDSA, RS256], ids=["ES256", "EdDSA", "RS256"])
+def test_synced_key_stays_at_zero_and_is_accepted_again(alg):
+    key = make_key(alg)
+    new = registered(key)
+    assert (new.algorithm, new.sign_count, new.backup_eligible, new.backup_state) == (alg, 0, True, True)
+    assert new.aaguid == "00000000-0000-0000-0000-000000000000"
+    for _ in range(3):
+        result = authenticate(key.get(CHALLENGE), new.public_key, stored=0)
+        assert (result.sign_count, result.backup_eligible, result.backup_state) == (0, True, True)
+
+
+def test_the_transports_reported_are_kept():
+    key = make_key(transports=["internal", "hybrid", "carrier-pigeon", "internal"])
+    assert verify.transports_of(key.create(CHALLENGE, user_handle=HANDLE)) == ["hybrid", "internal"]
+
+
+# --- registration: what is accepted despite looking odd --------------------------------------
+
+
+@pytest.mark.parametrize("make, verify_kw", [
+    pytest.param(lambda k: k.create(CHALLENGE, cross_origin=None), {}, id="crossOrigin-absent"),
+    pytest.param(lambda k: k.create(CHALLENGE, client_data={
+        "other_keys_can_be_added_here": "do not compare clientDataJSON against a template"}), {},
+        id="chrome-extra-member"),
+    pytest.param(lambda k: k.create(CHALLENGE, token_binding={"status": "supported"}), {}, id="tokenBinding-supported"),
+    pytest.param(lambda k: k.create(CHALLENGE, token_binding="not-supported"), {}, id="tokenBinding-legacy-string"),
+    pytest.param(lambda k: k.create(CHALLENGE, origin="https://tobira.example"),
+                 {"origins": (ORIGIN, "https://tobira.example")}, id="second-configured-origin"),
+    pytest.param(lambda k: k.create(CHALLENGE, flags=UP | AT | BE | BS), {"uv": False}, id="uv0-not-required"),
+    pytest.param(lambda k: k.create(CHALLENGE, flags=UP | UV | AT | BE), {}, id="be1-bs0"),
+    pytest.param(lambda k: k.create(CHALLENGE, extensions={"credProtect": 2}), {}, id="extensions"),
+    pytest.param(lambda k: k.create(CHALLENGE, credential_id=bytes(1023)), {}, id="credential-id-1023"),
+    pytest.param(lambda k: k.create(CHALLENGE, fmt="packed", att_stmt={"alg": -7, "sig": b"\x30"}), {},
+                 id="known-fmt-statement-ignored"),
+])
+def test_registration_accepts(make, verify_kw):
+    key = make_key()
+    data = make(key)
+    new = register(data, **verify_kw)
+    assert new.credential_id == b64url_decode(data["rawId"])
+    assert new.public_key == key.cose_public_key
+
+
+def test_a_1023_byte_credential_id_also_logs_in():
+    key = make_key(credential_id=bytes(range(256)) * 3 + bytes(255))
+    new = registered(key)
+    assert len(new.credential_id) == 1023
+    assert authenticate(key.get(CHALLENGE), new.public_key).user_handle == HANDLE
+
+
+# --- registration: refusals (security.md 1-7) ------------------------------------------------
+
+ORIGIN_VARIANTS = [
+    "https://localhost:8000",          # https instead of http
+    "http://localhost",                # port missing
+    "http://localhost:8001",           # other port
+    "http://localhost:8000:8000",      # extra port
+    "http://sub.localhost:8000",       # sub-domain
+    "http://localhost:8000.evil.com",  # look-alike suffix
+    "http://evillocalhost:8000",       # look-alike prefix
+    "http://evil.com",
+    "",
+    "null",
+    "http://localhost:8000/",
+    "HTTP://LOCALHOST:8000",
+    "http://localhost:8000 ",
+]
+
+
+def _ec_key(curve) -> dict:
+    numbers = ec.generate_private_key(curve).public_key().public_numbers()
+    size = (curve.key_size + 7) // 8
+    return {1: 2, 3: -7, -1: 2, -2: numbers.x.to_bytes(size, "big"), -3: numbers.y.to_bytes(size, "big")}
+
+
+def _off_curve(k: SoftKey) -> dict:
+    key = k.cose_key()
+    key[-3] = ((int.from_bytes(key[-3], "big") + 1) % 2**256).to_bytes(32, "big")
+    return key
+
+
+def _with(k: SoftKey, changes: dict) -> dict:
+    """The soft key's COSE key with labels changed (value DROP removes the label)."""
+    key = k.cose_key()
+    for label, value in changes.items():
+        if value is DROP:
+            key.pop(label)
+        else:
+            key[label] = value
+    return key
+
+
+def _text_labels(k: SoftKey) -> dict:
+    names = {1: "kty", 3: "alg", -1: "crv", -2: "x", -3: "y"}
+    return {names[label]: value for label, value in k.cose_key().items()}
+
+
+def _rsa_key(bits: int, e: int = 65537) -> dict:
+    n = rsa.generate_private_key(public_exponent=65537, key_size=bits).public_key().public_numbers().n
+    return {1: 3, 3: -257, -1: n.to_bytes((bits + 7) // 8, "big"), -2: e.to_bytes((e.bit_length() + 7) // 8, "big")}
+
+
+def _attestation_with_nested_statement(k: SoftKey) -> bytes:
+    auth_data = k.authenticator_data(flags=k.default_flags(attested=True), counter=0,
+                                     attested_data=k.attested_credential_data())
+    return (b"\xa3" + cbor.encode("fmt") + cbor.encode("none") + cbor.encode("attStmt") + nested(3000)
+            + cbor.encode("authData") + cbor.encode(auth_data))
+
+
+def _auth_data_nested_in_key(k: SoftKey) -> bytes:
+    attested = k.aaguid + len(k.credential_id).to_bytes(2, "big") + k.credential_id + nested(3000, b"\xa1\x00")
+    auth_data = k.authenticator_data(flags=k.default_flags(attested=True), counter=0, attested_data=attested)
+    return cbor.encode({"fmt": "none", "attStmt": {}, "authData": auth_data})
+
+
+def _reg_json(edit):
+    def make(k: SoftKey) -> dict:
+        data = k.create(CHALLENGE, user_handle=HANDLE)
+        edit(data)
+        return data
+    return make
+
+
+REGISTRATION_REFUSALS = [
+    # 1. clientDataJSON
+    ("cdj-not-utf8", lambda k: k.create(CHALLENGE, client_data_json=(
+        b'{"type":"webauthn.create","challenge":"' + b64url(CHALLENGE).encode()
+        + b'","origin":"http://localhost:8000","x":"\xff\xfe"}')), {}, MALFORMED),
+    ("cdj-not-json", lambda k: k.create(CHALLENGE, client_data_json=b"type=webauthn.create"), {}, MALFORMED),
+    ("cdj-json-array", lambda k: k.create(CHALLENGE, client_data_json=b'["webauthn.create"]'), {}, MALFORMED),
+    ("cdj-json-string", lambda k: k.create(CHALLENGE, client_data_json=b'"webauthn.create"'), {}, MALFORMED),
+    ("cdj-empty", lambda k: k.create(CHALLENGE, client_data_json=b""), {}, MALFORMED),
+    ("cdj-deeply-nested", lambda k: k.create(CHALLENGE, client_data_json=(
+        b'{"type":"webauthn.create","x":' + b"[" * 1500 + b"]" * 1500 + b"}")), {}, MALFORMED),
+    ("type-webauthn.get", lambda k: k.create(CHALLENGE, type="webauthn.get"), {}, rejected("type")),
+    ("type-empty", lambda k: k.create(CHALLENGE, type=""), {}, rejected("type")),
+    ("type-padded", lambda k: k.create(CHALLENGE, type="webauthn.create "), {}, rejected("type")),
+    ("type-missing", lambda k: k.create(CHALLENGE, client_data={"type": DROP}), {}, MALFORMED),
+    ("type-number", lambda k: k.create(CHALLENGE, client_data={"type": 1}), {}, MALFORMED),
+    ("origin-missing", lambda k: k.create(CHALLENGE, client_data={"origin": DROP}), {}, MALFORMED),
+    ("origin-null", lambda k: k.create(CHALLENGE, client_data={"origin": None}), {}, MALFORMED),
+    # 2. challenge
+    ("challenge-wrong", lambda k: k.create(OTHER_CHALLENGE), {}, rejected("challenge")),
+    ("challenge-truncated", lambda k: k.create(CHALLENGE[:16]), {}, rejected("challenge")),
+    ("challenge-empty", lambda k: k.create(b""), {}, rejected("challenge")),
+    ("challenge-missing", lambda k: k.create(CHALLENGE, client_data={"challenge": DROP}), {}, MALFORMED),
+    ("challenge-null", lambda k: k.create(CHALLENGE, client_data={"challenge": None}), {}, MALFORMED),
+    ("challenge-object", lambda k: k.create(CHALLENGE, client_data={"challenge": {"a": 1}}), {}, MALFORMED),
+    # 3. origin, crossOrigin, topOrigin, tokenBinding
+    *[(f"origin={o!r}", lambda k, o=o: k.create(CHALLENGE, origin=o), {}, rejected("origin"))
+      for o in ORIGIN_VARIANTS],
+    ("crossOrigin-true", lambda k: k.create(CHALLENGE, cross_origin=True), {}, rejected("origin")),
+    ("crossOrigin-truthy-string", lambda k: k.create(CHALLENGE, cross_origin="false"), {}, rejected("origin")),
+    ("topOrigin-same", lambda k: k.create(CHALLENGE, top_origin=ORIGIN), {}, rejected("origin")),
+    ("topOrigin-other", lambda k: k.create(CHALLENGE, cross_origin=True, top_origin="https://evil.com"), {},
+     rejected("origin")),
+    ("topOrigin-null", lambda k: k.create(CHALLENGE, client_data={"topOrigin": None}), {}, rejected("origin")),
+    ("tokenBinding-bad-status", lambda k: k.create(CHALLENGE, token_binding={"status": "not-supported"}), {},
+     rejected("token_binding")),
+    ("tokenBinding-number", lambda k: k.create(CHALLENGE, token_binding=5), {}, rejected("token_binding")),
+    # 4. attestationObject
+    ("attobj-empty", lambda k: k.create(CHALLENGE, tamper=set_member("attestationObject", b"")), {}, MALFORMED),
+    ("attobj-array", lambda k: k.create(CHALLENGE, tamper=set_member("attestationObject", cbor.encode(["none", {}]))),
+     {}, MALFORMED),
+    ("attobj-text", lambda k: k.create(CHALLENGE, tamper=set_member("attestationObject", cbor.encode("none"))), {},
+     MALFORMED),
+    ("attobj-json", lambda k: k.create(CHALLENGE, tamper=set_member("attestationObject", b'{"fmt":"none"}')), {},
+     MALFORMED),
+    ("attobj-trailing-byte", lambda k: k.create(CHALLENGE, tamper=set_member("attestationObject",
+                                                                                lambda b: b + b"\x00")), {},
+     MALFORMED),
+    ("attobj-cbor-tag", lambda k: k.create(CHALLENGE, tamper=set_member("attestationObject",
+                                                                           lambda b: b"\xd8\x18" + b)), {}, MALFORMED),
+    ("attobj-nested-top", lambda k: k.create(CHALLENGE, tamper=set_member("attestationObject", nested(5000))), {},
+     MALFORMED),
+    ("attobj-nested-attStmt", lambda k: k.create(CHALLENGE, tamper=set_member(
+        "attestationObject", _attestation_with_nested_statement(k))), {}, MALFORMED),
+    ("attobj-nested-cose-key", lambda k: k.create(CHALLENGE, tamper=set_member(
+        "attestationObject", _auth_data_nested_in_key(k))), {}, MALFORMED),
+    ("fmt-missing", lambda k: k.create(CHALLENGE, attestation_fields={"fmt": DROP}), {}, MALFORMED),
+    ("authData-missing", lambda k: k.create(CHALLENGE, attestation_fields={"authData": DROP}), {}, MALFORMED),
+    ("attStmt-missing", lambda k: k.create(CHALLENGE, attestation_fields={"attStmt": DROP}), {}, MALFORMED),
+    ("fmt-number", lambda k: k.create(CHALLENGE, attestation_fields={"fmt": 0}), {}, MALFORMED),
+    ("attStmt-array", lambda k: k.create(CHALLENGE, att_stmt=[]), {}, MALFORMED),
+    ("authData-text", lambda k: k.create(CHALLENGE, attestation_fields={"authData": "x" * 200}), {}, MALFORMED),
+    ("authData-too-short", lambda k: k.create(CHALLENGE, attestation_fields={"authData": bytes(36)}), {}, MALFORMED),
+    ("authData-trailing-byte", lambda k: k.create(CHALLENGE, auth_data_trailing=b"\x00"), {}, MALFORMED),
+    ("AT-without-attested-data", lambda k: k.create(CHALLENGE, attested=False), {}, MALFORMED),
+    ("no-AT-no-attested-data", lambda k: k.create(CHALLENGE, attested=False, flags=UP | UV | BE | BS), {},
+     rejected("parse")),
+    ("attested-data-without-AT", lambda k: k.create(CHALLENGE, flags=UP | UV | BE | BS), {}, MALFORMED),
+    ("ED-without-extensions", lambda k: k.create(CHALLENGE, flags=UP | UV | BE | BS | AT | ED), {}, MALFORMED),
+    ("fmt-unknown", lambda k: k.create(CHALLENGE, fmt="made-up"), {}, rejected("attestation")),
+    ("fmt-empty", lambda k: k.create(CHALLENGE, fmt=""), {}, rejected("attestation")),
+    ("fmt-none-with-statement", lambda k: k.create(CHALLENGE, att_stmt={"alg": -7, "sig": b"\x30\x00"}), {},
+     rejected("attestation")),
+    # 5. rpIdHash and flags
+    ("rpIdHash-other-site", lambda k: k.create(CHALLENGE, rp_id="evil.com"), {}, rejected("rp_id")),
+    ("rpIdHash-with-port", lambda k: k.create(CHALLENGE, rp_id="localhost:8000"), {}, rejected("rp_id")),
+    ("rpIdHash-trailing-dot", lambda k: k.create(CHALLENGE, rp_id="localhost."), {}, rejected("rp_id")),
+    ("UP=0", lambda k: k.create(CHALLENGE, flags=UV | AT | BE | BS), {}, rejected("up")),
+    ("UV=0", lambda k: k.create(CHALLENGE, flags=UP | AT | BE | BS), {}, rejected("uv")),
+    ("BE=0-BS=1", lambda k: k.create(CHALLENGE, flags=UP | UV | AT | BS), {}, rejected("flags")),
+    # 6. algorithm and COSE key
+    ("ES256-not-offered", lambda k: k.create(CHALLENGE), {"algorithms": (EDDSA,)}, rejected("alg_not_requested")),
+    ("ES384-key", lambda k: k.create(CHALLENGE, cose_key={**_ec_key(ec.SECP384R1()), 3: -35}), {},
+     rejected("alg_not_requested")),
+    ("alg-unknown", lambda k: k.create(CHALLENGE, cose_key=_with(k, {3: -65000})), {}, rejected("alg_not_requested")),
+    ("alg-missing", lambda k: k.create(CHALLENGE, cose_key=_with(k, {3: DROP})), {}, MALFORMED),
+    ("point-off-curve", lambda k: k.create(CHALLENGE, cose_key=_off_curve(k)), {}, rejected("parse")),
+    ("point-zero", lambda k: k.create(CHALLENGE, cose_key=_with(k, {-2: bytes(32), -3: bytes(32)})), {},
+     rejected("parse")),
+    ("curve-P384-label", lambda k: k.create(CHALLENGE, cose_key=_with(k, {-1: 2})), {}, rejected("parse")),
+    ("curve-P384-key-as-ES256", lambda k: k.create(CHALLENGE, cose_key=_ec_key(ec.SECP384R1())), {},
+     rejected("parse")),
+    ("x-31-bytes", lambda k: k.create(CHALLENGE, cose_key=_with(k, {-2: k.cose_key()[-2][1:]})), {}, rejected("parse")),
+    ("x-33-bytes-same-point", lambda k: k.create(CHALLENGE, cose_key=_with(k, {-2: b"\0" + k.cose_key()[-2]})), {},
+     rejected("parse")),
+    ("y-missing", lambda k: k.create(CHALLENGE, cose_key=_with(k, {-3: DROP})), {}, rejected("parse")),
+    ("x-text", lambda k: k.create(CHALLENGE, cose_key=_with(k, {-2: "x" * 32})), {}, rejected("parse")),
+    ("text-labels", lambda k: k.create(CHALLENGE, cose_key=_text_labels(k)), {}, MALFORMED),
+    ("text-labels-but-alg", lambda k: k.create(CHALLENGE, cose_key={**_text_labels(k), 3: -7}), {},
+     rejected("parse")),
+    ("ES256-labelled-EdDSA", lambda k: k.create(CHALLENGE, cose_key=_with(k, {3: -8})), {}, rejected("parse")),
+    ("cose-key-not-a-map", lambda k: k.create(CHALLENGE, cose_key=cbor.encode(-7)), {}, MALFORMED),
+    # 7. credential ID, id, rawId, type
+    ("credential-id-1024", lambda k: k.create(CHALLENGE, credential_id=bytes(1024)), {}, rejected("parse")),
+    ("credential-id-65535", lambda k: k.create(CHALLENGE, credential_id=bytes(65535)), {}, MALFORMED),
+    ("credential-id-empty", lambda k: k.create(CHALLENGE, credential_id=b""), {}, MALFORMED),
+    ("rawId-not-attested-id", lambda k: k.create(CHALLENGE, raw_id=bytes(16)), {}, rejected("credential_id")),
+    ("id-not-rawId", lambda k: k.create(CHALLENGE, id=b64url(bytes(16))), {}, MALFORMED),
+    ("id-missing", _reg_json(lambda d: d.pop("id")), {}, MALFORMED),
+    ("rawId-missing", _reg_json(lambda d: d.pop("rawId")), {}, MALFORMED),
+    ("type-not-public-key", lambda k: k.create(CHALLENGE, credential_type="password"), {}, MALFORMED),
+    ("type-missing-json", _reg_json(lambda d: d.pop("type")), {}, MALFORMED),
+    ("response-missing", _reg_json(lambda d: d.pop("response")), {}, MALFORMED),
+    ("response-not-object", _reg_json(lambda d: d.update(response=[d["response"]])), {}, MALFORMED),
+    ("attestationObject-missing", _reg_json(lambda d: d["response"].pop("attestationObject")), {}, MALFORMED),
+    ("clientDataJSON-missing", _reg_json(lambda d: d["response"].pop("clientDataJSON")), {}, MALFORMED),
+]
+
+
+@pytest.mark.parametrize("make, verify_kw, expected", [pytest.param(*case[1:], id=case[0])
+                                                        for case in REGISTRATION_REFUSALS])
+def test_registration_refuses(make, verify_kw, expected):
+    key = make_key()
+    assert outcome(lambda: register(make(key), **verify_kw)) == expected
+
+
+@pytest.mark.parametrize("alg, offered", [(ES256, (EDDSA,)), (EDDSA, (ES256, RS256)), (RS256, (EDDSA, ES256))],
+                         ids=["ES256", "EdDSA", "RS256"])
+def test_registration_refuses_an_algorithm_not_offered(alg, offered):
+    key = make_key(alg)
+    assert outcome(lambda: register(key.create(CHALLENGE), algorithms=offered)) == rejected("alg_not_requested")
+    assert outcome(lambda: register(key.create(CHALLENGE), algorithms=offered + (alg,))) == OK
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda k: {**k.cose_key(), -1: 1}, id="wrong-curve"),
+    pytest.param(lambda k: {**k.cose_key(), -2: k.cose_key()[-2][:31]}, id="short-x"),
+    pytest.param(lambda k: {**k.cose_key(), -2: "x" * 32}, id="x-text"),
+])
+def test_registration_refuses_a_malformed_eddsa_key(make):
+    key = make_key(EDDSA)
+    assert outcome(lambda: register(key.create(CHALLENGE, cose_key=make(key)))) == rejected("parse")
+
+
+@pytest.mark.parametrize("make", [
+    pytest.param(lambda k: _rsa_key(1024), id="modulus-1024"),
+    pytest.param(lambda k: {**k.cose_key(), -2: (1).to_bytes(1, "big")}, id="e=1"),
+    pytest.param(lambda k: {**k.cose_key(), -2: (65536).to_bytes(3, "big")}, id="e-even"),
+    pytest.param(lambda k: {**k.cose_key(), -1: "n"}, id="n-text"),
+    pytest.param(lambda k: {1: 3, 3: -257, -1: k.cose_key()[-1]}, id="e-missing"),
+])
+def test_registration_refuses_a_malformed_rsa_key(make):
+    key = make_key(RS256)
+    assert outcome(lambda: register(key.create(CHALLENGE, cose_key=make(key)))) == rejected("parse")
+
+
+@pytest.mark.parametrize("kty", [DROP, 3, 1], ids=["kty-missing", "kty-RSA", "kty-OKP"])
+def test_registration_refuses_a_cose_key_with_a_wrong_kty(kty):
+    key = make_key(ES256)
+    assert outcome(lambda: register(key.create(CHALLENGE, cose_key=_with(key, {1: kty})))) == rejected("parse")
+
+
+# Truncated CBOR heads: fido2's decoder reads the argument with struct.unpack_from, whose
+# struct.error is not a ValueError and escapes parse_registration / parse_authentication.
+TRUNCATED_CBOR = [b"\x19\x01", b"\x1a\x00\x00", b"\xa1\x19", b"\x5a\x00\x01", b"\xa3\x63fmt\x19\x00"]
+
+
+@pytest.mark.parametrize("att", TRUNCATED_CBOR, ids=lambda b: b.hex())
+def test_registration_truncated_cbor_head_is_malformed(att):
+    key = make_key()
+    assert outcome(lambda: register(key.create(CHALLENGE, tamper=set_member("attestationObject", att)))) == MALFORMED
+
+
+def test_registration_truncated_cose_key_head_is_malformed():
+    key = make_key()
+    cut = b"\xa5\x01\x02\x03\x26\x20\x01\x21\x59\x00"  # {1: 2, 3: -7, -1: 1, -2: bstr, 2-byte length cut}
+    assert outcome(lambda: register(key.create(CHALLENGE, cose_key=cut))) == MALFORMED
+
+
+@pytest.mark.parametrize("auth_data", [37, [0] * 37], ids=["int", "array-of-ints"])
+def test_registration_authdata_of_the_wrong_type_is_malformed(auth_data):
+    key = make_key()
+    att = cbor.encode({"fmt": "none", "attStmt": {}, "authData": auth_data})
+    assert outcome(lambda: verify.parse_registration(
+        key.create(CHALLENGE, tamper=set_member("attestationObject", att)))) == MALFORMED
+
+
+def _peak_allocation(run) -> tuple[tuple[str, str | None], int]:
+    """The outcome of run() and the largest amount of memory it held at once, in bytes."""
+    tracemalloc.start()
+    try:
+        result = outcome(run)
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_registration_integer_authdata_allocates_nothing():
+    key = make_key()
+    att = cbor.encode({"fmt": "none", "attStmt": {}, "authData": 1 << 24})
+    data = key.create(CHALLENGE, tamper=set_member("attestationObject", att))
+    result, peak = _peak_allocation(lambda: verify.parse_registration(data))
+    assert (result, peak < 1 << 20) == (MALFORMED, True)
+
+
+@pytest.mark.parametrize("ceremony", ["create", "get"])
+@pytest.mark.parametrize("challenge", [12345, 1 << 64, [1, 2, 3], True, 1 << 24],
+                         ids=["small-int", "2**64", "array", "true", "2**24"])
+def test_a_non_string_challenge_is_malformed_without_allocating(ceremony, challenge):
+    key = make_key()
+    data = getattr(key, ceremony)(CHALLENGE, client_data={"challenge": challenge})
+    parse = verify.parse_registration if ceremony == "create" else verify.parse_authentication
+    result, peak = _peak_allocation(lambda: parse(data))
+    assert (result, peak < 1 << 20) == (MALFORMED, True)
+
+
+# --- authentication: refusals (security.md 10, 11, 13) ---------------------------------------
+
+
+def _flip(offset: int, mask: int):
+    """tamper: xor one byte of authenticatorData after signing."""
+    def tamper(parts):
+        data = bytearray(parts["authenticatorData"])
+        data[offset] ^= mask
+        parts["authenticatorData"] = bytes(data)
+    return tamper
+
+
+def _resign_client_data(**changes):
+    """tamper: re-serialise clientDataJSON with changes, keeping the old signature."""
+    def tamper(parts):
+        data = json.loads(parts["clientDataJSON"])
+        data.update(changes)
+        parts["clientDataJSON"] = json.dumps(data, separators=(",", ":")).encode()
+    return tamper
+
+
+def _raw_signature(k: SoftKey):
+    """tamper: the ECDSA signature as IEEE P1363 r||s instead of DER."""
+    def tamper(parts):
+        r, s = decode_dss_signature(parts["signature"])
+        parts["signature"] = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return tamper
+
+
+def _auth_json(edit):
+    def make(k: SoftKey) -> dict:
+        data = k.get(CHALLENGE)
+        edit(data)
+        return data
+    return make
+
+
+AUTHENTICATION_REFUSALS = [
+    # 10. clientDataJSON and flags, as at registration
+    ("type-webauthn.create", lambda k: k.get(CHALLENGE, type="webauthn.create"), {}, rejected("type")),
+    ("type-missing", lambda k: k.get(CHALLENGE, client_data={"type": DROP}), {}, MALFORMED),
+    ("cdj-not-json", lambda k: k.get(CHALLENGE, client_data_json=b"\x00\x01"), {}, MALFORMED),
+    ("cdj-not-utf8", lambda k: k.get(CHALLENGE, client_data_json=b'{"type":"webauthn.get\xc3"}'), {}, MALFORMED),
+    ("challenge-wrong", lambda k: k.get(OTHER_CHALLENGE), {}, rejected("challenge")),
+    ("challenge-missing", lambda k: k.get(CHALLENGE, client_data={"challenge": DROP}), {}, MALFORMED),
+    ("challenge-null", lambda k: k.get(CHALLENGE, client_data={"challenge": None}), {}, MALFORMED),
+    *[(f"origin={o!r}", lambda k, o=o: k.get(CHALLENGE, origin=o), {}, rejected("origin")) for o in ORIGIN_VARIANTS],
+    ("crossOrigin-true", lambda k: k.get(CHALLENGE, cross_origin=True), {}, rejected("origin")),
+    ("topOrigin", lambda k: k.get(CHALLENGE, cross_origin=True, top_origin="https://evil.com"), {},
+     rejected("origin")),
+    ("tokenBinding-bad-status", lambda k: k.get(CHALLENGE, token_binding={"status": "nope"}), {},
+     rejected("token_binding")),
+    ("rpIdHash-other-site", lambda k: k.get(CHALLENGE, rp_id="evil.com"), {}, rejected("rp_id")),
+    ("UP=0", lambda k: k.get(CHALLENGE, flags=UV | BE | BS), {}, rejected("up")),
+    ("UV=0", lambda k: k.get(CHALLENGE, flags=UP | BE | BS), {}, rejected("uv")),
+    ("BE=0-BS=1", lambda k: k.get(CHALLENGE, flags=UP | UV | BS), {}, rejected("flags")),
+    ("stored-key-alg-not-offered", lambda k: k.get(CHALLENGE), {"algorithms": (EDDSA, RS256)},
+     rejected("alg_not_requested")),
+    # 11. the signature covers everything
+    ("mutated-cdj-extra-member", lambda k: k.get(CHALLENGE, tamper=_resign_client_data(extra="x")), {},
+     rejected("signature")),
+    ("mutated-cdj-crossOrigin-dropped", lambda k: k.get(CHALLENGE, tamper=set_member(
+        "clientDataJSON", lambda b: b.replace(b',"crossOrigin":false', b""))), {}, rejected("signature")),
+    ("mutated-flags-rfu-bit", lambda k: k.get(CHALLENGE, tamper=_flip(32, 0x02)), {}, rejected("signature")),
+    ("mutated-flags-backup", lambda k: k.get(CHALLENGE, tamper=_flip(32, BE | BS)), {}, rejected("signature")),
+    ("mutated-flags-uv-added", lambda k: k.get(CHALLENGE, flags=UP | BE | BS, tamper=_flip(32, UV)), {},
+     rejected("signature")),
+    ("mutated-counter", lambda k: k.get(CHALLENGE, tamper=_flip(36, 0x40)), {}, rejected("signature")),
+    ("mutated-rpIdHash", lambda k: k.get(CHALLENGE, tamper=_flip(0, 0x01)), {}, rejected("rp_id")),
+    ("signature-empty", lambda k: k.get(CHALLENGE, signature=b""), {}, MALFORMED),
+    ("signature-not-DER", lambda k: k.get(CHALLENGE, tamper=_raw_signature(k)), {}, rejected("signature")),
+    ("signature-DER-trailing-byte", lambda k: k.get(CHALLENGE, tamper=set_member("signature", lambda s: s + b"\0")),
+     {}, rejected("signature")),
+    ("signature-garbage", lambda k: k.get(CHALLENGE, signature=b"\x30" + bytes(70)), {}, rejected("signature")),
+    ("signature-bit-flipped", lambda k: k.get(CHALLENGE, tamper=set_member(
+        "signature", lambda s: s[:-1] + bytes([s[-1] ^ 1]))), {}, rejected("signature")),
+    ("signature-over-sha256-missing", lambda k: k.get(CHALLENGE, signature=k.sign(b"unrelated")), {},
+     rejected("signature")),
+    # 13. authenticatorData, id, type
+    ("authData-empty", lambda k: k.get(CHALLENGE, tamper=set_member("authenticatorData", b"")), {}, MALFORMED),
+    ("authData-36-bytes", lambda k: k.get(CHALLENGE, tamper=set_member("authenticatorData", lambda b: b[:36])), {},
+     MALFORMED),
+    ("authData-trailing-byte", lambda k: k.get(CHALLENGE, auth_data_trailing=b"\x00"), {}, MALFORMED),
+    ("authData-ED-without-extensions", lambda k: k.get(CHALLENGE, flags=UP | UV | BE | BS | ED), {}, MALFORMED),
+    ("authData-AT-without-data", lambda k: k.get(CHALLENGE, flags=UP | UV | BE | BS | AT), {}, MALFORMED),
+    ("authData-extension-nested", lambda k: k.get(CHALLENGE, extensions=nested(700)), {}, MALFORMED),
+    ("id-not-rawId", lambda k: k.get(CHALLENGE, id=b64url(bytes(16))), {}, MALFORMED),
+    ("id-missing", _auth_json(lambda d: d.pop("id")), {}, MALFORMED),
+    ("rawId-empty", lambda k: k.get(CHALLENGE, raw_id=b""), {}, MALFORMED),
+    ("type-not-public-key", lambda k: k.get(CHALLENGE, credential_type="public-key "), {}, MALFORMED),
+    ("type-null", lambda k: k.get(CHALLENGE, credential_type=None), {}, MALFORMED),
+    ("userHandle-100-bytes", lambda k: k.get(CHALLENGE, user_handle=bytes(100)), {}, MALFORMED),
+    ("userHandle-number", _auth_json(lambda d: d["response"].update(userHandle=7)), {}, MALFORMED),
+    ("signature-missing", _auth_json(lambda d: d["response"].pop("signature")), {}, MALFORMED),
+    ("authenticatorData-missing", _auth_json(lambda d: d["response"].pop("authenticatorData")), {}, MALFORMED),
+    ("credential-not-object", lambda k: [k.get(CHALLENGE)], {}, MALFORMED),
+]
+
+
+@pytest.mark.parametrize("make, verify_kw, expected", [pytest.param(*case[1:], id=case[0])
+                                                        for case in AUTHENTICATION_REFUSALS])
+def test_authentication_refuses(make, verify_kw, expected):
+    key = make_key(synced=False)
+    new = registered(key)
+    assert outcome(lambda: authenticate(make(key), new.public_key, stored=new.sign_count, **verify_kw)) == expected
+
+
+@pytest.mark.parametrize("alg", [ES256, EDDSA, RS256], ids=["ES256", "EdDSA", "RS256"])
+def test_authentication_refuses_another_key(alg):
+    key = make_key(alg)
+    impostor = SoftKey(alg, credential_id=key.credential_id)  # same ID, its own private key
+    impostor.create(CHALLENGE, user_handle=HANDLE)
+    new = registered(key)
+    assert outcome(lambda: authenticate(impostor.get(CHALLENGE), new.public_key)) == rejected("signature")
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), new.public_key)) == OK
+
+
+@pytest.mark.parametrize("alg", [ES256, EDDSA, RS256], ids=["ES256", "EdDSA", "RS256"])
+@pytest.mark.parametrize("signature", [
+    pytest.param(lambda s: s[:-1], id="truncated"),
+    pytest.param(lambda s: s + s, id="doubled"),
+    pytest.param(lambda s: bytes(len(s)), id="zeros"),
+    pytest.param(lambda s: b"\x01", id="one-byte"),
+])
+def test_authentication_refuses_a_broken_signature(alg, signature):
+    key = make_key(alg)
+    new = registered(key)
+    broken = key.get(CHALLENGE, tamper=set_member("signature", signature))
+    assert outcome(lambda: authenticate(broken, new.public_key)) == rejected("signature")
+
+
+def test_authentication_uv_may_be_absent_when_not_required():
+    key = make_key()
+    new = registered(key)
+    assert outcome(lambda: authenticate(key.get(CHALLENGE, flags=UP | BE | BS), new.public_key, uv=False)) == OK
+    assert outcome(lambda: authenticate(key.get(CHALLENGE, flags=UP | BE | BS), new.public_key)) == rejected("uv")
+
+
+@pytest.mark.parametrize("ext", TRUNCATED_CBOR, ids=lambda b: b.hex())
+def test_authentication_truncated_extension_cbor_is_malformed(ext):
+    key = make_key()
+    new = registered(key)
+    assert outcome(lambda: authenticate(key.get(CHALLENGE, extensions=ext), new.public_key)) == MALFORMED
+
+
+# --- the sign counter (security.md 12) -------------------------------------------------------
+
+
+@pytest.mark.parametrize("stored, reported, expected", [
+    (0, 0, OK),                       # synced passkeys: both zero, forever
+    (0, 1, OK),
+    (0, 7, OK),
+    (5, 6, OK),
+    (5, 1000, OK),
+    (2**32 - 2, 2**32 - 1, OK),
+    (5, 5, rejected("counter")),     # did not move: a clone may have signed
+    (5, 4, rejected("counter")),
+    (5, 0, rejected("counter")),     # a counting key that suddenly reports 0
+    (2**32 - 1, 0, rejected("counter")),
+])
+def test_sign_counter(stored, reported, expected):
+    key = make_key(synced=False)
+    new = registered(key)
+    result = {}
+    assert outcome(lambda: result.update(r=authenticate(key.get(CHALLENGE, counter=reported), new.public_key,
+                                                        stored=stored))) == expected
+    if expected == OK:
+        assert result["r"].sign_count == reported
+
+
+def test_a_replayed_assertion_of_a_counting_key_is_refused():
+    key = make_key(synced=False)
+    new = registered(key)
+    first = key.get(CHALLENGE)
+    stored = authenticate(first, new.public_key, stored=new.sign_count).sign_count
+    assert outcome(lambda: authenticate(first, new.public_key, stored=stored)) == rejected("counter")
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), new.public_key, stored=stored)) == OK
+
+
+# --- size caps, garbage, nesting (security.md 26 at the verify layer) ------------------------
+
+
+def _set_field(path: tuple[str, ...], value):
+    def edit(data):
+        target = data
+        for name in path[:-1]:
+            target = target[name]
+        target[path[-1]] = value
+    return edit
+
+
+@pytest.mark.parametrize("path", [("id",), ("rawId",), ("response", "clientDataJSON"),
+                                  ("response", "attestationObject")], ids="/".join)
+@pytest.mark.parametrize("value", [MEGABYTE, "A" * 30000, "!!!!", "A", "AAAAA", "AA=A", "AAAA===", "AA AA", "",
+                                   None, 12345, ["AAAA"], {"a": "b"}],
+                         ids=["1MB", "30KB", "bang", "len1", "len5", "pad-inside", "pad3", "space", "empty",
+                              "null", "number", "list", "object"])
+def test_registration_unparseable_field_is_malformed(path, value):
+    key = make_key()
+    data = key.create(CHALLENGE, user_handle=HANDLE)
+    _set_field(path, value)(data)
+    assert outcome(lambda: verify.parse_registration(data)) == MALFORMED
+
+
+@pytest.mark.parametrize("path", [("id",), ("rawId",), ("response", "clientDataJSON"),
+                                  ("response", "authenticatorData"), ("response", "signature"),
+                                  ("response", "userHandle")], ids="/".join)
+@pytest.mark.parametrize("value", [MEGABYTE, "A" * 12000, "!!!!", "A", "AA=A", 12345, ["AAAA"]],
+                         ids=["1MB", "12KB", "bang", "len1", "pad-inside", "number", "list"])
+def test_authentication_unparseable_field_is_malformed(path, value):
+    key = make_key()
+    key.create(CHALLENGE, user_handle=HANDLE)
+    data = key.get(CHALLENGE)
+    _set_field(path, value)(data)
+    assert outcome(lambda: verify.parse_authentication(data)) == MALFORMED
+
+
+def test_a_real_response_is_well_under_the_caps():
+    key = make_key(RS256, credential_id=bytes(1023))
+    reg = key.create(CHALLENGE, user_handle=HANDLE)
+    assert verify.parse_registration(reg).raw_id == bytes(1023)
+    assert verify.parse_authentication(key.get(CHALLENGE)).raw_id == bytes(1023)
+
+
+@pytest.mark.parametrize("path", [("id",), ("rawId",), ("response", "clientDataJSON"),
+                                  ("response", "authenticatorData"), ("response", "signature")], ids="/".join)
+def test_authentication_required_field_null_is_malformed(path):
+    key = make_key()
+    data = key.get(CHALLENGE)
+    _set_field(path, None)(data)
+    assert outcome(lambda: verify.parse_authentication(data)) == MALFORMED
+
+
+def test_a_null_user_handle_is_no_user_handle():
+    key = make_key()
+    new = registered(key)
+    data = key.get(CHALLENGE)
+    data["response"]["userHandle"] = None
+    assert authenticate(data, new.public_key).user_handle is None
+
+
+@pytest.mark.parametrize("field, size", [("clientDataJSON", 4096), ("authenticatorData", 1024), ("signature", 8192),
+                                         ("userHandle", 64), ("attestationObject", 16384),
+                                         # IDs decode up to 2048 bytes, so one of 1024+ bytes is refused by name
+                                         # (Rejected "credential_id", the contract's wire check), not as garbage.
+                                         ("id", 2048)])
+def test_a_field_at_its_cap_decodes(field, size):
+    assert verify.decode(b64url(bytes(size)), field) == bytes(size)
+    assert outcome(lambda: verify.decode(b64url(bytes(size + 3)), field)) == MALFORMED
+
+
+@pytest.mark.parametrize("field, size", [("userHandle", 65), ("userHandle", 66), ("authenticatorData", 1025),
+                                         ("authenticatorData", 1026), ("clientDataJSON", 4097), ("signature", 8193),
+                                         ("attestationObject", 16385)])
+def test_a_field_one_or_two_bytes_over_its_cap_is_malformed(field, size):
+    assert outcome(lambda: verify.decode(b64url(bytes(size)), field)) == MALFORMED
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_registration_random_garbage_is_malformed(seed):
+    rng = random.Random(seed)
+    key = make_key()
+    client_data = rng.randbytes(rng.randrange(1, 400))
+    data = key.create(CHALLENGE, user_handle=HANDLE, tamper=set_member("clientDataJSON", client_data))
+    assert outcome(lambda: verify.parse_registration(data)) == MALFORMED
+    # a map head promising more pairs than follow, then random bytes
+    attestation = b"\xa5" + cbor.encode("fmt") + rng.randbytes(rng.randrange(1, 400))
+    data = key.create(CHALLENGE, user_handle=HANDLE, tamper=set_member("attestationObject", attestation))
+    assert outcome(lambda: verify.parse_registration(data)) == MALFORMED
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_authentication_random_garbage_is_malformed(seed):
+    rng = random.Random(seed)
+    key = make_key()
+    key.create(CHALLENGE, user_handle=HANDLE)
+    for field in ("clientDataJSON", "authenticatorData"):
+        length = rng.choice([rng.randrange(0, 37), rng.randrange(38, 700)])
+        garbage = rng.randbytes(length)
+        if field == "authenticatorData" and length > 32:  # no AT/ED: the length alone must fail it
+            garbage = garbage[:32] + bytes([garbage[32] & ~(AT | ED) & 0xFF]) + garbage[33:]
+        data = key.get(CHALLENGE, tamper=set_member(field, garbage))
+        assert outcome(lambda: verify.parse_authentication(data)) == MALFORMED, field
+
+
+def test_random_cbor_never_escapes_as_another_exception():
+    """Any short byte string as attestationObject ends in Malformed or Rejected, nothing else."""
+    key = make_key()
+    rng = random.Random(2024)
+    escaped = set()
+    for _ in range(2000):
+        garbage = rng.randbytes(rng.randrange(1, 80))
+        data = key.create(CHALLENGE, user_handle=HANDLE, tamper=set_member("attestationObject", garbage))
+        try:
+            outcome(lambda: register(data))
+        except Exception as exc:  # noqa: BLE001 - collected for the assertion
+            escaped.add(type(exc).__name__)
+    assert escaped == set()
+
+
+def test_registration_byte_string_longer_than_the_data_is_malformed():
+    key = make_key()
+    auth_data = key.authenticator_data(flags=key.default_flags(attested=True), counter=0,
+                                       attested_data=key.attested_credential_data())
+    attestation = (b"\xa3" + cbor.encode("fmt") + cbor.encode("none") + cbor.encode("attStmt") + b"\xa0"
+                   + cbor.encode("authData") + b"\x59" + (len(auth_data) + 1).to_bytes(2, "big") + auth_data)
+    data = key.create(CHALLENGE, user_handle=HANDLE, tamper=set_member("attestationObject", attestation))
+    assert outcome(lambda: register(data)) == MALFORMED
