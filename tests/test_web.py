@@ -234,3 +234,66 @@ def test_language_switch_keeps_where_the_customer_was_going(client):
     html = client.get("/login?next=/account").text
     link = re.search(r'class="lang-switch" href="([^"]+)"', html).group(1)
     assert link == "/login?next=%2Faccount&amp;lang=en"
+
+
+# --- passkey pages ---------------------------------------------------------------------------
+
+
+def _register(c, key):
+    from softkey import b64url_decode
+    opts = c.post("/api/passkeys/register/options", json={}).json()["publicKey"]
+    cred = key.create(b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"]))
+    assert c.post("/api/passkeys/register/verify", json={"credential": cred}).status_code == 201
+
+
+def test_login_page_offers_passkey_login(client):
+    html = client.get("/login").text
+    assert re.search(r'<button id="passkey-login"', html)
+    assert "webauthn.js" in html
+
+
+def test_account_invites_a_passkey_until_there_is_one(client, customer, mailsink):
+    from softkey import SoftKey
+    login(client, mailsink)
+    html = client.get("/account").text
+    assert 'id="passkey-invite"' in html and 'href="/account/passkeys"' in html and 'id="passkey-create"' in html
+    _register(client, SoftKey())
+    html = client.get("/account").text
+    assert 'id="passkey-invite"' not in html and 'href="/account/passkeys"' in html
+
+
+def test_passkeys_page_hooks(client, customer, mailsink):
+    from softkey import SoftKey
+    login(client, mailsink)
+    _register(client, SoftKey(synced=True))
+    _register(client, SoftKey(synced=False))
+    html = client.get("/account/passkeys").text
+    rows = re.findall(r'<li data-passkey-id="([A-Za-z0-9_-]+)"', html)
+    assert len(rows) == 2
+    for hook in ('class="passkey-name"', 'data-action="rename"', 'name="passkey_name"', 'data-action="save"',
+                 'data-action="delete"', '<dialog id="delete-dialog"', 'data-action="confirm"', 'id="passkey-add"'):
+        assert hook in html, hook
+    assert "同期パスキー" in html and "この端末のみ" in html  # synced vs this-device-only, explained
+    assert re.search(r'<time datetime="[^"]+\+00:00">\d{4}-\d\d-\d\d \d\d:\d\d JST</time>', html)
+    assert not re.search(r'id="passkey-add"[^>]*disabled', html)
+
+
+def test_add_button_is_disabled_at_the_limit_with_the_reason(make_app, mailsink):
+    from softkey import SoftKey
+    from starlette.testclient import TestClient
+    from conftest import add_customer
+    app = make_app(max_passkeys=2)
+    add_customer(app)
+    with TestClient(app, headers={"Origin": ORIGIN}) as c:
+        login(c, mailsink)
+        _register(c, SoftKey())
+        _register(c, SoftKey())
+        html = c.get("/account/passkeys").text
+        assert re.search(r'<button id="passkey-add"[^>]*disabled', html)
+        status = re.search(r'<div role="status"[^>]*>([^<]*)</div>', html).group(1)
+        assert "2個まで" in status
+
+
+def test_passkeys_page_needs_a_session(client):
+    r = client.get("/account/passkeys", follow_redirects=False)
+    assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Faccount%2Fpasskeys"
