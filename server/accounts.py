@@ -9,6 +9,8 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session as Db
 
+import json
+
 from . import devices, store
 from .login import CUSTOMER_CODE
 from .models import User
@@ -96,3 +98,35 @@ def describe(db: Db, customer_code: str) -> dict[str, str]:
         "trusted_devices": str(len(trusted)),
         "created_at": user.created_at.isoformat(),
     }
+
+
+def end_sessions(db: Db, customer_code: str, *, now: datetime) -> int:
+    """"Log out everywhere" for the support desk: every session ends; remembered PCs stay."""
+    user = require_user(db, customer_code)
+    ended = store.delete_user_sessions(db, user.id)
+    store.add_event(db, kind="sessions_ended", when=now, user_id=user.id, actor="support", count=ended)
+    return ended
+
+
+def reset_passkeys(db: Db, customer_code: str, *, now: datetime, notify) -> int:
+    """The answer to a lost device: every passkey, session and trusted device goes; the customer is told.
+
+    `notify(db, user, count)` queues the e-mail in this same transaction.
+    """
+    user = require_user(db, customer_code)
+    removed = store.delete_credentials_of(db, user.id)
+    store.delete_user_sessions(db, user.id)
+    devices.forget_all(db, user.id)
+    store.add_event(db, kind="passkeys_reset", when=now, user_id=user.id, actor="support", count=removed)
+    notify(db, user, removed)
+    return removed
+
+
+def events(db: Db, customer_code: str) -> list[dict]:
+    """The customer's security events, oldest first, as plain dicts (for `tobira events`)."""
+    user = require_user(db, customer_code)
+    out = []
+    for e in store.events_of(db, user.id):
+        out.append({"at": e.created_at.isoformat(), "kind": e.kind, "ip": e.ip, "user_agent": e.user_agent,
+                    **(json.loads(e.detail) if e.detail else {})})
+    return out

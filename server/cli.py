@@ -118,6 +118,34 @@ def cmd_user_set_email(args) -> None:
     print(f"e-mail of {args.code} set; trusted devices forgotten")
 
 
+def cmd_user_end_sessions(args) -> None:
+    ended = _run(_database(_settings()), accounts.end_sessions, args.code, now=utcnow())
+    print(f"ended {ended} session(s) of {args.code}")
+
+
+def cmd_user_reset_passkeys(args) -> None:
+    from . import messages, store
+
+    settings = _settings()
+
+    def notify(db, user, count):
+        if user.email:
+            msg = messages.reset_mail(sender=settings.mail_from, to=user.email, rp_name=settings.rp_name, lang="ja",
+                                      when=utcnow(), count=count)
+            store.enqueue_mail(db, kind="passkeys_reset", to_addr=user.email, message=msg.as_string(), when=utcnow())
+
+    removed = _run(_database(settings), accounts.reset_passkeys, args.code, now=utcnow(), notify=notify)
+    print(f"removed {removed} passkey(s) of {args.code}; sessions ended, trusted devices forgotten; "
+          "the customer is told by e-mail")
+
+
+def cmd_events(args) -> None:
+    import json
+
+    for event in _run(_database(_settings()), accounts.events, args.code):
+        print(json.dumps(event, ensure_ascii=False))
+
+
 def cmd_db_upgrade(args) -> None:
     _database(_settings(), migrate=True)
     print("database schema is up to date")
@@ -149,7 +177,10 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(fn=cmd_user_add)
     for name, fn, help_ in (("show", cmd_user_show, "show a customer"),
-                            ("unlock", cmd_user_unlock, "unlock after too many failed logins")):
+                            ("unlock", cmd_user_unlock, "unlock after too many failed logins"),
+                            ("end-sessions", cmd_user_end_sessions, "log the customer out everywhere"),
+                            ("reset-passkeys", cmd_user_reset_passkeys,
+                             "lost device: remove every passkey, end every session, forget trusted devices")):
         cmd = user.add_parser(name, help=help_)
         cmd.add_argument("code")
         cmd.set_defaults(fn=fn)
@@ -157,6 +188,10 @@ def parser() -> argparse.ArgumentParser:
     set_email.add_argument("code")
     set_email.add_argument("email")
     set_email.set_defaults(fn=cmd_user_set_email)
+
+    events = sub.add_parser("events", help="a customer's security events, one JSON object per line, oldest first")
+    events.add_argument("code")
+    events.set_defaults(fn=cmd_events)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade the schema (idempotent)").set_defaults(fn=cmd_db_upgrade)

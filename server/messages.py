@@ -160,3 +160,23 @@ def clone_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
             "当社からのメールに、ログインページやパスワード変更ページへのリンクが含まれることはありません。"
         )
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
+
+
+def reset_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, count: int) -> EmailMessage:
+    if lang == "en":
+        subject = "Your passkeys were reset by customer support"
+        body = (
+            f"At your request, customer support removed all {count} passkey(s) from your account at "
+            f"{jst(when, 'en')} and logged out every session.\n\n"
+            "Log in with your customer code and password, then create a new passkey.\n\n"
+            f"{_NOT_YOU[1]}"
+        )
+    else:
+        subject = "パスキーをリセットしました"
+        body = (
+            f"お客様のお申し出により、{jst(when, 'ja')}に、お客様サポートがアカウントのパスキー（{count}個）をすべて削除し、"
+            "すべてのログインを終了しました。\n\n"
+            "お客様コードとパスワードでログインしたうえで、新しいパスキーを作成してください。\n\n"
+            f"{_NOT_YOU[0]}"
+        )
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)

@@ -96,3 +96,68 @@ def test_serve_refuses_to_start_with_one_line(run, env, words):
     r = run("serve", "--port", str(free_port()), **env)
     assert r.returncode == 2, r.stderr
     assert words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+@pytest.fixture
+def live_customer(tmp_path, mailsink, clock, passwords):
+    """TARO1234 with a passkey, a live session and a remembered PC, in the database the CLI uses."""
+    import dataclasses
+    from starlette.testclient import TestClient
+    from server.app import create_app
+    from server.config import load_settings
+    from server.mail import SmtpMailer
+    from softkey import SoftKey, b64url_decode
+    from conftest import ORIGIN, add_customer, login
+
+    settings = load_settings({"TOBIRA_DATA_DIR": str(tmp_path), "TOBIRA_SECRET_KEY": "c" * 40,
+                              "TOBIRA_SMTP_URL": mailsink.url}, dotenv=None)
+    app = create_app(settings, clock=clock, passwords=passwords, mailer=SmtpMailer(settings.smtp))
+    add_customer(app)
+    client = TestClient(app, headers={"Origin": ORIGIN})
+    with client:
+        login(client, mailsink, remember=True)
+        opts = client.post("/api/passkeys/register/options", json={}).json()["publicKey"]
+        cred = SoftKey().create(b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"]))
+        assert client.post("/api/passkeys/register/verify", json={"credential": cred}).status_code == 201
+    return app, client
+
+
+def test_end_sessions(run, live_customer):
+    app, client = live_customer
+    r = run("user", "end-sessions", "TARO1234")
+    assert r.returncode == 0 and "ended 1 session" in r.stdout
+    with client:
+        assert client.get("/api/session").status_code == 401
+        # Sessions only: the remembered PC still skips the code.
+        r = client.post("/api/login/password", json={"customer_code": "TARO1234", "password": "correct horse battery"})
+        assert r.json()["status"] == "ok"
+
+
+def test_reset_passkeys(run, live_customer, mailsink, clock):
+    from datetime import datetime, timezone
+    app, client = live_customer
+    assert fields(run("user", "show", "TARO1234").stdout)["passkeys"] == "1"
+    r = run("user", "reset-passkeys", "TARO1234")
+    assert r.returncode == 0 and "removed 1 passkey" in r.stdout
+    assert fields(run("user", "show", "TARO1234").stdout)["passkeys"] == "0"
+    assert fields(run("user", "show", "TARO1234").stdout)["trusted_devices"] == "0"
+    clock.now = datetime.now(timezone.utc)  # the CLI queued its mail at the real time
+    with client:
+        assert client.get("/api/session").status_code == 401
+        r = client.post("/api/login/password", json={"customer_code": "TARO1234", "password": "correct horse battery"})
+        assert r.json()["status"] == "code_sent", "the remembered PC was forgotten"
+        # The queued notice goes out through the running server's outbox.
+        mailsink.wait_for(lambda m: "パスキーをリセット" in str(m["Subject"]))
+
+
+def test_events_prints_json_lines_oldest_first(run, live_customer):
+    import json
+    r = run("events", "TARO1234")
+    assert r.returncode == 0
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    kinds = [e["kind"] for e in events]
+    assert kinds[0] == "account_created" and "login" in kinds and kinds[-1] == "passkey_added"
+    assert [e["at"] for e in events] == sorted(e["at"] for e in events)
+    assert "correct horse battery" not in r.stdout
+    r = run("events", "NOBODY99")
+    assert r.returncode == 1 and r.stderr.strip() == "tobira: no customer with code NOBODY99"
