@@ -89,11 +89,8 @@ def _password_failed(db: Db, ctx: Context, user: User | None, client: Client) ->
         store.add_event(db, kind="login_failed", when=now, user_id=None, ip=client.ip,
                         user_agent=client.user_agent, method="password", reason="unknown_customer")
         return False
-    outcome = policy.count_failure(db, user.id, now=now, lock_after=ctx.settings.lock_after_failures)
-    store.add_event(db, kind="login_failed", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
-                    method="password", reason="wrong_password", failures=outcome.failures)
-    if outcome.locked_now:
-        notices.locked(db, ctx, user, client, now)
+    outcome = notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="password",
+                                     reason="wrong_password")
     return outcome.locked_now
 
 
@@ -164,13 +161,8 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
         return LoginStep("ok", new.raw_id, redirect=pending.next_path or DEFAULT_REDIRECT, device_token=token)
     locked_now = False
     if check.wrong_guess:
-        outcome = policy.count_failure(db, user.id, now=now, lock_after=ctx.settings.lock_after_failures)
-        store.add_event(db, kind="login_failed", when=now, user_id=user.id, ip=client.ip,
-                        user_agent=client.user_agent, method="email_code", reason="wrong_code",
-                        failures=outcome.failures)
-        if outcome.locked_now:
-            notices.locked(db, ctx, user, client, now)
-        locked_now = outcome.locked_now
+        locked_now = notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="email_code",
+                                            reason="wrong_code").locked_now
     return check, locked_now
 
 

@@ -11,7 +11,7 @@ from datetime import datetime
 
 from sqlmodel import Session as Db
 
-from . import messages, store
+from . import messages, policy, store
 from .context import Client, Context
 from .models import User
 
@@ -33,6 +33,18 @@ def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now
                     method=method)
     _mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
           browser=client.user_agent)
+
+
+def failed_sign_in(db: Db, ctx: Context, user: User, client: Client, now: datetime, *, kind: str, method: str,
+                   reason: str) -> policy.FailureOutcome:
+    """A wrong password or code: one more consecutive failure, recorded; the one that reaches the
+    threshold locks the account and tells the customer."""
+    outcome = policy.count_failure(db, user.id, now=now, lock_after=ctx.settings.lock_after_failures)
+    store.add_event(db, kind=kind, when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
+                    method=method, reason=reason, failures=outcome.failures)
+    if outcome.locked_now:
+        locked(db, ctx, user, client, now)
+    return outcome
 
 
 def locked(db: Db, ctx: Context, user: User, client: Client, now: datetime) -> None:

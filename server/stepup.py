@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session as Db
 
-from . import codes, messages, notices, policy, sessions, store
+from . import codes, messages, notices, sessions, store
 from .config import Settings
 from .context import Client, Context
 from .errors import AccountLocked, CodeRejected, MailUnavailable, NotAuthenticated, ResendTooSoon, StepUpRequired
@@ -41,14 +41,19 @@ def stepped_up(db: Db, ctx: Context, session: Session, method: str, client: Clie
     return SteppedUp(new.raw_id, now)
 
 
+def _customer(db: Db, session: Session):
+    user = store.user_by_id(db, session.user_id)
+    if user is None:
+        raise NotAuthenticated()
+    if user.locked_at is not None:
+        raise AccountLocked()
+    return user
+
+
 async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
     def issue(db: Db):
         now = ctx.clock()
-        user = store.user_by_id(db, session.user_id)
-        if user is None:
-            raise NotAuthenticated()
-        if user.locked_at is not None:
-            raise AccountLocked()
+        user = _customer(db, session)
         wait = codes.resend_wait(store.code_for(db, session.id_hash, "step_up"), now=now,
                                  resend_after=ctx.settings.code_resend_after)
         if wait:
@@ -82,23 +87,15 @@ async def check_code(ctx: Context, *, session: Session, entered: str, client: Cl
 
     def check(db: Db):
         now = ctx.clock()
-        user = store.user_by_id(db, session.user_id)
-        if user is None:
-            raise NotAuthenticated()
-        if user.locked_at is not None:
-            raise AccountLocked()
+        user = _customer(db, session)
         result = codes.check(db, ctx.codes, session_id_hash=session.id_hash, purpose="step_up", entered=entered,
                              now=now, max_attempts=ctx.settings.code_max_attempts)
         if result.ok:
             return stepped_up(db, ctx, session, "email_code", client)
         if result.wrong_guess:
             # A wrong step-up code is a failed sign-in like any other: it counts toward the lock.
-            outcome = policy.count_failure(db, user.id, now=now, lock_after=ctx.settings.lock_after_failures)
-            store.add_event(db, kind="step_up_failed", when=now, user_id=user.id, ip=client.ip,
-                            user_agent=client.user_agent, method="email_code", reason="wrong_code",
-                            failures=outcome.failures)
-            if outcome.locked_now:
-                notices.locked(db, ctx, user, client, now)
+            notices.failed_sign_in(db, ctx, user, client, now, kind="step_up_failed", method="email_code",
+                                   reason="wrong_code")
         return result
 
     outcome = await ctx.db.run(check)

@@ -457,3 +457,19 @@ def test_an_overlong_credential_id_at_login_is_rejected_not_unknown(client, regi
     long_id = bytes(1100)
     r = passkey_login(client, registered, raw_id=long_id, id=b64url(long_id))
     assert r.status_code == 401 and r.json()["error"]["code"] == "passkey_rejected"
+
+
+def test_wrong_step_up_codes_count_toward_the_lock(make_app, mailsink):
+    app = make_app(lock_after_failures=2)
+    add_customer(app)
+    with fresh_client(app) as c:
+        login(c, mailsink)
+        c.post("/api/step-up/code/send")
+        code = mailsink.last_code("taro@example.com")
+        wrong = f"{(int(code) + 1) % 10**6:06d}"
+        assert c.post("/api/step-up/code", json={"code": wrong}).status_code == 400
+        assert c.post("/api/step-up/code", json={"code": wrong}).status_code == 400
+        assert app.state.ctx.db.run_sync(store.user_by_code, "TARO1234").locked_at is not None
+        assert c.post("/api/step-up/code", json={"code": code}).status_code == 423
+        kinds = [e.kind for e in rows(app, SecurityEvent)]
+        assert kinds.count("step_up_failed") == 2 and "account_locked" in kinds
