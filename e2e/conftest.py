@@ -26,9 +26,15 @@ sys.path.insert(0, str(ROOT / "tests"))
 from mailsink import free_port  # noqa: E402
 
 from .support import (CHROMIUM, CHROMIUM_ARGS, CUSTOMER_CODE, DESKTOP, EMAIL, NAME, PASSWORD,  # noqa: E402
-                      SCREENSHOTS, add_virtual_authenticator)
+                      SCREENSHOTS, Authenticators, add_virtual_authenticator)
 
 STARTUP_TIMEOUT = 20.0
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "server_env(**settings): TOBIRA_* variables for this test's `server`, e.g. "
+                   "@pytest.mark.server_env(TOBIRA_STEP_UP_WINDOW=3)")
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -109,6 +115,9 @@ def server(tmp_path, mailsink, request):
     """A running `tobira serve` with one customer (TARO1234 / taro@example.com / 山田 太郎)."""
     port = free_port()
     env = _server_env(tmp_path, port, mailsink.url)
+    marker = request.node.get_closest_marker("server_env")
+    if marker is not None:
+        env.update({name: str(value) for name, value in marker.kwargs.items()})
     # The working directory is the temporary one, so no stray .env file can change the settings.
     _cli(env, tmp_path, "user", "add", CUSTOMER_CODE, "--email", EMAIL, "--name", NAME, "--password-stdin",
          stdin=PASSWORD + "\n")
@@ -179,3 +188,11 @@ def virtual_authenticator(page):
         cdp.send("WebAuthn.removeVirtualAuthenticator", {"authenticatorId": authenticator_id})
     except Exception:
         pass  # the page is gone already
+
+
+@pytest.fixture
+def authenticators(page):
+    """Virtual authenticators on `page`, one plugged in at a time (see support.Authenticators)."""
+    bench = Authenticators(page)
+    yield bench
+    bench.close()

@@ -55,6 +55,8 @@ def routes() -> list:
         Route("/api/passkeys/register/verify", api.passkey_register_verify, methods=["POST"]),
         Route("/api/passkeys/{passkey_id}", api.passkey_rename, methods=["PATCH"]),
         Route("/api/passkeys/{passkey_id}", api.passkey_delete, methods=["DELETE"]),
+        Route("/api/authorize", api.authorize, methods=["POST"]),
+        Route("/auth/check", api.auth_check, methods=["GET"]),
         Mount("/static", app=pages.VersionedStatic(directory=str(pages.STATIC)), name="static"),
     ]
 

@@ -93,3 +93,7 @@ class Conflict(ServiceError):
     """passkey_limit_reached, email_required, credential_exists, no_passkey."""
 
     status = 409
+
+
+class PasskeyRequired(ServiceError):
+    status, code = 403, "passkey_required"

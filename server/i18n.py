@@ -100,6 +100,10 @@ ERRORS: dict[str, tuple[str, str]] = {
         "登録済みのパスキーがありません。メールの確認コードでご本人確認をしてください。",
         "You have no passkey yet. Please confirm it is you with an e-mailed code.",
     ),
+    "passkey_required": (
+        "この操作には、パスキーでのログインが必要です。パスキーでログインし直してください。",
+        "This needs a login with a passkey. Please log in again with your passkey.",
+    ),
     "csrf_rejected": (
         "このページからのリクエストは受け付けられません。ページを再読み込みしてください。",
         "This request was not accepted. Please reload the page.",

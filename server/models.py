@@ -70,6 +70,9 @@ class Session(SQLModel, table=True):
     last_seen_at: datetime = _when()
     authenticated_at: datetime | None = _when(nullable=True)
     verified_at: datetime | None = _when(nullable=True)
+    # How the last verification was made (email_code | passkey): after the passkey date only a
+    # passkey counts for important operations.
+    verified_by: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
     next_path: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     user_agent: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))

@@ -1,9 +1,9 @@
-"""Rules about accounts: lockout after consecutive failures, and the passkey-mandatory date."""
+"""Rules about accounts: lockout, step-up freshness, and the passkey-mandatory date."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlmodel import Session as Db
 
@@ -46,3 +46,27 @@ def important_operations_reason(session: Session, settings: Settings, now: datet
 def trusted_devices_apply(settings: Settings, now: datetime) -> bool:
     """"Remember this PC" skips the code only until passkeys become mandatory."""
     return not passkeys_mandatory(settings, now)
+
+
+IMPORTANT_OPERATIONS = ("withdrawal", "bank_account_change", "email_change", "trade")
+
+
+def fresh(session: Session, settings: Settings, now: datetime) -> bool:
+    """Verified recently enough (TOBIRA_STEP_UP_WINDOW) for a sensitive action."""
+    return session.verified_at is not None and now - session.verified_at <= timedelta(seconds=settings.step_up_window)
+
+
+def important_operation_refusal(session: Session, settings: Settings, now: datetime) -> str | None:
+    """Why this session may not do an important operation now, or None.
+
+    Before the passkey date: any two-step session, after a recent step-up. From it: a passkey
+    session, whose recent verification was itself a passkey. When both rules refuse,
+    passkey_required wins: stepping up by e-mail would not help.
+    """
+    if important_operations_reason(session, settings, now):
+        return "passkey_required"
+    if not fresh(session, settings, now):
+        return "step_up_required"
+    if passkeys_mandatory(settings, now) and session.verified_by != "passkey":
+        return "step_up_required"  # an e-mailed code is not phishing-resistant
+    return None

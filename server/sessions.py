@@ -42,13 +42,14 @@ def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method:
     row = store.add_session(db, Session(
         id_hash=hash_id(raw_id), user_id=user.id if user else None, state=state, auth_method=auth_method,
         created_at=now, last_seen_at=now, authenticated_at=now if state == ACTIVE else None,
-        verified_at=now if verified else None, next_path=next_path, ip=ip,
+        verified_at=now if verified else None, verified_by=auth_method if verified else None,
+        next_path=next_path, ip=ip,
         user_agent=(user_agent or "")[:300] or None,
     ))
     return NewSession(raw_id, row)
 
 
-def rotate(db: Db, row: Session, *, now: datetime, verified: bool) -> NewSession:
+def rotate(db: Db, row: Session, *, now: datetime, verified_by: str | None) -> NewSession:
     """The same login under a new id (after a step-up): the old id stops working at once.
 
     Creation and login times carry over, so the absolute limit still counts from the login.
@@ -58,7 +59,8 @@ def rotate(db: Db, row: Session, *, now: datetime, verified: bool) -> NewSession
     new = store.add_session(db, Session(
         id_hash=hash_id(raw_id), user_id=row.user_id, state=row.state, auth_method=row.auth_method,
         created_at=row.created_at, last_seen_at=now, authenticated_at=row.authenticated_at,
-        verified_at=now if verified else row.verified_at, next_path=None, ip=row.ip, user_agent=row.user_agent,
+        verified_at=now if verified_by else row.verified_at, verified_by=verified_by or row.verified_by,
+        next_path=None, ip=row.ip, user_agent=row.user_agent,
     ))
     return NewSession(raw_id, new)
 

@@ -4,11 +4,11 @@ later the important operations). A code by e-mail, or a passkey of the same cust
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlmodel import Session as Db
 
-from . import codes, messages, notices, sessions, store
+from . import codes, messages, notices, policy, sessions, store
 from .config import Settings
 from .context import Client, Context
 from .errors import AccountLocked, CodeRejected, MailUnavailable, NotAuthenticated, ResendTooSoon, StepUpRequired
@@ -16,13 +16,8 @@ from .mail import MailError
 from .models import Session
 
 
-def fresh(session: Session, settings: Settings, now: datetime) -> bool:
-    """Verified recently enough (TOBIRA_STEP_UP_WINDOW) for a sensitive action."""
-    return session.verified_at is not None and now - session.verified_at <= timedelta(seconds=settings.step_up_window)
-
-
 def require_fresh(session: Session, settings: Settings, now: datetime) -> None:
-    if not fresh(session, settings, now):
+    if not policy.fresh(session, settings, now):
         raise StepUpRequired()
 
 
@@ -35,7 +30,7 @@ class SteppedUp:
 def stepped_up(db: Db, ctx: Context, session: Session, method: str, client: Client) -> SteppedUp:
     """Record a successful step-up: verified now, under a new session id."""
     now = ctx.clock()
-    new = sessions.rotate(db, session, now=now, verified=True)
+    new = sessions.rotate(db, session, now=now, verified_by=method)
     store.add_event(db, kind="step_up", when=now, user_id=session.user_id, ip=client.ip,
                     user_agent=client.user_agent, method=method)
     return SteppedUp(new.raw_id, now)

@@ -8,7 +8,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import ceremonies, login, passkeys, policy, stepup, store
+from .. import authorization, ceremonies, login, passkeys, policy, stepup, store
 from ..context import Context
 from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError
 from .auth import client, current_session, language, logged_in
@@ -258,3 +258,23 @@ async def passkey_delete(request: Request) -> Response:
     await passkeys.delete(_ctx(request), session=session, passkey_id=request.path_params["passkey_id"],
                           client=client(request))
     return Response(status_code=204)
+
+
+# --- decisions for other services ------------------------------------------------------------
+
+
+async def authorize(request: Request) -> Response:
+    body = await read_json(request)
+    operation = text_field(body, "operation", max_len=64)
+    allowed = await authorization.authorize(_ctx(request), session=await logged_in(request), operation=operation,
+                                            client=client(request))
+    return JSONResponse({"allowed": True, "customer_code": allowed.customer_code, "auth_method": allowed.auth_method})
+
+
+async def auth_check(request: Request) -> Response:
+    """Forward auth (nginx auth_request, Traefik forwardAuth): 200 with who it is, else 401/403."""
+    operation = request.query_params.get("operation")
+    allowed = await authorization.authorize(_ctx(request), session=await logged_in(request), operation=operation,
+                                            client=client(request))
+    return Response(status_code=200, headers={"X-Tobira-Customer": allowed.customer_code,
+                                              "X-Tobira-Auth-Method": allowed.auth_method})

@@ -1,0 +1,148 @@
+"""Decisions for the broker's other services: POST /api/authorize and GET /auth/check."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from server import policy
+from server.models import SecurityEvent
+from softkey import SoftKey, b64url_decode
+from conftest import ORIGIN, PASSWORD, add_customer, login
+
+OPERATIONS = policy.IMPORTANT_OPERATIONS
+DATE_IN = timedelta(hours=1)  # the passkey date, one hour after the clock's start
+
+
+@pytest.fixture
+def app(make_app, clock):
+    return make_app(passkey_mandatory_from=clock() + DATE_IN)
+
+
+def session_of(kind, app, mailsink):
+    """A client logged in the given way ("none", "email_code", "trusted_device", "passkey")."""
+    c = TestClient(app, headers={"Origin": ORIGIN})
+    c.__enter__()
+    if kind == "none":
+        return c
+    login(c, mailsink, remember=kind == "trusted_device")
+    key = SoftKey()
+    opts = c.post("/api/passkeys/register/options", json={}).json()["publicKey"]
+    cred = key.create(b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"]))
+    assert c.post("/api/passkeys/register/verify", json={"credential": cred}).status_code == 201
+    c.post("/api/logout")
+    if kind == "passkey":
+        opts = c.post("/api/login/passkey/options", json={}).json()["publicKey"]
+        assert c.post("/api/login/passkey/verify", json=key.get(b64url_decode(opts["challenge"]))).status_code == 200
+    elif kind == "email_code":
+        login(c, mailsink)
+    else:
+        r = c.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+        assert r.json()["status"] == "ok"
+    assert c.get("/api/session").json()["auth_method"] == kind
+    c.passkey = key  # for passkey step-ups
+    return c
+
+
+def decide(c, operation):
+    return c.post("/api/authorize", json={"operation": operation})
+
+
+def check(c, operation=None):
+    return c.get("/auth/check", params={"operation": operation} if operation else None)
+
+
+@pytest.fixture
+def customer(app):
+    return add_customer(app)
+
+
+# Before the date: any two-step session, with a recent verification.
+@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("kind,expected", [("passkey", 200), ("email_code", 200), ("trusted_device", 403),
+                                           ("none", 401)])
+def test_before_the_date(app, customer, mailsink, operation, kind, expected):
+    c = session_of(kind, app, mailsink)
+    r, fa = decide(c, operation), check(c, operation)
+    assert r.status_code == fa.status_code == expected
+    if expected == 200:
+        assert r.json() == {"allowed": True, "customer_code": "TARO1234", "auth_method": kind}
+        assert fa.headers["x-tobira-customer"] == "TARO1234" and fa.headers["x-tobira-auth-method"] == kind
+    elif expected == 403:  # a remembered PC verified nothing: it must step up first
+        assert r.json()["error"]["code"] == fa.json()["error"]["code"] == "step_up_required"
+    else:
+        assert r.json()["error"]["code"] == fa.json()["error"]["code"] == "not_authenticated"
+
+
+def _past_the_date(c, clock):
+    for _ in range(4):  # an hour, keeping the session alive
+        clock.advance(DATE_IN.total_seconds() / 4)
+        c.get("/api/session")
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+@pytest.mark.parametrize("kind", ["email_code", "trusted_device"])
+def test_after_the_date_legacy_sessions_need_a_passkey(app, customer, mailsink, clock, operation, kind):
+    c = session_of(kind, app, mailsink)
+    _past_the_date(c, clock)
+    for r in (decide(c, operation), check(c, operation)):
+        assert r.status_code == 403 and r.json()["error"]["code"] == "passkey_required"
+
+
+def test_passkey_required_wins_over_step_up_required(app, customer, mailsink, clock):
+    c = session_of("trusted_device", app, mailsink)  # not verified and not passkey
+    _past_the_date(c, clock)
+    assert decide(c, "trade").json()["error"]["code"] == "passkey_required"
+
+
+def test_after_the_date_a_passkey_session_needs_a_passkey_step_up(app, customer, mailsink, clock):
+    c = session_of("passkey", app, mailsink)
+    _past_the_date(c, clock)  # the login's verification is now an hour old
+    assert decide(c, "withdrawal").json()["error"]["code"] == "step_up_required"
+    # An e-mailed code does not count any more ...
+    c.post("/api/step-up/code/send")
+    c.post("/api/step-up/code", json={"code": mailsink.last_code("taro@example.com")})
+    assert decide(c, "withdrawal").json()["error"]["code"] == "step_up_required"
+    # ... a passkey does.
+    opts = c.post("/api/step-up/passkey/options", json={}).json()["publicKey"]
+    assert c.post("/api/step-up/passkey/verify",
+                  json=c.passkey.get(b64url_decode(opts["challenge"]))).status_code == 200
+    assert decide(c, "withdrawal").status_code == 200
+
+
+def test_stale_verification_needs_a_step_up_before_the_date(app, customer, mailsink, clock):
+    c = session_of("email_code", app, mailsink)
+    clock.advance(601)
+    c.get("/api/session")
+    assert decide(c, "trade").json()["error"]["code"] == "step_up_required"
+    c.post("/api/step-up/code/send")
+    c.post("/api/step-up/code", json={"code": mailsink.last_code("taro@example.com")})
+    assert decide(c, "trade").status_code == 200
+
+
+def test_check_without_operation_only_asks_for_a_session(app, customer, mailsink, clock):
+    c = session_of("trusted_device", app, mailsink)
+    _past_the_date(c, clock)
+    r = check(c)
+    assert r.status_code == 200 and r.headers["x-tobira-auth-method"] == "trusted_device"
+    c.post("/api/logout")
+    r = check(c)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "not_authenticated"
+
+
+def test_unknown_operation(app, customer, mailsink):
+    c = session_of("email_code", app, mailsink)
+    for r in (decide(c, "launch_rocket"), check(c, "launch_rocket")):
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+    assert c.post("/api/authorize", json={}).status_code == 422
+
+
+def test_refusals_are_recorded(app, customer, mailsink):
+    c = session_of("trusted_device", app, mailsink)
+    decide(c, "withdrawal")
+    events = app.state.ctx.db.run_sync(lambda d: list(d.exec(select(SecurityEvent)).scalars()))
+    refused = [e for e in events if e.kind == "authorization_refused"]
+    assert len(refused) == 1 and '"operation": "withdrawal"' in refused[0].detail
