@@ -8,6 +8,8 @@ never waits on the database and a failure leaves nothing half-written.
 from __future__ import annotations
 
 import functools
+import json
+import logging
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -20,6 +22,7 @@ from sqlmodel import Session as Db
 from .errors import Unavailable
 
 T = TypeVar("T")
+event_log = logging.getLogger("tobira.events")
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -102,14 +105,17 @@ class Database:
             try:
                 result = fn(db, *args, **kwargs)
                 db.commit()
+                _log_events(db)
                 return result
             except OperationalError as exc:
                 db.rollback()
+                db.info.pop("events", None)
                 if _is_outage(exc):
                     raise Unavailable() from exc
                 raise
             except BaseException:
                 db.rollback()
+                db.info.pop("events", None)
                 raise
 
     async def in_thread(self, fn: Callable[..., T], *args, **kwargs) -> T:
@@ -120,6 +126,15 @@ class Database:
         return await anyio.to_thread.run_sync(
             functools.partial(self.run_sync, fn, *args, **kwargs), limiter=self._limiter
         )
+
+
+def _log_events(db: Db) -> None:
+    """One JSON line per committed security event, for operators (never a secret: see store.add_event)."""
+    for event in db.info.pop("events", []):
+        event_log.info("security event", extra={
+            "event": event.kind, "user_id": event.user_id, "ip": event.ip,
+            "detail": json.loads(event.detail) if event.detail else None,
+        })
 
 
 def _is_outage(exc: OperationalError) -> bool:

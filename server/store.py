@@ -169,6 +169,8 @@ def add_event(
         detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
     )
     db.add(event)
+    # Logged by Database.run_sync once the transaction commits: a rolled-back event never happened.
+    db.info.setdefault("events", []).append(event)
     return event
 
 

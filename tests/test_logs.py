@@ -51,3 +51,31 @@ def test_a_whole_login_leaks_nothing_into_the_logs(client, customer, mailsink, c
     # Codes in any form: no 6-digit run from the mails appears in the log.
     for code in re.findall(r"^(\d{6})\r?$", "\n".join(body(m) for m in mailsink.messages), re.M):
         assert code not in text
+
+
+def test_every_security_event_is_one_json_log_line(client, customer, mailsink, caplog):
+    import json as _json
+    caplog.set_level(logging.INFO, logger="tobira.events")
+    client.post("/api/login/password", json={"customer_code": "TARO1234", "password": "wrong password 1"})
+    from conftest import login
+    login(client, mailsink)
+    lines = [r for r in caplog.records if r.name == "tobira.events"]
+    kinds = [r.event for r in lines]
+    assert kinds == ["login_failed", "code_sent", "login"]
+    formatted = JsonFormatter().format(lines[0])
+    assert _json.loads(formatted)["event"] == "login_failed" and "wrong password 1" not in formatted
+
+
+def test_a_rolled_back_event_is_not_logged(app, caplog, clock):
+    from server import store
+    caplog.set_level(logging.INFO, logger="tobira.events")
+
+    def fails(db):
+        store.add_event(db, kind="never_happened", when=clock(), user_id=None)
+        raise RuntimeError("rolled back")
+
+    try:
+        app.state.ctx.db.run_sync(fails)
+    except RuntimeError:
+        pass
+    assert not [r for r in caplog.records if getattr(r, "event", None) == "never_happened"]
