@@ -174,8 +174,9 @@ def add_event(
     return event
 
 
-def events_of(db: Db, user_id: int) -> list[SecurityEvent]:
-    stmt = select(SecurityEvent).where(SecurityEvent.user_id == user_id).order_by(SecurityEvent.id)
+def events_of(db: Db, user_id: int, *, newest_first: bool = False, limit: int | None = None) -> list[SecurityEvent]:
+    order = SecurityEvent.id.desc() if newest_first else SecurityEvent.id
+    stmt = select(SecurityEvent).where(SecurityEvent.user_id == user_id).order_by(order).limit(limit)
     return list(db.exec(stmt).scalars())
 
 

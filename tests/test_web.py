@@ -297,3 +297,23 @@ def test_add_button_is_disabled_at_the_limit_with_the_reason(make_app, mailsink)
 def test_passkeys_page_needs_a_session(client):
     r = client.get("/account/passkeys", follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/login?next=%2Faccount%2Fpasskeys"
+
+
+def test_activity_page_lists_events_newest_first(client, customer, mailsink, clock):
+    client.post("/api/login/password", json={"customer_code": "TARO1234", "password": "wrong password"})
+    clock.advance(5)
+    login(client, mailsink)
+    html = client.get("/account/activity").text
+    kinds = re.findall(r'<tr data-event="([a-z_]+)"', html)
+    assert kinds[:3] == ["login", "code_sent", "login_failed"]
+    stamps = re.findall(r'<time datetime="([^"]+)"', html)
+    assert stamps == sorted(stamps, reverse=True) and all(s.endswith("+00:00") for s in stamps)
+    assert "ログイン（メールの確認コード）" in html and "ログインに失敗（パスワード）" in html
+    assert "JST" in html
+    en = client.get("/account/activity?lang=en").text
+    assert "Logged in (e-mailed code)" in en
+
+
+def test_activity_page_needs_a_session(client):
+    r = client.get("/account/activity", follow_redirects=False)
+    assert r.status_code == 303 and "next=%2Faccount%2Factivity" in r.headers["location"]

@@ -16,6 +16,7 @@ from fido2.utils import websafe_encode
 from .. import passkeys, sessions, store
 from ..config import JST
 from ..context import Context
+from . import activity
 from .auth import current_session, language, logged_in
 from .texts import TEXTS, translate
 
@@ -111,6 +112,15 @@ async def passkeys_page(request: Request) -> Response:
     limit = ctx.settings.max_passkeys
     return render(request, "passkeys.html", user=user, passkeys=views, passkey_count=len(views), limit=limit,
                   at_limit=len(views) >= limit, rp_id=ctx.settings.rp_id, user_id=websafe_encode(user.user_handle))
+
+
+async def activity_page(request: Request) -> Response:
+    row = await logged_in(request)
+    if row is None:
+        return RedirectResponse(_with_lang(request, "/login", next="/account/activity"), status_code=303)
+    events = await _ctx(request).db.run(store.events_of, row.user_id, newest_first=True, limit=200)
+    lang = language(request)
+    return render(request, "activity.html", rows=[activity.describe(e, lang) for e in events])
 
 
 async def not_found_page(request: Request) -> Response:

@@ -1,0 +1,34 @@
+"""Security events in the customer's words (for /account/activity)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..models import SecurityEvent
+from .texts import TEXTS, translate
+
+_METHOD_KEYS = {"email_code": "method.email_code_short", "password": "method.password",
+                "passkey": "method.passkey", "trusted_device": "method.trusted_device"}
+
+
+@dataclass(frozen=True)
+class ActivityRow:
+    kind: str
+    when: datetime
+    text: str
+    ip: str | None
+
+
+def describe(event: SecurityEvent, lang: str) -> ActivityRow:
+    detail = json.loads(event.detail) if event.detail else {}
+    values = {
+        "method": translate(_METHOD_KEYS.get(detail.get("method"), "method.password"), lang),
+        "name": detail.get("name", ""),
+        "operation": translate(f"operation.{detail.get('operation')}", lang)
+        if f"operation.{detail.get('operation')}" in TEXTS else detail.get("operation", ""),
+    }
+    key = f"event.{event.kind}"
+    text = translate(key if key in TEXTS else "event.other", lang, **values)
+    return ActivityRow(event.kind, event.created_at, text, event.ip)
