@@ -70,11 +70,13 @@ class Authenticators:
     kept under the authenticator's name, so `plug(name, restore=True)` can later attach "the same"
     device again (WebAuthn.addCredential) with its current keys and sign counters.
 
-    Chromium's virtual authenticators answer a conditional (autofill) request by themselves: with
-    automatic presence simulation on, /login logs in through the autofill before any button is
-    pressed. Tests that press #passkey-login open /login with `presence=False` (the conditional
-    request then stays pending, as it would while the customer ignores the autofill) and switch
-    presence on with `set_presence(True)` before the click.
+    Conditional (autofill) requests: Chromium offers conditional mediation only while a virtual
+    *platform* authenticator is attached (isConditionalMediationAvailable() is false with only a
+    security key), and that authenticator answers a conditional request by itself: with automatic
+    presence simulation on, /login logs in through the autofill before any button is pressed.
+    Tests that press #passkey-login with a platform authenticator attached open /login with
+    presence off (the conditional request then stays pending, as it would while the customer
+    ignores the autofill) and switch presence on with `set_presence(True)` before the click.
     """
 
     def __init__(self, page) -> None:

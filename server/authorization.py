@@ -45,3 +45,33 @@ async def authorize(ctx: Context, *, session: Session | None, operation: str | N
     if decision == "step_up_required":
         raise StepUpRequired()
     return decision
+
+
+async def change_email(ctx: Context, *, session: Session | None, email: str, client: Client) -> str:
+    """The customer changes their own e-mail: an important operation (rule + step-up), told to the old address."""
+    from . import accounts, devices, messages
+
+    try:
+        email = accounts.check_email(email)
+    except accounts.AccountError:
+        raise InvalidField(reason="not a usable e-mail address", field="email") from None
+    await authorize(ctx, session=session, operation="email_change", client=client)
+
+    def change(db: Db) -> str:
+        now = ctx.clock()
+        user = store.user_by_id(db, session.user_id)
+        old = user.email
+        store.set_email(db, user.id, email)
+        devices.forget_all(db, user.id)
+        store.add_event(db, kind="email_changed", when=now, user_id=user.id, ip=client.ip,
+                        user_agent=client.user_agent, actor="customer")
+        if old and old != email:
+            s = ctx.settings
+            msg = messages.email_changed_mail(sender=s.mail_from, to=old, rp_name=s.rp_name, lang=client.lang,
+                                              when=now, new_address=email, ip=client.ip)
+            store.enqueue_mail(db, kind="email_changed", to_addr=old, message=msg.as_string(), when=now)
+        return email
+
+    changed = await ctx.db.run(change)
+    ctx.outbox.wake()
+    return changed

@@ -180,3 +180,21 @@ def reset_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
             f"{_NOT_YOU[0]}"
         )
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
+
+
+def email_changed_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, new_address: str,
+                       ip: str | None) -> EmailMessage:
+    """Sent to the OLD address: the one place a hijacker cannot silence."""
+    local, _, domain = new_address.partition("@")
+    masked = f"{local[:1]}***@{domain}"
+    if lang == "en":
+        subject = "Your registered e-mail address was changed"
+        body = (f"At {jst(when, 'en')} the e-mail address of your account was changed to {masked} "
+                f"(from {ip or 'unknown'}). Remembered PCs must confirm with a code again.\n\n"
+                f"If this was you, there is nothing to do.\n\n{_NOT_YOU[1]}")
+    else:
+        subject = "登録メールアドレスを変更しました"
+        body = (f"{jst(when, 'ja')}に、お客様のアカウントの登録メールアドレスが {masked} に変更されました"
+                f"（接続元：{ip or '不明'}）。記憶済みのPCでも、次回は確認コードが必要です。\n\n"
+                f"お客様ご自身による操作であれば、対応は不要です。\n\n{_NOT_YOU[0]}")
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)

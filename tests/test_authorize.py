@@ -146,3 +146,44 @@ def test_refusals_are_recorded(app, customer, mailsink):
     events = app.state.ctx.db.run_sync(lambda d: list(d.exec(select(SecurityEvent)).scalars()))
     refused = [e for e in events if e.kind == "authorization_refused"]
     assert len(refused) == 1 and '"operation": "withdrawal"' in refused[0].detail
+
+
+def test_customer_changes_their_email(app, customer, mailsink):
+    c = session_of("email_code", app, mailsink)
+    c.post("/api/logout")
+    login(c, mailsink, remember=True)  # a remembered PC, to see it forgotten
+    r = c.post("/api/account/email", json={"email": "new@example.com"})
+    assert r.status_code == 200 and r.json() == {"status": "ok", "email": "new@example.com"}
+    told = mailsink.wait_for(lambda m: "taro@example.com" in m["To"] and "メールアドレスを変更" in str(m["Subject"]))
+    from mailsink import body
+    assert "n***@example.com" in body(told) and "http" not in body(told)
+    c.post("/api/logout")
+    r = c.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+    assert r.json()["status"] == "code_sent", "remembered PCs are forgotten"
+    assert mailsink.last_code("new@example.com")
+
+
+def test_email_change_needs_a_recent_step_up(app, customer, mailsink, clock):
+    c = session_of("email_code", app, mailsink)
+    clock.advance(601)
+    r = c.post("/api/account/email", json={"email": "new@example.com"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "step_up_required"
+
+
+def test_email_change_after_the_date_needs_a_passkey_session(app, customer, mailsink, clock):
+    c = session_of("email_code", app, mailsink)
+    _past_the_date(c, clock)
+    r = c.post("/api/account/email", json={"email": "new@example.com"})
+    assert r.status_code == 403 and r.json()["error"]["code"] == "passkey_required"
+
+
+@pytest.mark.parametrize("bad", ["not-an-email", "a@b", "x" * 250 + "@example.com", "a b@example.com"])
+def test_email_change_refuses_bad_addresses(app, customer, mailsink, bad):
+    c = session_of("email_code", app, mailsink)
+    r = c.post("/api/account/email", json={"email": bad})
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
+
+
+def test_email_change_needs_a_session(app, customer):
+    with TestClient(app, headers={"Origin": ORIGIN}) as c:
+        assert c.post("/api/account/email", json={"email": "new@example.com"}).status_code == 401

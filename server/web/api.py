@@ -278,3 +278,11 @@ async def auth_check(request: Request) -> Response:
                                             client=client(request))
     return Response(status_code=200, headers={"X-Tobira-Customer": allowed.customer_code,
                                               "X-Tobira-Auth-Method": allowed.auth_method})
+
+
+async def change_email(request: Request) -> Response:
+    body = await read_json(request)
+    email = text_field(body, "email", max_len=254)
+    changed = await authorization.change_email(_ctx(request), session=await logged_in(request), email=email,
+                                               client=client(request))
+    return JSONResponse({"status": "ok", "email": changed})
