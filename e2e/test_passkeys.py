@@ -187,7 +187,7 @@ def open_login_with_pending_autofill(page: Page, server, authenticators, reports
     field = page.locator("input[name=customer_code]")
     expect(field).to_have_attribute("autocomplete", "username webauthn")
     pending = eventually(lambda: next((r for r in reports if r.get("mediation") == "conditional"), None),
-                         message="a conditional navigator.credentials.get on /login")
+                         message=f"a conditional navigator.credentials.get on /login (seen: {reports})")
     authenticators.set_presence(True)
     return pending
 

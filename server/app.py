@@ -40,6 +40,7 @@ def routes() -> list:
         Route("/account", pages.account_page),
         Route("/account/passkeys", pages.passkeys_page),
         Route("/account/activity", pages.activity_page),
+        Route("/account/passkey-required", pages.restricted_page),
         Route("/api/login/password", api.login_password, methods=["POST"]),
         Route("/api/login/code", api.login_code, methods=["POST"]),
         Route("/api/login/code/resend", api.login_code_resend, methods=["POST"]),

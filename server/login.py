@@ -22,6 +22,7 @@ from .models import Session, User
 
 CUSTOMER_CODE = re.compile(r"[A-Za-z0-9-]{4,20}")
 DEFAULT_REDIRECT = "/account"
+RESTRICTED_LANDING = "/account/passkey-required"
 
 
 def safe_next(path: str | None) -> str | None:
@@ -158,7 +159,10 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
             store.add_event(db, kind="trusted_device_added", when=now, user_id=user.id, ip=client.ip,
                             user_agent=client.user_agent)
         notices.logged_in(db, ctx, user, "email_code", client, now)
-        return LoginStep("ok", new.raw_id, redirect=pending.next_path or DEFAULT_REDIRECT, device_token=token)
+        # From the passkey date a password login lands where the restriction is explained.
+        landing = RESTRICTED_LANDING if policy.passkeys_mandatory(ctx.settings, now) else None
+        return LoginStep("ok", new.raw_id, redirect=landing or pending.next_path or DEFAULT_REDIRECT,
+                         device_token=token)
     locked_now = False
     if check.wrong_guess:
         locked_now = notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="email_code",

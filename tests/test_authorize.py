@@ -187,3 +187,44 @@ def test_email_change_refuses_bad_addresses(app, customer, mailsink, bad):
 def test_email_change_needs_a_session(app, customer):
     with TestClient(app, headers={"Origin": ORIGIN}) as c:
         assert c.post("/api/account/email", json={"email": "new@example.com"}).status_code == 401
+
+
+# --- telling customers in time ---------------------------------------------------------------
+
+
+def test_banner_before_the_date_until_there_is_a_passkey(app, customer, mailsink):
+    c = TestClient(app, headers={"Origin": ORIGIN})
+    with c:
+        login(c, mailsink)
+        for path in ("/account", "/account/activity", "/account/passkeys"):
+            html = c.get(path).text
+            assert 'id="passkey-banner"' in html and "パスキーでのログインが必要になります" in html, path
+            assert 'id="banner-passkey-create"' in html
+        en = c.get("/account?lang=en").text
+        assert "will need a login with a passkey" in en and "(Japan time)" in en
+        key = SoftKey()
+        opts = c.post("/api/passkeys/register/options", json={}).json()["publicKey"]
+        c.post("/api/passkeys/register/verify", json={
+            "credential": key.create(b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"]))})
+        assert 'id="passkey-banner"' not in c.get("/account").text
+
+
+def test_no_banner_without_a_date(make_app, mailsink):
+    app = make_app()
+    add_customer(app)
+    with TestClient(app, headers={"Origin": ORIGIN}) as c:
+        login(c, mailsink)
+        assert 'id="passkey-banner"' not in c.get("/account").text
+
+
+def test_after_the_date_a_password_login_lands_on_the_restriction_page(app, customer, mailsink, clock):
+    clock.advance(DATE_IN.total_seconds())
+    with TestClient(app, headers={"Origin": ORIGIN}) as c:
+        r = login(c, mailsink)
+        assert r.json()["redirect"] == "/account/passkey-required"
+        html = c.get("/account/passkey-required").text
+        assert "パスキーでのログインが必要です" in html and 'id="banner-passkey-create"' in html
+        assert "パスキーを作成すると" in html
+        # The account itself stays open (to see it and to set up a passkey), with the banner.
+        html = c.get("/account").text
+        assert "山田 太郎" in html and 'id="passkey-banner"' in html

@@ -13,7 +13,7 @@ from starlette.templating import Jinja2Templates
 
 from fido2.utils import websafe_encode
 
-from .. import passkeys, sessions, store
+from .. import passkeys, policy, sessions, store
 from ..config import JST
 from ..context import Context
 from . import activity
@@ -93,14 +93,44 @@ async def code_page(request: Request) -> Response:
                   minutes=max(1, s.code_ttl // 60), days=s.trusted_device_days, can_remember=s.trusted_device_days > 0)
 
 
+def _date_text(when, lang: str) -> str:
+    local = when.astimezone(JST)
+    if lang == "en":
+        return local.strftime("%B %-d, %Y %H:%M (Japan time)")
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+
+
+async def render_customer(request: Request, template: str, row, **context) -> Response:
+    """A page of a logged-in customer: the passkey banner and the step-up dialog come with it."""
+    ctx = _ctx(request)
+    user, count = await ctx.db.run(
+        lambda db: (store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)))
+    date = ctx.settings.passkey_mandatory_from
+    banner = None
+    if date is not None:
+        mandatory = policy.passkeys_mandatory(ctx.settings, ctx.clock())
+        if not mandatory and count == 0:
+            banner = "before"
+        elif mandatory and row.auth_method != "passkey":
+            banner = "after"
+    return render(request, template, user=user, session=row, passkey_count=count, customer_page=True,
+                  banner=banner, has_passkey=count > 0,
+                  mandatory_date=_date_text(date, language(request)) if date else None, **context)
+
+
 async def account_page(request: Request) -> Response:
     row = await logged_in(request)
     if row is None:
         return RedirectResponse(_with_lang(request, "/login", next="/account"), status_code=303)
-    user, count = await _ctx(request).db.run(
-        lambda db: (store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)))
-    return render(request, "account.html", user=user, session=row, passkey_count=count,
-                  logged_in_at=row.authenticated_at.astimezone(JST))
+    return await render_customer(request, "account.html", row, logged_in_at=row.authenticated_at.astimezone(JST))
+
+
+async def restricted_page(request: Request) -> Response:
+    """Where a password login lands once passkeys are mandatory: what changed, and the way out."""
+    row = await logged_in(request)
+    if row is None:
+        return RedirectResponse(_with_lang(request, "/login"), status_code=303)
+    return await render_customer(request, "restricted.html", row)
 
 
 async def passkeys_page(request: Request) -> Response:
@@ -110,8 +140,9 @@ async def passkeys_page(request: Request) -> Response:
     ctx = _ctx(request)
     user, views = await ctx.db.run(lambda db: (store.user_by_id(db, row.user_id), passkeys.list_views(db, row.user_id)))
     limit = ctx.settings.max_passkeys
-    return render(request, "passkeys.html", user=user, passkeys=views, passkey_count=len(views), limit=limit,
-                  at_limit=len(views) >= limit, rp_id=ctx.settings.rp_id, user_id=websafe_encode(user.user_handle))
+    return await render_customer(request, "passkeys.html", row, passkeys=views, limit=limit,
+                                 at_limit=len(views) >= limit, rp_id=ctx.settings.rp_id,
+                                 user_id=websafe_encode(user.user_handle))
 
 
 async def activity_page(request: Request) -> Response:
@@ -120,7 +151,7 @@ async def activity_page(request: Request) -> Response:
         return RedirectResponse(_with_lang(request, "/login", next="/account/activity"), status_code=303)
     events = await _ctx(request).db.run(store.events_of, row.user_id, newest_first=True, limit=200)
     lang = language(request)
-    return render(request, "activity.html", rows=[activity.describe(e, lang) for e in events])
+    return await render_customer(request, "activity.html", row, rows=[activity.describe(e, lang) for e in events])
 
 
 async def not_found_page(request: Request) -> Response:

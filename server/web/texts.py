@@ -138,6 +138,40 @@ TEXTS: dict[str, tuple[str, str]] = {
     "operation.trade": ("取引", "trading"),
     "method.email_code_short": ("メールの確認コード", "e-mailed code"),
     "method.password": ("パスワード", "password"),
+    "banner.before": (
+        "{date}から、出金・出金口座の変更・メールアドレスの変更・取引には、パスキーでのログインが必要になります。パスワードと確認コードでのログインでは、これらの操作ができなくなります。今のうちにパスキーを作成してください（約1分）。",
+        "From {date}, withdrawals, changing the bank account or e-mail address, and trading will need a login with a "
+        "passkey; a password and e-mailed code will no longer be enough. Create your passkey now (about a minute).",
+    ),
+    "banner.after": (
+        "{date}から、出金・出金口座の変更・メールアドレスの変更・取引には、パスキーでのログインが必要です。",
+        "Since {date}, withdrawals, changing the bank account or e-mail address, and trading need a login with a passkey.",
+    ),
+    "banner.create": ("パスキーを作成", "Create a passkey"),
+    "banner.relogin": ("パスキーでログインし直す", "Log in again with your passkey"),
+    "restricted.title": ("パスキーでのログインが必要です", "A passkey login is needed"),
+    "restricted.lead": (
+        "{date}から、お客様の資産を守るため、出金・出金口座の変更・メールアドレスの変更・取引は、パスキーでログインした場合に限りご利用いただけます。",
+        "Since {date}, to protect your assets, withdrawals, changing the bank account or e-mail address, and trading "
+        "are only possible after logging in with a passkey.",
+    ),
+    "restricted.still": (
+        "今回のログイン方法（パスワード）でも、残高や取引履歴の確認、パスキーの作成はできます。",
+        "With this login (password) you can still see your balances and history, and create a passkey.",
+    ),
+    "restricted.create": (
+        "パスキーを作成すると、Face ID・指紋認証・Windows Helloなどでログインできるようになります。作成後、パスキーでログインし直してください。",
+        "Create a passkey to log in with Face ID, a fingerprint or Windows Hello; then log in again with it.",
+    ),
+    "restricted.has_passkey": (
+        "パスキーは登録済みです。いったんログアウトし、「パスキーでログイン」からログインし直してください。",
+        "You already have a passkey. Log out, then use “Log in with a passkey”.",
+    ),
+    "restricted.account": ("マイアカウントへ進む", "Go to my account"),
+    "account.email_title": ("登録メールアドレス", "Registered e-mail address"),
+    "account.email_label": ("新しいメールアドレス", "New e-mail address"),
+    "account.email_submit": ("変更する", "Change"),
+    "js.email_changed": ("メールアドレスを変更しました。", "Your e-mail address has been changed."),
     "notfound.title": ("ページが見つかりません", "Page not found"),
     "notfound.lead": ("お探しのページは見つかりませんでした。", "The page you asked for does not exist."),
     "notfound.home": ("トップへ戻る", "Back to the start"),
