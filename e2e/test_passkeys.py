@@ -82,13 +82,15 @@ def new_code(mailsink, seen: int, timeout: float = 10.0) -> str:
     raise AssertionError(f"no new code mail after {seen}")
 
 
-def eventually(predicate, timeout: float = 10.0, message: str = "condition"):
+def eventually(page: Page, predicate, timeout: float = 10.0, message: str = "condition"):
+    """Poll `predicate` until truthy. Waits with page.wait_for_timeout, never time.sleep: the sync
+    API delivers browser events (exposed-function calls, framenavigated) only while Playwright runs."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
-        time.sleep(0.05)
+        page.wait_for_timeout(50)
     raise AssertionError(f"{message} not met within {timeout}s")
 
 
@@ -186,7 +188,7 @@ def open_login_with_pending_autofill(page: Page, server, authenticators, reports
         page.goto(server.url + "/login")
     field = page.locator("input[name=customer_code]")
     expect(field).to_have_attribute("autocomplete", "username webauthn")
-    pending = eventually(lambda: next((r for r in reports if r.get("mediation") == "conditional"), None),
+    pending = eventually(page, lambda: next((r for r in reports if r.get("mediation") == "conditional"), None),
                          message=f"a conditional navigator.credentials.get on /login (seen: {reports})")
     authenticators.set_presence(True)
     return pending
@@ -382,7 +384,7 @@ def test_rename_and_delete_then_autofill_login(page: Page, server, mailsink, aut
     page.on("framenavigated", lambda frame: frame == page.main_frame and visited.append(frame.url))
     page.locator("#logout").click()
     # /login, then /account without anything pressed on /login.
-    eventually(lambda: any(u.endswith("/login") for u in visited) and visited[-1].endswith("/account"),
+    eventually(page, lambda: any(u.endswith("/login") for u in visited) and visited[-1].endswith("/account"),
                message="logout to /login, then the autofill login to /account")
     page.wait_for_load_state()
     expect(page.locator(".facts")).to_contain_text("パスキー")
@@ -566,9 +568,9 @@ def test_unknown_passkey_is_refused_and_forgotten(page: Page, server, authentica
 
     # The page told the browser the passkey is unknown here (WebAuthn L3 signal) ...
     if page.evaluate("typeof PublicKeyCredential.signalUnknownCredential === 'function'"):
-        signals = eventually(lambda: [r for r in reports if r.get("signal")], message="signalUnknownCredential")
+        signals = eventually(page, lambda: [r for r in reports if r.get("signal")], message="signalUnknownCredential")
         assert signals == [{"signal": "signalUnknownCredential",
                             "details": {"rpId": "localhost", "credentialId": stranger_id}}], reports
         # ... and Chromium acted on it: the virtual authenticator no longer holds that passkey.
-        eventually(lambda: authenticators.credentials() == [], message="the unknown passkey removed")
+        eventually(page, lambda: authenticators.credentials() == [], message="the unknown passkey removed")
         assert [b64url(e["credentialId"]) for e in authenticators.deleted] == [stranger_id]

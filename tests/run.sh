@@ -9,9 +9,10 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q -e '.[test]'
 
 # Browser tests drive Debian's Chromium (Playwright's own browser download is not used); the
-# CJK font makes their screenshots of Japanese pages readable.
+# CJK font makes their screenshots of Japanese pages readable; the forward-auth test runs nginx.
 missing=""
 [ -x /usr/bin/chromium ] || missing="chromium"
+[ -x /usr/sbin/nginx ] || missing="$missing nginx"
 dpkg -s fonts-noto-cjk >/dev/null 2>&1 || missing="$missing fonts-noto-cjk"
 if [ -n "$missing" ]; then
   sudo=""
