@@ -28,7 +28,7 @@ ADDED = "パスキーを登録しました。"
 RENAMED = "名前を変更しました。"
 DELETED = "パスキーを削除しました。"
 ALREADY_ON_THIS_AUTHENTICATOR = "この認証器には、すでにパスキーが登録されています。"
-LIMIT_REACHED = "登録できるパスキーは5個までです。追加するには、使っていないパスキーを削除してください。"
+LIMIT_REACHED = "登録できるパスキーは{limit}個までです。追加するには、使っていないパスキーを削除してください。"
 UNKNOWN_PASSKEY = ("このパスキーは登録されていません。別のパスキーを選ぶか、"
                    "お客様コードとパスワードでログインしてください。")
 STEP_UP_CODE_SENT = "確認コードをメールで送信しました。"
@@ -149,7 +149,7 @@ def add_passkey(page: Page, *, step_up=None):
     expect(rows(page).nth(count).or_(page.locator("#passkeys-error:visible")).first).to_be_visible()
     assert not alert(page).is_visible(), f"adding a passkey failed: {alert(page).text_content()}"
     expect(rows(page)).to_have_count(count + 1)
-    expect(status(page)).to_have_text(ADDED)
+    expect(status(page)).to_contain_text(ADDED)
     return rows(page).nth(count)
 
 
@@ -438,7 +438,11 @@ def test_several_passkeys_up_to_the_limit(browser, page: Page, server, mailsink,
     expect(rows(page)).to_have_count(5)
     add = page.locator("#passkey-add")
     expect(add).to_be_disabled()
-    expect(status(page)).to_have_text(LIMIT_REACHED)
+    # Right after the fifth the status shows only "added" (a bug, see
+    # test_limit_reason_right_after_reaching_it); a fresh load of the page explains the limit.
+    page.reload()
+    expect(add).to_be_disabled()
+    expect(status(page)).to_have_text(LIMIT_REACHED.format(limit=5))
     expect(add).to_have_attribute("aria-describedby", "passkeys-status")
     page.screenshot(path=str(screenshots / "passkeys-limit-desktop.png"), full_page=True)
 
@@ -460,6 +464,24 @@ def test_several_passkeys_up_to_the_limit(browser, page: Page, server, mailsink,
     authenticators.plug("new-key", SECURITY_KEY)
     add_passkey(page)
     expect(add).to_be_disabled()
+
+
+@pytest.mark.server_env(TOBIRA_MAX_PASSKEYS=2)
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="static/js/passkeys.js shows the carried 'added' confirmation in #passkeys-status, "
+                          "replacing the server-rendered reason why #passkey-add is disabled")
+def test_limit_reason_right_after_reaching_it(page: Page, server, mailsink, authenticators):
+    log_in_with_code(page, server, mailsink)
+    page.goto(server.url + "/account/passkeys")
+    authenticators.plug("platform", PLATFORM)
+    add_passkey(page)
+    authenticators.plug("key", SECURITY_KEY)
+    add_passkey(page)
+    add = page.locator("#passkey-add")
+    expect(add).to_be_disabled()
+    # The contract: disabled at the limit, with the reason in [role=status] (it may also confirm
+    # the addition, but the reason must be there for the disabled button it describes).
+    expect(status(page)).to_contain_text(LIMIT_REACHED.format(limit=2), timeout=2_000)
 
 
 STEP_UP_WINDOW = 3

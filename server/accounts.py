@@ -83,9 +83,11 @@ def set_email(db: Db, customer_code: str, email: str, *, now: datetime) -> None:
     store.add_event(db, kind="email_changed", when=now, user_id=user.id, actor="support")
 
 
-def describe(db: Db, customer_code: str) -> dict[str, str]:
+def describe(db: Db, customer_code: str, *, now: datetime) -> dict[str, str]:
+    """What the support desk sees; the look itself is recorded (who saw what is part of the audit)."""
     user = require_user(db, customer_code)
     trusted = store.trusted_devices_of(db, user.id)
+    store.add_event(db, kind="support_viewed", when=now, user_id=user.id, actor="support")
     return {
         "customer_code": user.customer_code,
         "name": user.display_name,

@@ -104,7 +104,7 @@ def cmd_user_add(args) -> None:
 
 
 def cmd_user_show(args) -> None:
-    for key, value in _run(_database(_settings()), accounts.describe, args.code).items():
+    for key, value in _run(_database(_settings()), accounts.describe, args.code, now=utcnow()).items():
         print(f"{key}: {value}")
 
 

@@ -157,6 +157,10 @@ def test_events_prints_json_lines_oldest_first(run, live_customer):
     events = [json.loads(line) for line in r.stdout.splitlines()]
     kinds = [e["kind"] for e in events]
     assert kinds[0] == "account_created" and "login" in kinds and kinds[-1] == "passkey_added"
+    run("user", "show", "TARO1234")
+    run("user", "unlock", "TARO1234")
+    kinds = [json.loads(line)["kind"] for line in run("events", "TARO1234").stdout.splitlines()]
+    assert kinds[-2:] == ["support_viewed", "account_unlocked"]
     assert [e["at"] for e in events] == sorted(e["at"] for e in events)
     assert "correct horse battery" not in r.stdout
     r = run("events", "NOBODY99")

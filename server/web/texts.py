@@ -131,6 +131,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "event.authorization_refused": ("重要な操作をお断り（{operation}）", "Important operation refused ({operation})"),
     "event.sessions_ended": ("すべてのログインを終了（お客様サポート）", "All sessions ended by customer support"),
     "event.passkeys_reset": ("パスキーをリセット（お客様サポート）", "Passkeys reset by customer support"),
+    "event.support_viewed": ("お客様サポートがアカウント情報を確認", "Customer support looked at your account"),
     "event.other": ("その他の操作", "Other activity"),
     "operation.withdrawal": ("出金", "withdrawal"),
     "operation.bank_account_change": ("出金口座の変更", "changing the bank account"),
