@@ -25,6 +25,7 @@ import aiosmtplib
 from . import store
 from .config import Settings, SmtpSettings
 from .db import Database
+from .errors import Unavailable
 
 log = logging.getLogger("tobira.mail")
 
@@ -143,6 +144,8 @@ class OutboxWorker:
             try:
                 while await self.deliver_due() and not self._stopping:
                     pass
+            except Unavailable:
+                log.warning("outbox: database unavailable, will retry")
             except Exception:  # never let a bad row or a database blip stop the queue for good
                 log.exception("outbox pass failed")
             if self._stopping:

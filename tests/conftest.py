@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
+import uuid
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -48,11 +50,59 @@ def clock():
     return Clock()
 
 
+# The whole suite runs on SQLite and on PostgreSQL (CI: the server at 127.0.0.1:5432). Each test
+# gets a fresh PostgreSQL database, cloned from one migrated template (fast: no DDL per test).
+PG_SERVER = os.environ.get("TOBIRA_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432")
+
+
+def _pg_admin():
+    import psycopg
+
+    url = PG_SERVER.replace("postgresql+psycopg://", "postgresql://")
+    return psycopg.connect(f"{url}/postgres", autocommit=True, connect_timeout=3)
+
+
+@pytest.fixture(scope="session")
+def pg_template():
+    try:
+        admin = _pg_admin()
+    except Exception as exc:  # noqa: BLE001 - any reason means: no server to test against
+        print(f"\nPostgreSQL tests skipped: no server at {PG_SERVER} ({type(exc).__name__}: {exc})")
+        yield None
+        return
+    from server import db as dbmod
+
+    name = f"tobira_tpl_{uuid.uuid4().hex[:10]}"
+    admin.execute(f'CREATE DATABASE "{name}"')
+    engine = dbmod.make_engine(f"{PG_SERVER}/{name}")
+    dbmod.upgrade(engine)
+    engine.dispose()
+    yield name
+    admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.close()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'tobira.db'}"
+        return
+    template = request.getfixturevalue("pg_template")
+    if template is None:
+        pytest.skip(f"no PostgreSQL server at {PG_SERVER}")
+    name = f"tobira_t_{uuid.uuid4().hex[:12]}"
+    with _pg_admin() as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    yield f"{PG_SERVER}/{name}"
+    with _pg_admin() as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture
-def env(tmp_path, mailsink):
+def env(tmp_path, mailsink, database_url):
     return {
         "TOBIRA_DATA_DIR": str(tmp_path),
-        "TOBIRA_DATABASE_URL": f"sqlite:///{tmp_path / 'tobira.db'}",
+        "TOBIRA_DATABASE_URL": database_url,
         "TOBIRA_SMTP_URL": mailsink.url,
         "TOBIRA_SECRET_KEY": "k" * 16 + "test-secret-not-for-production",
     }

@@ -17,6 +17,16 @@ OPERATIONS = policy.IMPORTANT_OPERATIONS
 DATE_IN = timedelta(hours=1)  # the passkey date, one hour after the clock's start
 
 
+_OPEN: list[TestClient] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients():
+    yield
+    while _OPEN:
+        _OPEN.pop().__exit__(None, None, None)
+
+
 @pytest.fixture
 def app(make_app, clock):
     return make_app(passkey_mandatory_from=clock() + DATE_IN)
@@ -26,6 +36,7 @@ def session_of(kind, app, mailsink):
     """A client logged in the given way ("none", "email_code", "trusted_device", "passkey")."""
     c = TestClient(app, headers={"Origin": ORIGIN})
     c.__enter__()
+    _OPEN.append(c)
     if kind == "none":
         return c
     login(c, mailsink, remember=kind == "trusted_device")
