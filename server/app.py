@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 
 from . import db as dbmod
-from . import store
+from . import speedups, store
 from .codes import CodeHasher
 from .config import Settings, load_settings, utcnow
 from .context import Context
@@ -81,6 +81,7 @@ async def _http_error(request: Request, exc: HTTPException):
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, mailer: Mailer | None = None,
                passwords: Passwords | None = None, migrate: bool = True) -> Starlette:
+    speedups.install()
     engine = dbmod.make_engine(settings.database_url)
     dbmod.check_connection(engine)
     if migrate:

@@ -790,3 +790,26 @@ def test_registration_byte_string_longer_than_the_data_is_malformed():
                    + cbor.encode("authData") + b"\x59" + (len(auth_data) + 1).to_bytes(2, "big") + auth_data)
     data = key.create(CHALLENGE, user_handle=HANDLE, tamper=set_member("attestationObject", attestation))
     assert outcome(lambda: register(data)) == MALFORMED
+
+
+def test_the_fido2_type_hint_cache_changes_nothing():
+    """server/speedups.py caches fido2's get_type_hints; parsing must give the same objects."""
+    import typing
+
+    import fido2.utils
+
+    from server import speedups
+
+    key = make_key()
+    data = key.get(CHALLENGE)
+    original = fido2.utils.get_type_hints
+    try:
+        fido2.utils.get_type_hints = typing.get_type_hints
+        plain = verify.parse_authentication(data)
+        speedups.install()
+        speedups.install()  # idempotent
+        assert getattr(fido2.utils.get_type_hints, "_tobira_cached", False)
+        cached = verify.parse_authentication(data)
+    finally:
+        fido2.utils.get_type_hints = original
+    assert cached == plain and bytes(cached.response.client_data) == bytes(plain.response.client_data)
