@@ -35,6 +35,8 @@ log = logging.getLogger("tobira")
 def routes() -> list:
     return [
         Route("/", pages.home),
+        Route("/healthz", api.healthz, methods=["GET"]),
+        Route("/readyz", api.readyz, methods=["GET"]),
         Route("/login", pages.login_page),
         Route("/login/code", pages.code_page),
         Route("/account", pages.account_page),

@@ -317,3 +317,21 @@ def test_activity_page_lists_events_newest_first(client, customer, mailsink, clo
 def test_activity_page_needs_a_session(client):
     r = client.get("/account/activity", follow_redirects=False)
     assert r.status_code == 303 and "next=%2Faccount%2Factivity" in r.headers["location"]
+
+
+def test_health_and_readiness(client):
+    assert client.get("/healthz").json() == {"status": "ok"}
+    assert client.get("/readyz").json() == {"status": "ok"}
+
+
+def test_not_ready_when_the_database_does_not_answer(make_app):
+    from sqlalchemy.exc import OperationalError
+    app = make_app()
+    with TestClient(app) as c:
+        def down(*a, **k):
+            raise OperationalError("SELECT 1", {}, Exception("could not connect to server"))
+        app.state.ctx.db.engine.pool._creator = down
+        app.state.ctx.db.engine.dispose()
+        assert c.get("/healthz").status_code == 200
+        r = c.get("/readyz")
+        assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"

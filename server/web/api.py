@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 
+from sqlalchemy import select
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -286,3 +288,17 @@ async def change_email(request: Request) -> Response:
     changed = await authorization.change_email(_ctx(request), session=await logged_in(request), email=email,
                                                client=client(request))
     return JSONResponse({"status": "ok", "email": changed})
+
+
+# --- for load balancers ----------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    """The process is up and serving (no dependencies checked)."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Ready for traffic: the database answers. 503 with the contract's body when it does not."""
+    await _ctx(request).db.run(lambda db: db.exec(select(1)).scalar_one())
+    return JSONResponse({"status": "ok"})
