@@ -33,7 +33,7 @@ class _Handler:
 class MailSink:
     def __init__(self, **controller_kwargs) -> None:
         self.messages: list[EmailMessage] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()  # a wait_for predicate may call to()
         self.port = free_port()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **controller_kwargs)
 

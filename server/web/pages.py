@@ -94,10 +94,12 @@ async def code_page(request: Request) -> Response:
 
 
 def _date_text(when, lang: str) -> str:
+    """The passkey date as the broker announces it; midnight is just the day."""
     local = when.astimezone(JST)
+    midnight = (local.hour, local.minute) == (0, 0)
     if lang == "en":
-        return local.strftime("%B %-d, %Y %H:%M (Japan time)")
-    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"
+        return local.strftime("%B %-d, %Y" if midnight else "%B %-d, %Y %H:%M (Japan time)")
+    return f"{local.year}年{local.month}月{local.day}日" + ("" if midnight else f" {local:%H:%M}")
 
 
 async def render_customer(request: Request, template: str, row, **context) -> Response:

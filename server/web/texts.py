@@ -41,14 +41,14 @@ TEXTS: dict[str, tuple[str, str]] = {
     "method.passkey": ("パスキー", "Passkey"),
     "login.passkey": ("パスキーでログイン", "Log in with a passkey"),
     "login.passkey_hint": (
-        "Face ID・指紋認証・Windows Hello・セキュリティキーなど、登録済みのパスキーでログインできます。お客様コードの入力は不要です。",
-        "Use a passkey you registered (Face ID, fingerprint, Windows Hello, a security key…). No customer code needed.",
+        "Face ID・指紋認証・Windows Hello・セキュリティキーなど、登録済みのパスキーでログインできます。お客様コードの入力は不要です。",
+        "Use a passkey you registered (Face ID, fingerprint, Windows Hello, a security key…). No customer code needed.",
     ),
     "login.or": ("または", "or"),
     "account.passkey_invite_title": ("パスキーを作成しましょう", "Create a passkey"),
     "account.passkey_invite": (
-        "パスキーを使うと、パスワードや確認コードなしで、Face ID・指紋認証・Windows Helloなどで安全にログインできます。偽サイトにだまされて情報を盗まれる心配もありません。",
-        "With a passkey you log in with Face ID, a fingerprint or Windows Hello instead of a password and code, "
+        "パスキーを使うと、パスワードや確認コードなしで、Face ID・指紋認証・Windows Helloなどで安全にログインできます。偽サイトにだまされて情報を盗まれる心配もありません。",
+        "With a passkey you log in with Face ID, a fingerprint or Windows Hello instead of a password and code, "
         "and a fake site cannot steal it.",
     ),
     "account.passkey_create": ("パスキーを作成", "Create a passkey"),
@@ -149,6 +149,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "Since {date}, withdrawals, changing the bank account or e-mail address, and trading need a login with a passkey.",
     ),
     "banner.create": ("パスキーを作成", "Create a passkey"),
+    "banner.label": ("パスキーについてのお知らせ", "About passkeys"),
     "banner.relogin": ("パスキーでログインし直す", "Log in again with your passkey"),
     "restricted.title": ("パスキーでのログインが必要です", "A passkey login is needed"),
     "restricted.lead": (
@@ -161,8 +162,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "With this login (password) you can still see your balances and history, and create a passkey.",
     ),
     "restricted.create": (
-        "パスキーを作成すると、Face ID・指紋認証・Windows Helloなどでログインできるようになります。作成後、パスキーでログインし直してください。",
-        "Create a passkey to log in with Face ID, a fingerprint or Windows Hello; then log in again with it.",
+        "パスキーを作成すると、Face ID・指紋認証・Windows Helloなどでログインできるようになります。作成後、パスキーでログインし直してください。",
+        "Create a passkey to log in with Face ID, a fingerprint or Windows Hello; then log in again with it.",
     ),
     "restricted.has_passkey": (
         "パスキーは登録済みです。いったんログアウトし、「パスキーでログイン」からログインし直してください。",

@@ -3,18 +3,19 @@
 "use strict";
 (function () {
   const error = document.getElementById("banner-error");
-  const create = document.getElementById("banner-passkey-create");
-  if (create) {
-    create.addEventListener("click", Tobira.guarded(create, async function () {
+  const actions = {
+    create: async function () {
       const passkey = await TobiraPasskeys.add(error);
       if (passkey) Tobira.go("/account/passkeys");
-    }));
-  }
-  const relogin = document.getElementById("banner-relogin");
-  if (relogin) {
-    relogin.addEventListener("click", Tobira.guarded(relogin, async function () {
+    },
+    relogin: async function () {
       await Tobira.postJSON("/api/logout", {});
       Tobira.go("/login");
-    }));
-  }
+    },
+  };
+  // The banner's button and the restriction page's button do the same thing.
+  document.querySelectorAll("#banner-passkey-create, #banner-relogin, [data-banner-action]").forEach(function (button) {
+    const kind = button.dataset.bannerAction || (button.id === "banner-relogin" ? "relogin" : "create");
+    button.addEventListener("click", Tobira.guarded(button, actions[kind]));
+  });
 })();
