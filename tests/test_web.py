@@ -290,8 +290,8 @@ def test_add_button_is_disabled_at_the_limit_with_the_reason(make_app, mailsink)
         _register(c, SoftKey())
         html = c.get("/account/passkeys").text
         assert re.search(r'<button id="passkey-add"[^>]*disabled', html)
-        status = re.search(r'<div role="status"[^>]*>([^<]*)</div>', html).group(1)
-        assert "2個まで" in status
+        status = re.search(r'<div role="status"[^>]*id="passkeys-limit"[^>]*>([^<]*)</div>', html).group(1)
+        assert "2個まで" in status and 'aria-describedby="passkeys-limit"' in html
 
 
 def test_passkeys_page_needs_a_session(client):

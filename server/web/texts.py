@@ -68,6 +68,7 @@ TEXTS: dict[str, tuple[str, str]] = {
     "passkeys.none": ("まだパスキーがありません。", "You have no passkeys yet."),
     "passkeys.provider": ("提供元", "Provider"),
     "passkeys.provider_unknown": ("不明（セキュリティキーなど）", "Unknown (e.g. a security key)"),
+    "passkeys.provider_unknown_synced": ("不明", "Unknown"),
     "passkeys.synced": ("同期パスキー", "Synced passkey"),
     "passkeys.synced_help": (
         "同じアカウントの他の端末でも使えます。端末を紛失・買い替えしても、アカウントにサインインすれば引き続き使えます。",

@@ -24,8 +24,17 @@
 
   // One passkey login: options -> authenticator -> verify. mediation "conditional" is the
   // autofill on the customer-code field; it fails silently, the button's request does not.
+  // One options request at a time: a browser with no session yet gets one with the first answer,
+  // and the next request must carry that cookie, or its ceremony would belong to another session.
+  let optionsInFlight = Promise.resolve();
+  function fetchOptions() {
+    const request = optionsInFlight.then(() => Tobira.postJSON("/api/login/passkey/options", next ? { next: next } : {}));
+    optionsInFlight = request.catch(() => null);
+    return request;
+  }
+
   async function passkeyLogin(mediation, signal) {
-    const options = await Tobira.postJSON("/api/login/passkey/options", next ? { next: next } : {});
+    const options = await fetchOptions();
     if (!options.ok) {
       if (!mediation) Tobira.show(error, options.data.error.message);
       return;
@@ -34,7 +43,9 @@
     try {
       credential = await TobiraWebAuthn.get(options.data.publicKey, mediation ? { mediation, signal } : {});
     } catch (e) {
-      if (!mediation && !(e && e.name === "AbortError")) Tobira.show(error, Tobira.texts["js.passkey_cancelled"]);
+      if (mediation) return;  // the autofill was aborted or dismissed: nothing to say
+      if (!(e && e.name === "AbortError")) Tobira.show(error, Tobira.texts["js.passkey_cancelled"]);
+      startAutofill();
       return;
     }
     Tobira.show(error, "");
@@ -47,7 +58,7 @@
         { rpId: options.data.publicKey.rpId, credentialId: failure.credential_id });
     }
     Tobira.show(error, failure.message || Tobira.texts["js.network"]);
-    if (mediation) startAutofill();
+    startAutofill();  // offer the passkeys in the customer-code field again
   }
 
   async function startAutofill() {

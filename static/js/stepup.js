@@ -36,6 +36,7 @@
     const result = await Tobira.postJSON("/api/step-up/code/send", {});
     if (!result.ok) return Tobira.show(error, result.data.error.message);
     form.hidden = false;
+    choices.hidden = true;  // one way forward now: the code
     Tobira.show(status, Tobira.texts["js.code_sent_stepup"]);
     input.focus();
   }
@@ -48,6 +49,7 @@
     input.select();
   }
 
+  const choices = dialog.querySelector(".dialog-actions.stack");
   const passkeyButton = dialog.querySelector("[data-step-up=passkey]");
   const emailButton = dialog.querySelector("[data-step-up=email]");
   const confirmButton = dialog.querySelector("[data-step-up=confirm]");
@@ -61,6 +63,7 @@
     return new Promise(function (resolve) {
       finish = resolve;
       form.hidden = true;
+      choices.hidden = false;
       input.value = "";
       Tobira.show(error, "");
       Tobira.show(status, "");
