@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlmodel import Session as Db
 
-from . import policy, store
+from . import accounts, devices, messages, policy, store
 from .context import Client, Context
 from .errors import InvalidField, NotAuthenticated, PasskeyRequired, StepUpRequired
 from .models import Session
@@ -49,8 +49,6 @@ async def authorize(ctx: Context, *, session: Session | None, operation: str | N
 
 async def change_email(ctx: Context, *, session: Session | None, email: str, client: Client) -> str:
     """The customer changes their own e-mail: an important operation (rule + step-up), told to the old address."""
-    from . import accounts, devices, messages
-
     try:
         email = accounts.check_email(email)
     except accounts.AccountError:

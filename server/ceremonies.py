@@ -12,7 +12,7 @@ import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from fido2.server import Fido2Server
@@ -117,7 +117,8 @@ async def complete_registration(ctx: Context, *, session: Session, credential: A
         new = verify.verify_registration(response=response, expected_challenge=ceremony.challenge,
                                          expected_origins=ctx.settings.origins, rp_id=ctx.settings.rp_id)
     except verify.Rejected as exc:
-        await ctx.db.run(_event, ctx, session.user_id, "passkey_registration_rejected", client, reason=exc.reason)
+        await ctx.db.run(notices.record, ctx, "passkey_registration_rejected", session.user_id, client,
+                         reason=exc.reason)
         refusal = PasskeyRejected(status=400, reason=exc.detail, why=exc.reason)
         refusal.message_key = "passkey_registration_rejected"
         raise refusal from None
@@ -288,9 +289,4 @@ async def _verify_assertion(ctx: Context, response, ceremony: Ceremony, stored: 
 async def _failed(ctx: Context, user_id: int | None, client: Client, reason: str, *, step_up: bool = False) -> None:
     await ctx.db.in_thread(ctx.throttle.failed, client.ip)
     kind = "step_up_failed" if step_up else "login_failed"
-    await ctx.db.run(_event, ctx, user_id, kind, client, method="passkey", reason=reason)
-
-
-def _event(db: Db, ctx: Context, user_id: int | None, kind: str, client: Client, **detail) -> None:
-    store.add_event(db, kind=kind, when=ctx.clock(), user_id=user_id, ip=client.ip, user_agent=client.user_agent,
-                    **detail)
+    await ctx.db.run(notices.record, ctx, kind, user_id, client, method="passkey", reason=reason)

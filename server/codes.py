@@ -100,6 +100,13 @@ def check(db: Db, hasher: CodeHasher, *, session_id_hash: str, purpose: str, ent
     return CodeCheck("code_invalid", attempts_left=left, user_id=row.user_id, wrong_guess=True)
 
 
+def drop(db: Db, *, session_id_hash: str, purpose: str) -> None:
+    """Remove the live code (one that was never delivered must not stay valid)."""
+    row = store.code_for(db, session_id_hash, purpose)
+    if row is not None:
+        store.delete_code(db, row.id)
+
+
 def resend_wait(row: OneTimeCode | None, *, now: datetime, resend_after: int) -> int:
     """Seconds until another code may be sent (0: now)."""
     if row is None:

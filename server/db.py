@@ -107,15 +107,11 @@ class Database:
                 db.commit()
                 _log_events(db)
                 return result
-            except OperationalError as exc:
+            except BaseException as exc:
                 db.rollback()
-                db.info.pop("events", None)
-                if _is_outage(exc):
+                db.info.pop("events", None)  # a rolled-back event never happened
+                if isinstance(exc, OperationalError) and _is_outage(exc):
                     raise Unavailable() from exc
-                raise
-            except BaseException:
-                db.rollback()
-                db.info.pop("events", None)
                 raise
 
     async def in_thread(self, fn: Callable[..., T], *args, **kwargs) -> T:

@@ -13,7 +13,7 @@ from datetime import datetime
 
 from sqlmodel import Session as Db
 
-from . import codes, devices, messages, notices, policy, sessions, store
+from . import codes, devices, notices, policy, sessions, store
 from .context import Client, Context
 from .errors import (AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin,
                      ResendTooSoon)
@@ -65,7 +65,7 @@ async def submit_password(ctx: Context, *, customer_code: str, password: str, cu
             ctx.outbox.wake()
         raise InvalidCredentials(reason="unknown customer" if user is None else "wrong password")
     if user.locked_at is not None:
-        await ctx.db.run(_event, ctx, user.id, "login_refused", client, reason="account_locked")
+        await ctx.db.run(notices.record, ctx, "login_refused", user.id, client, reason="account_locked")
         raise AccountLocked(reason="locked account, right password")
 
     step, code, email = await ctx.db.run(
@@ -75,7 +75,7 @@ async def submit_password(ctx: Context, *, customer_code: str, password: str, cu
         ctx.outbox.wake()
         return step
     try:
-        await _send_code(ctx, email=email, code=code, purpose="login", lang=client.lang)
+        await notices.send_code(ctx, email=email, code=code, purpose="login", lang=client.lang)
     except MailError as exc:
         # No half-made login: without the mail, the pending login is useless; remove it.
         await ctx.db.run(sessions.end, sessions.hash_id(step.session_id))
@@ -183,10 +183,10 @@ async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Clie
         raise ResendTooSoon(retry_after=outcome)
     code, email, pending_hash = outcome
     try:
-        await _send_code(ctx, email=email, code=code, purpose="login", lang=client.lang)
+        await notices.send_code(ctx, email=email, code=code, purpose="login", lang=client.lang)
     except MailError as exc:
         # The old code is void already; remove the unsent one so no code is live that nobody received.
-        await ctx.db.run(_drop_code, pending_hash)
+        await ctx.db.run(codes.drop, session_id_hash=pending_hash, purpose="login")
         raise MailUnavailable(reason=str(exc)) from None
 
 
@@ -204,12 +204,6 @@ def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client):
     store.add_event(db, kind="code_sent", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     purpose="login", resend=True)
     return code, user.email, pending.id_hash
-
-
-def _drop_code(db: Db, session_id_hash: str) -> None:
-    row = store.code_for(db, session_id_hash, "login")
-    if row is not None:
-        store.delete_code(db, row.id)
 
 
 # --- logging out ------------------------------------------------------------------------------
@@ -242,15 +236,3 @@ def _continue_login(db: Db, ctx: Context, session_id_hash: str | None, now: date
     return row, user, None
 
 
-async def _send_code(ctx: Context, *, email: str | None, code: str, purpose: str, lang: str) -> None:
-    if not email:
-        raise MailError("the customer has no e-mail address")
-    s = ctx.settings
-    msg = messages.code_mail(sender=s.mail_from, to=email, rp_name=s.rp_name, lang=lang, code=code,
-                             ttl=s.code_ttl, purpose=purpose)
-    await ctx.mailer.send([msg])
-
-
-def _event(db: Db, ctx: Context, user_id: int, kind: str, client: Client, **detail) -> None:
-    store.add_event(db, kind=kind, when=ctx.clock(), user_id=user_id, ip=client.ip, user_agent=client.user_agent,
-                    **detail)

@@ -28,6 +28,14 @@ _NOT_YOU = (
 )
 
 
+def mask_email(email: str) -> str:
+    """t***@example.com: enough for the customer to recognise, little for someone looking over a shoulder."""
+    local, _, domain = email.partition("@")
+    if not domain:
+        return "***"
+    return f"{local[:1]}***@{domain}"
+
+
 def jst(when: datetime, lang: str) -> str:
     local = when.astimezone(JST)
     if lang == "en":
@@ -185,8 +193,7 @@ def reset_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
 def email_changed_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, new_address: str,
                        ip: str | None) -> EmailMessage:
     """Sent to the OLD address: the one place a hijacker cannot silence."""
-    local, _, domain = new_address.partition("@")
-    masked = f"{local[:1]}***@{domain}"
+    masked = mask_email(new_address)
     if lang == "en":
         subject = "Your registered e-mail address was changed"
         body = (f"At {jst(when, 'en')} the e-mail address of your account was changed to {masked} "

@@ -13,9 +13,25 @@ from sqlmodel import Session as Db
 
 from . import messages, policy, store
 from .context import Client, Context
+from .mail import MailError
 from .models import User
 
 log = logging.getLogger("tobira.notices")
+
+
+def record(db: Db, ctx: Context, kind: str, user_id: int | None, client: Client, **detail) -> None:
+    """A security event now, from this client."""
+    store.add_event(db, kind=kind, when=ctx.clock(), user_id=user_id, ip=client.ip, user_agent=client.user_agent,
+                    **detail)
+
+
+async def send_code(ctx: Context, *, email: str | None, code: str, purpose: str, lang: str) -> None:
+    """The one-time code goes out at once (the customer is waiting); MailError when it cannot."""
+    if not email:
+        raise MailError("the customer has no e-mail address")
+    s = ctx.settings
+    await ctx.mailer.send([messages.code_mail(sender=s.mail_from, to=email, rp_name=s.rp_name, lang=lang, code=code,
+                                              ttl=s.code_ttl, purpose=purpose)])
 
 
 def _mail(db: Db, ctx: Context, user: User, kind: str, build, **values) -> None:

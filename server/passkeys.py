@@ -11,7 +11,8 @@ from pathlib import Path
 from fido2.utils import websafe_encode
 from sqlmodel import Session as Db
 
-from . import store
+from . import notices, stepup, store, verify
+from .errors import InvalidField, NotFound
 from .models import Credential
 
 NAME_MAX = 64
@@ -98,8 +99,6 @@ def list_views(db: Db, user_id: int) -> list[PasskeyView]:
 
 def _raw_id(passkey_id: str) -> bytes | None:
     """The credential ID from its base64url form in a URL, or None when it cannot be one."""
-    from . import verify
-
     try:
         raw = verify.decode(passkey_id, "id")
     except verify.Malformed:
@@ -108,8 +107,6 @@ def _raw_id(passkey_id: str) -> bytes | None:
 
 
 async def rename(ctx, *, session, passkey_id: str, name: str, client) -> PasskeyView:
-    from .errors import InvalidField, NotFound
-
     clean = clean_name(name)
     if clean is None:
         raise InvalidField(reason="a passkey name is 1-64 characters", field="name")
@@ -127,9 +124,6 @@ async def rename(ctx, *, session, passkey_id: str, name: str, client) -> Passkey
 
 
 async def delete(ctx, *, session, passkey_id: str, client) -> None:
-    from . import notices, stepup
-    from .errors import NotFound
-
     raw = _raw_id(passkey_id)
 
     def remove(db: Db) -> None:

@@ -8,7 +8,7 @@ from datetime import datetime
 
 from sqlmodel import Session as Db
 
-from . import codes, messages, notices, policy, sessions, store
+from . import codes, notices, policy, sessions, store
 from .config import Settings
 from .context import Client, Context
 from .errors import AccountLocked, CodeRejected, MailUnavailable, NotAuthenticated, ResendTooSoon, StepUpRequired
@@ -60,21 +60,11 @@ async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
         return code, user.email
 
     code, email = await ctx.db.run(issue)
-    s = ctx.settings
     try:
-        if not email:
-            raise MailError("the customer has no e-mail address")
-        await ctx.mailer.send([messages.code_mail(sender=s.mail_from, to=email, rp_name=s.rp_name, lang=client.lang,
-                                                  code=code, ttl=s.code_ttl, purpose="step_up")])
+        await notices.send_code(ctx, email=email, code=code, purpose="step_up", lang=client.lang)
     except MailError as exc:
-        await ctx.db.run(_drop_code, session.id_hash)
+        await ctx.db.run(codes.drop, session_id_hash=session.id_hash, purpose="step_up")
         raise MailUnavailable(reason=str(exc)) from None
-
-
-def _drop_code(db: Db, session_id_hash: str) -> None:
-    row = store.code_for(db, session_id_hash, "step_up")
-    if row is not None:
-        store.delete_code(db, row.id)
 
 
 async def check_code(ctx: Context, *, session: Session, entered: str, client: Client) -> SteppedUp:

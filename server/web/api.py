@@ -123,9 +123,7 @@ def _iso(value):
 
 
 async def session_info(request: Request) -> Response:
-    row = await logged_in(request)
-    if row is None:
-        raise NotAuthenticated()
+    row = await _require_login(request)
     ctx = _ctx(request)
     user, passkey_count = await ctx.db.run(
         lambda db: (store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)))

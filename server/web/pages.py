@@ -14,6 +14,7 @@ from starlette.templating import Jinja2Templates
 from fido2.utils import websafe_encode
 
 from .. import passkeys, policy, sessions, store
+from ..messages import mask_email
 from ..config import JST
 from ..context import Context
 from . import activity
@@ -44,6 +45,7 @@ def make_templates() -> Jinja2Templates:
         return f"/static/{path}?v={versions[path]}"
 
     templates.env.globals["static"] = static
+    templates.env.filters["b64url"] = websafe_encode
     templates.env.filters["jst"] = lambda when: when.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
     return templates
 
@@ -140,11 +142,10 @@ async def passkeys_page(request: Request) -> Response:
     if row is None:
         return RedirectResponse(_with_lang(request, "/login", next="/account/passkeys"), status_code=303)
     ctx = _ctx(request)
-    user, views = await ctx.db.run(lambda db: (store.user_by_id(db, row.user_id), passkeys.list_views(db, row.user_id)))
+    views = await ctx.db.run(passkeys.list_views, row.user_id)
     limit = ctx.settings.max_passkeys
     return await render_customer(request, "passkeys.html", row, passkeys=views, limit=limit,
-                                 at_limit=len(views) >= limit, rp_id=ctx.settings.rp_id,
-                                 user_id=websafe_encode(user.user_handle))
+                                 at_limit=len(views) >= limit, rp_id=ctx.settings.rp_id)
 
 
 async def activity_page(request: Request) -> Response:
@@ -158,11 +159,3 @@ async def activity_page(request: Request) -> Response:
 
 async def not_found_page(request: Request) -> Response:
     return render(request, "not_found.html", status_code=404)
-
-
-def mask_email(email: str) -> str:
-    """t***@example.com: enough for the customer to recognise, little for someone looking over a shoulder."""
-    local, _, domain = email.partition("@")
-    if not domain:
-        return "***"
-    return f"{local[:1]}***@{domain}"
