@@ -23,7 +23,7 @@ from .context import Context
 from .errors import ServiceError
 from .mail import Mailer, OutboxWorker, make_mailer
 from .passwords import Passwords
-from .ratelimit import FailureThrottle, SqlStorage
+from .ratelimit import make_throttle
 from .web import api, pages
 from .web.auth import Cookies, language
 from .web.middleware import BodyLimit, ErrorGuard, OriginCheck, RequestLog, SecurityHeaders
@@ -37,6 +37,7 @@ def routes() -> list:
         Route("/", pages.home),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
+        Route("/openapi.json", api.openapi, methods=["GET"]),
         Route("/login", pages.login_page),
         Route("/login/code", pages.code_page),
         Route("/account", pages.account_page),
@@ -92,7 +93,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
     mailer = mailer or make_mailer(settings)
     ctx = Context(settings=settings, db=database, passwords=passwords or Passwords(), mailer=mailer,
                   outbox=OutboxWorker(database, mailer, clock), codes=CodeHasher.from_secret(settings.secret_key),
-                  throttle=FailureThrottle(SqlStorage(database, clock), settings.rate_limit, clock), clock=clock)
+                  throttle=make_throttle(settings, database, clock), clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):

@@ -206,7 +206,7 @@ async def begin_step_up(ctx: Context, *, session: Session) -> dict:
 
 async def complete_login(ctx: Context, *, session_id_hash: str | None, credential: Any,
                          client: Client) -> LoginStep:
-    await ctx.db.in_thread(ctx.throttle.check, client.ip)
+    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
     response = _parse(verify.parse_authentication, credential)
     ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session_id_hash,
                            kind="login")
@@ -244,7 +244,7 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
 
 
 async def complete_step_up(ctx: Context, *, session: Session, credential: Any, client: Client) -> stepup.SteppedUp:
-    await ctx.db.in_thread(ctx.throttle.check, client.ip)
+    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
     response = _parse(verify.parse_authentication, credential)
     ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session.id_hash,
                            kind="step_up", user_id=session.user_id)
@@ -287,6 +287,6 @@ async def _verify_assertion(ctx: Context, response, ceremony: Ceremony, stored: 
 
 
 async def _failed(ctx: Context, user_id: int | None, client: Client, reason: str, *, step_up: bool = False) -> None:
-    await ctx.db.in_thread(ctx.throttle.failed, client.ip)
+    await ctx.db.in_thread(ctx.throttle.failed, ip=client.ip)
     kind = "step_up_failed" if step_up else "login_failed"
     await ctx.db.run(notices.record, ctx, kind, user_id, client, method="passkey", reason=reason)

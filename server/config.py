@@ -56,6 +56,13 @@ class Settings:
     step_up_window: int = 600
     rate_limit: tuple[int, int] | None = (30, 60)  # (failures, per seconds); None = off
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Additions to the contract's table (see ratelimit.py for why each exists); (count, per seconds), None = off.
+    customer_rate_limit: tuple[int, int] | None = (20, 900)  # failed sign-ins per customer code
+    code_send_limit: tuple[int, int] | None = (10, 3600)  # code e-mails per customer
+    code_send_address_limit: tuple[int, int] | None = (100, 3600)  # code e-mails per client address
+    redis_url: str | None = field(default=None, repr=False)  # unset: the counters live in the database
+    # Not in the environment: keeps these counters apart from others in a shared Redis (tests use their own).
+    redis_key_prefix: str = "tobira"
     # Not in the environment table: fixed by policy (security.md, sessions).
     session_idle: timedelta = timedelta(minutes=30)
     session_absolute: timedelta = timedelta(hours=12)
@@ -141,14 +148,44 @@ def _mandatory_from(raw: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=JST)
 
 
-def _rate_limit(raw: str) -> tuple[int, int] | None:
+_UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+
+
+def _rate_limit(raw: str, name: str = "TOBIRA_RATE_LIMIT", example: str = "30/minute") -> tuple[int, int] | None:
+    """`COUNT/UNIT` or `COUNT/N UNITs` (30/minute, 10/15minutes, 100/hour) as (count, seconds); `0` is off."""
     raw = raw.strip()
     if raw == "0":
         return None
-    m = re.fullmatch(r"(\d+)\s*/\s*(second|minute|hour)", raw)
-    if not m or int(m.group(1)) == 0:
-        raise ConfigError(f"TOBIRA_RATE_LIMIT {raw!r} must look like 30/minute, or 0 for off")
-    return int(m.group(1)), {"second": 1, "minute": 60, "hour": 3600}[m.group(2)]
+    m = re.fullmatch(r"(\d+)\s*/\s*(\d*)\s*(second|minute|hour|day)s?", raw)
+    if not m or int(m.group(1)) == 0 or int(m.group(2) or 1) == 0:
+        raise ConfigError(f"{name} {raw!r} must look like {example}, or 0 for off")
+    return int(m.group(1)), int(m.group(2) or 1) * _UNITS[m.group(3)]
+
+
+def _customer_rate_limit(raw: str | None, lock_after: int) -> tuple[int, int] | None:
+    """Failed sign-ins per customer code. The default follows the lockout: twice its count per 15
+    minutes, so the lock and the contract's answers after it (423/401) come first. A count below
+    the lockout's would refuse a customer before the lockout would lock: refused."""
+    if raw is None or raw.strip() == "":
+        return 2 * lock_after, 900
+    limit = _rate_limit(raw, "TOBIRA_CUSTOMER_RATE_LIMIT", "20/15minutes")
+    if limit is not None and limit[0] < lock_after:
+        raise ConfigError(f"TOBIRA_CUSTOMER_RATE_LIMIT allows {limit[0]} failures, fewer than "
+                          f"TOBIRA_LOCK_AFTER_FAILURES={lock_after}: it would refuse customers before the lockout")
+    return limit
+
+
+def _redis_url(raw: str) -> str:
+    parts = urlsplit(raw.strip())
+    if parts.scheme not in ("redis", "rediss") or not parts.hostname:
+        raise ConfigError("TOBIRA_REDIS_URL must look like redis://host:6379/0 or rediss://…")
+    try:
+        parts.port
+    except ValueError:
+        raise ConfigError("TOBIRA_REDIS_URL has an invalid port") from None
+    if parts.path not in ("", "/") and not parts.path[1:].isdigit():
+        raise ConfigError("TOBIRA_REDIS_URL: the path must be a database number, like /0")
+    return raw.strip()
 
 
 def _proxies(raw: str) -> tuple:
@@ -214,6 +251,8 @@ def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".en
     _check_rp_id(rp_id, origins)
     mandatory = env.get("TOBIRA_PASSKEY_MANDATORY_FROM")
     smtp = env.get("TOBIRA_SMTP_URL")
+    redis_url = env.get("TOBIRA_REDIS_URL", "").strip()
+    lock_after = _int(env, "TOBIRA_LOCK_AFTER_FAILURES", 10)
     return Settings(
         rp_id=rp_id,
         rp_name=env.get("TOBIRA_RP_NAME", "Tobira") or "Tobira",
@@ -228,11 +267,17 @@ def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".en
         code_ttl=_int(env, "TOBIRA_CODE_TTL", 300),
         code_resend_after=_int(env, "TOBIRA_CODE_RESEND_AFTER", 30, minimum=0),
         code_max_attempts=_int(env, "TOBIRA_CODE_MAX_ATTEMPTS", 3),
-        lock_after_failures=_int(env, "TOBIRA_LOCK_AFTER_FAILURES", 10),
+        lock_after_failures=lock_after,
         trusted_device_days=_int(env, "TOBIRA_TRUSTED_DEVICE_DAYS", 30, minimum=0),
         step_up_window=_int(env, "TOBIRA_STEP_UP_WINDOW", 600),
         rate_limit=_rate_limit(env.get("TOBIRA_RATE_LIMIT", "30/minute")),
         trusted_proxies=_proxies(env.get("TOBIRA_TRUSTED_PROXIES", "")),
+        customer_rate_limit=_customer_rate_limit(env.get("TOBIRA_CUSTOMER_RATE_LIMIT"), lock_after),
+        code_send_limit=_rate_limit(env.get("TOBIRA_CODE_SEND_LIMIT", "10/hour"), "TOBIRA_CODE_SEND_LIMIT",
+                                    "10/hour"),
+        code_send_address_limit=_rate_limit(env.get("TOBIRA_CODE_SEND_ADDRESS_LIMIT", "100/hour"),
+                                            "TOBIRA_CODE_SEND_ADDRESS_LIMIT", "100/hour"),
+        redis_url=_redis_url(redis_url) if redis_url else None,
     )
 
 

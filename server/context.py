@@ -11,7 +11,7 @@ from .config import Settings, utcnow
 from .db import Database
 from .mail import Mailer, OutboxWorker
 from .passwords import Passwords
-from .ratelimit import FailureThrottle
+from .ratelimit import Throttle
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Context:
     mailer: Mailer
     outbox: OutboxWorker
     codes: CodeHasher
-    throttle: FailureThrottle
+    throttle: Throttle
     clock: Callable[[], datetime] = field(default=utcnow)
 
 

@@ -61,8 +61,12 @@ ERRORS: dict[str, tuple[str, str]] = {
         "You can ask for a new code in {retry_after} seconds.",
     ),
     "rate_limited": (
-        "失敗が続いたため、しばらく受け付けを停止しています。{retry_after}秒後にもう一度お試しください。",
-        "Too many failed attempts from your connection. Please try again in {retry_after} seconds.",
+        "失敗が続いたため、しばらく受け付けを停止しています。{wait}後にもう一度お試しください。",
+        "Too many failed attempts. Please try again in {wait}.",
+    ),
+    "rate_limited_codes": (
+        "確認コードの送信が続いたため、しばらく送信を停止しています。{wait}後にもう一度お試しください。",
+        "Too many codes have been sent. Please try again in {wait}.",
     ),
     "passkey_rejected": (
         "パスキーを確認できませんでした。もう一度お試しください。",
@@ -157,9 +161,19 @@ def message(code: str, lang: str, **values) -> str:
     if "why" in values:
         ja_why, en_why = REJECTION_REASONS.get(values["why"], REJECTION_REASONS["parse"])
         values = {**values, "why": en_why if lang == "en" else ja_why}
+    if isinstance(values.get("retry_after"), int):
+        values = {**values, "wait": _wait(values["retry_after"], lang)}
     ja, en = ERRORS.get(code) or NOTICES.get(code) or ERRORS["internal_error"]
     text = en if lang == "en" else ja
     try:
         return text.format(**values)
     except (KeyError, IndexError):
         return text
+
+
+def _wait(seconds: int, lang: str) -> str:
+    """A wait as people say it: seconds up to two minutes, then whole minutes (rounded up)."""
+    if seconds < 120:
+        return f"{seconds} seconds" if lang == "en" else f"{seconds}秒"
+    minutes = -(-seconds // 60)
+    return f"{minutes} minutes" if lang == "en" else f"{minutes}分"

@@ -51,16 +51,18 @@ class LoginStep:
 
 async def submit_password(ctx: Context, *, customer_code: str, password: str, current_session: str | None,
                           device_token: str | None, next_path: str | None, client: Client) -> LoginStep:
-    # Before any hashing: an address that keeps failing is turned away for the price of one read.
-    await ctx.db.in_thread(ctx.throttle.check, client.ip)
+    # Keyed by the code as typed, whether or not a customer has it: a 429 tells nothing about who exists.
+    key = customer_code if CUSTOMER_CODE.fullmatch(customer_code) else None
+    # Before any hashing: an address or a customer code that keeps failing is turned away for the
+    # price of a read per key.
+    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip, customer=key)
     user = None
-    if CUSTOMER_CODE.fullmatch(customer_code):
-        user = await ctx.db.run(store.user_by_code, customer_code)
+    if key:
+        user = await ctx.db.run(store.user_by_code, key)
     # Unknown customers are checked against a dummy hash: same work, same time, same answer.
     ok = await ctx.passwords.verify_async(user.password_hash if user else None, password)
     if not ok:
-        await ctx.db.in_thread(ctx.throttle.failed, client.ip)
-        locked_now = await ctx.db.run(_password_failed, ctx, user, client)
+        locked_now = await ctx.db.run(_password_failed, ctx, user, key, client)
         if locked_now:
             ctx.outbox.wake()
         raise InvalidCredentials(reason="unknown customer" if user is None else "wrong password")
@@ -83,8 +85,9 @@ async def submit_password(ctx: Context, *, customer_code: str, password: str, cu
     return step
 
 
-def _password_failed(db: Db, ctx: Context, user: User | None, client: Client) -> bool:
+def _password_failed(db: Db, ctx: Context, user: User | None, key: str | None, client: Client) -> bool:
     now = ctx.clock()
+    ctx.throttle.failed(ip=client.ip, customer=key, db=db)
     if user is None:
         # A row either way, so the two paths do the same database work.
         store.add_event(db, kind="login_failed", when=now, user_id=None, ip=client.ip,
@@ -106,6 +109,8 @@ def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str
                               ip=client.ip, user_agent=client.user_agent, replacing=current_session)
         notices.logged_in(db, ctx, user, "trusted_device", client, now)
         return LoginStep("ok", new.raw_id, redirect=next_path or DEFAULT_REDIRECT), None, None
+    # Counted before anything is made: a refusal rolls this transaction back and leaves no pending login.
+    ctx.throttle.code_mail(ip=client.ip, customer=user.customer_code, db=db)
     new = sessions.create(db, now=now, state=sessions.PENDING, user=user, next_path=next_path,
                           ip=client.ip, user_agent=client.user_agent, replacing=current_session)
     code = codes.issue(db, ctx.codes, session_id_hash=new.row.id_hash, user_id=user.id, purpose="login",
@@ -120,7 +125,7 @@ def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str
 
 async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str, remember_device: bool,
                       client: Client) -> LoginStep:
-    await ctx.db.in_thread(ctx.throttle.check, client.ip)
+    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
     outcome = await ctx.db.run(_check_code, ctx, session_id_hash, entered, remember_device, client)
     if isinstance(outcome, LoginStep):
         ctx.outbox.wake()
@@ -130,8 +135,6 @@ async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str
     if outcome == "account_locked":
         raise AccountLocked()
     check, locked_now = outcome
-    if check.wrong_guess:
-        await ctx.db.in_thread(ctx.throttle.failed, client.ip)
     if locked_now:
         ctx.outbox.wake()
     if check.outcome == "code_invalid":
@@ -147,6 +150,8 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
     pending, user, refusal = _continue_login(db, ctx, session_id_hash, now)
     if refusal:
         return refusal
+    # The customer is known only now; their failures are checked before the code is compared.
+    ctx.throttle.check(customer=user.customer_code, db=db)
     check = codes.check(db, ctx.codes, session_id_hash=pending.id_hash, purpose="login", entered=entered,
                         now=now, max_attempts=ctx.settings.code_max_attempts)
     if check.ok:
@@ -165,6 +170,7 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
                          device_token=token)
     locked_now = False
     if check.wrong_guess:
+        ctx.throttle.failed(ip=client.ip, customer=user.customer_code, db=db)
         locked_now = notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="email_code",
                                             reason="wrong_code").locked_now
     return check, locked_now
@@ -199,6 +205,7 @@ def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client):
                              resend_after=ctx.settings.code_resend_after)
     if wait:
         return wait
+    ctx.throttle.code_mail(ip=client.ip, customer=user.customer_code, db=db)
     code = codes.issue(db, ctx.codes, session_id_hash=pending.id_hash, user_id=user.id, purpose="login",
                        now=now, ttl=ctx.settings.code_ttl)
     store.add_event(db, kind="code_sent", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,

@@ -1,84 +1,209 @@
-"""TOBIRA_RATE_LIMIT: failed sign-ins per client address, shared by every instance.
+"""Rate limits shared by every instance: failed sign-ins and code e-mails, per address and per customer.
 
-The algorithm is the `limits` library's fixed window; `SqlStorage` only keeps its counters in the
-database. Only failures are counted, so customers behind one carrier NAT address are not punished
-for each other's successful logins, and the check runs before any password is hashed: a flood of
-guesses is turned away cheaply (security.md §28).
+The algorithm is the `limits` library's fixed window. Its counters live in Redis when
+`TOBIRA_REDIS_URL` is set (limits' own storage), else in Tobira's database (`SqlStorage` below,
+the `rate_limits` table); the limiter code is the same either way. A storage that does not answer
+refuses the request with `503 unavailable`: never a 500, never silently unlimited.
+
+The limits, and why each is what it is:
+
+- **Failed sign-ins per client address** (`TOBIRA_RATE_LIMIT`, 30/minute): wrong passwords
+  (unknown customers too), wrong codes, rejected passkeys, failed step-ups. Only failures count,
+  so customers behind one carrier NAT address are not punished for each other's logins, and the
+  check runs before any password is hashed or signature verified: a flood of guesses is turned
+  away cheaply (security.md §28).
+- **Failed sign-ins per customer code** (`TOBIRA_CUSTOMER_RATE_LIMIT`, by default twice
+  `TOBIRA_LOCK_AFTER_FAILURES` per 15 minutes: 20/15minutes): wrong passwords keyed by the customer
+  code as submitted, *also for codes no customer has*, so a 429 tells nothing about who exists;
+  wrong codes at login and at step-up keyed by the customer's code. It counts exactly what the
+  lockout counts. The lockout (10 consecutive failures) already stops a lone attacker at the 10th
+  guess; what it misses is failures interleaved with the real customer's successful logins, which
+  reset its count (9 guesses, a login, 9 more, ...). This limit catches those. Its count may not
+  be below the lockout's (config.py refuses that), so it never refuses a customer before the
+  lockout would have locked them; by default it is twice the lockout's, so the locking failure and
+  the contract's answers after a lock (423 for the right password, 401 for a wrong one) come
+  first; past a lock it still slows an attacker who keeps guessing (a 423 would tell them they
+  found the password). It lifts by itself when the window ends.
+  Rejected passkeys are deliberately not counted per customer: the lockout does not count them, a
+  signature is not a guessable secret, and counting them would let anyone holding a credential ID
+  refuse its owner. For the same reason the per-customer check guards the password and the codes
+  only: a customer under a guessing attack can still log in and step up with a passkey.
+- **Code e-mails per customer** (`TOBIRA_CODE_SEND_LIMIT`, 10/hour): every login code, resend and
+  step-up code to one customer, so nobody can bomb a customer's inbox through us.
+- **Code e-mails per client address** (`TOBIRA_CODE_SEND_ADDRESS_LIMIT`, 100/hour): sending a code
+  needs the right password (or a session), so this only bounds one address holding many stolen
+  passwords; it is generous because successful logins from a carrier NAT address count here.
+
+A code e-mail is counted before the code is made, inside the transaction that makes it: a refused
+send leaves nothing behind (no pending login, no code). With `SqlStorage` the counter itself is
+part of that transaction.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
+import time
 from datetime import datetime, timedelta
-from typing import Callable
+from typing import Callable, Iterator
 
 from limits import RateLimitItemPerSecond
-from limits.storage import Storage
+from limits.errors import StorageError
+from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session as Db
 
 from . import store
+from .config import Settings
 from .db import Database
-from .errors import ServiceError
+from .errors import ServiceError, Unavailable
+
+FAILURES = "failed-sign-in"
+CODE_MAILS = "code-mail"
 
 
 class RateLimited(ServiceError):
     status, code = 429, "rate_limited"
 
 
+class TooManyCodeMails(RateLimited):
+    message_key = "rate_limited_codes"
+
+
 class SqlStorage(Storage):
-    """`limits` counters in Tobira's own database (Redis needs no adapter: limits has one)."""
+    """`limits` counters in Tobira's own database (Redis needs no adapter: limits has one).
+
+    Inside `joined(db)` the counters are read and written in the caller's transaction, so a count
+    and what it counts commit or roll back together (and SQLite's single writer is not asked for
+    a second connection while the first holds the lock).
+    """
 
     STORAGE_SCHEME = ["tobira-sql"]
 
     def __init__(self, database: Database, clock: Callable[[], datetime]) -> None:
         super().__init__()
         self.database, self.clock = database, clock
+        self._joined = threading.local()
 
     @property
     def base_exceptions(self):
         return SQLAlchemyError
 
+    @contextlib.contextmanager
+    def joined(self, db: Db | None) -> Iterator[None]:
+        before = getattr(self._joined, "db", None)
+        self._joined.db = db or before
+        try:
+            yield
+        finally:
+            self._joined.db = before
+
+    def _run(self, fn, *args, **kwargs):
+        db = getattr(self._joined, "db", None)
+        return fn(db, *args, **kwargs) if db is not None else self.database.run_sync(fn, *args, **kwargs)
+
+    def now(self) -> float:
+        return self.clock().timestamp()
+
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = self.clock()
-        return self.database.run_sync(store.bump_counter, key, amount=amount, now=now,
-                                      expires_at=now + timedelta(seconds=expiry))
+        return self._run(store.bump_counter, key, amount=amount, now=now, expires_at=now + timedelta(seconds=expiry))
 
     def get(self, key: str) -> int:
-        row = self.database.run_sync(store.counter, key, self.clock())
+        row = self._run(store.counter, key, self.clock())
         return row.count if row else 0
 
     def get_expiry(self, key: str) -> float:
-        row = self.database.run_sync(store.counter, key, self.clock())
+        row = self._run(store.counter, key, self.clock())
         return (row.expires_at if row else self.clock()).timestamp()
 
     def check(self) -> bool:
         return True
 
     def reset(self) -> int | None:
-        return self.database.run_sync(store.clear_counters)
+        return self._run(store.clear_counters)
 
     def clear(self, key: str) -> None:
-        self.database.run_sync(store.clear_counter, key)
+        self._run(store.clear_counter, key)
 
 
-class FailureThrottle:
-    """Counts failed sign-ins per client address; refuses further tries once over the limit."""
+def make_storage(settings: Settings, database: Database, clock: Callable[[], datetime]) -> Storage:
+    if not settings.redis_url:
+        return SqlStorage(database, clock)
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
-    def __init__(self, storage: Storage, limit: tuple[int, int] | None, clock: Callable[[], datetime]) -> None:
+    # Short timeouts and one retry: a Redis that does not answer costs a login a second or two
+    # (then 503), not the client library's default of ten retries.
+    return storage_from_string(settings.redis_url, key_prefix=settings.redis_key_prefix, wrap_exceptions=True,
+                               socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1))
+
+
+def _item(limit: tuple[int, int] | None) -> RateLimitItemPerSecond | None:
+    return RateLimitItemPerSecond(limit[0], limit[1], namespace="tobira") if limit else None
+
+
+class Throttle:
+    """Every rate limit of the sign-in paths, on one storage. Each method costs at most one storage
+    round trip per key on the way through (a refusal costs one more, for its retry_after).
+
+    Sync: call it through `Database.in_thread`, or pass `db=` from inside `Database.run` to count in
+    that transaction. `ip` or `customer` None (unknown address, a code no customer can have)
+    skips that key.
+    """
+
+    def __init__(self, storage: Storage, settings: Settings) -> None:
+        self.storage = storage
         self.limiter = FixedWindowRateLimiter(storage)
-        self.item = RateLimitItemPerSecond(limit[0], limit[1]) if limit else None
-        self.clock = clock
+        self.failures_per_address = _item(settings.rate_limit)
+        self.failures_per_customer = _item(settings.customer_rate_limit)
+        self.mails_per_customer = _item(settings.code_send_limit)
+        self.mails_per_address = _item(settings.code_send_address_limit)
+        # limits' Redis storage keeps windows in real time; SqlStorage in the app's clock.
+        self._now = storage.now if isinstance(storage, SqlStorage) else time.time
 
-    def check(self, ip: str | None) -> None:
-        """Raise RateLimited when this address has used up its failures (sync: run it in a thread)."""
-        if self.item is None or not ip:
-            return
-        if not self.limiter.test(self.item, "failed-sign-in", ip):
-            reset = self.limiter.get_window_stats(self.item, "failed-sign-in", ip).reset_time
-            wait = max(1, math.ceil(reset - self.clock().timestamp()))
-            raise RateLimited(retry_after=wait, reason=f"failed sign-ins from {ip}")
+    def check(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+        """Raise RateLimited when this address or this customer has used up its failed sign-ins."""
+        with self._using(db):
+            for item, key in self._failure_keys(ip, customer):
+                if not self.limiter.test(item, *key):
+                    raise RateLimited(retry_after=self._wait(item, key), reason=f"failed sign-ins: {key[1]}")
 
-    def failed(self, ip: str | None) -> None:
-        if self.item is not None and ip:
-            self.limiter.hit(self.item, "failed-sign-in", ip)
+    def failed(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+        """Count one failed sign-in against this address and this customer."""
+        with self._using(db):
+            for item, key in self._failure_keys(ip, customer):
+                self.limiter.hit(item, *key)
+
+    def code_mail(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+        """Count one code e-mail about to be made; TooManyCodeMails when this customer or address is over budget."""
+        keys = [(self.mails_per_customer, (CODE_MAILS, "customer", customer)),
+                (self.mails_per_address, (CODE_MAILS, "address", ip))]
+        with self._using(db):
+            for item, key in keys:
+                if item is not None and key[2] and not self.limiter.hit(item, *key):
+                    raise TooManyCodeMails(retry_after=self._wait(item, key), reason=f"code e-mails: {key[1]}")
+
+    def _failure_keys(self, ip: str | None, customer: str | None):
+        keys = [(self.failures_per_address, (FAILURES, "address", ip)),
+                (self.failures_per_customer, (FAILURES, "customer", customer))]
+        return [(item, key) for item, key in keys if item is not None and key[2]]
+
+    def _wait(self, item, key) -> int:
+        reset = self.storage.get_expiry(item.key_for(*key))
+        return max(1, math.ceil(reset - self._now()))
+
+    @contextlib.contextmanager
+    def _using(self, db: Db | None) -> Iterator[None]:
+        joined = self.storage.joined(db) if isinstance(self.storage, SqlStorage) else contextlib.nullcontext()
+        try:
+            with joined:
+                yield
+        except StorageError as exc:
+            raise Unavailable(reason=f"rate-limit storage: {exc.storage_error}") from None
+
+
+def make_throttle(settings: Settings, database: Database, clock: Callable[[], datetime]) -> Throttle:
+    return Throttle(make_storage(settings, database, clock), settings)

@@ -53,6 +53,7 @@ async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
                                  resend_after=ctx.settings.code_resend_after)
         if wait:
             raise ResendTooSoon(retry_after=wait)
+        ctx.throttle.code_mail(ip=client.ip, customer=user.customer_code, db=db)
         code = codes.issue(db, ctx.codes, session_id_hash=session.id_hash, user_id=user.id, purpose="step_up",
                            now=now, ttl=ctx.settings.code_ttl)
         store.add_event(db, kind="code_sent", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
@@ -68,17 +69,19 @@ async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
 
 
 async def check_code(ctx: Context, *, session: Session, entered: str, client: Client) -> SteppedUp:
-    await ctx.db.in_thread(ctx.throttle.check, client.ip)
+    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
 
     def check(db: Db):
         now = ctx.clock()
         user = _customer(db, session)
+        ctx.throttle.check(customer=user.customer_code, db=db)
         result = codes.check(db, ctx.codes, session_id_hash=session.id_hash, purpose="step_up", entered=entered,
                              now=now, max_attempts=ctx.settings.code_max_attempts)
         if result.ok:
             return stepped_up(db, ctx, session, "email_code", client)
         if result.wrong_guess:
             # A wrong step-up code is a failed sign-in like any other: it counts toward the lock.
+            ctx.throttle.failed(ip=client.ip, customer=user.customer_code, db=db)
             notices.failed_sign_in(db, ctx, user, client, now, kind="step_up_failed", method="email_code",
                                    reason="wrong_code")
         return result
@@ -87,7 +90,6 @@ async def check_code(ctx: Context, *, session: Session, entered: str, client: Cl
     if isinstance(outcome, SteppedUp):
         return outcome
     if outcome.wrong_guess:
-        await ctx.db.in_thread(ctx.throttle.failed, client.ip)
         ctx.outbox.wake()
     if outcome.outcome == "code_invalid":
         raise CodeRejected("code_invalid", attempts_left=outcome.attempts_left)

@@ -67,6 +67,23 @@ def test_rate_limit_off(tmp_path):
     assert load(tmp_path, TOBIRA_RATE_LIMIT="0").rate_limit is None
 
 
+def test_rate_limit_additions(tmp_path):
+    """Additions to the contract's table: per-customer failures, code e-mails, Redis."""
+    s = load(tmp_path)
+    assert (s.customer_rate_limit, s.code_send_limit, s.code_send_address_limit) == ((20, 900), (10, 3600),
+                                                                                      (100, 3600))
+    assert s.redis_url is None
+    # The per-customer default follows the lockout: twice its count per 15 minutes.
+    assert load(tmp_path, TOBIRA_LOCK_AFTER_FAILURES="6").customer_rate_limit == (12, 900)
+    s = load(tmp_path, TOBIRA_CUSTOMER_RATE_LIMIT="10/15minutes", TOBIRA_CODE_SEND_LIMIT="5 / 2 hours",
+             TOBIRA_CODE_SEND_ADDRESS_LIMIT="0", TOBIRA_RATE_LIMIT="2/second",
+             TOBIRA_REDIS_URL="rediss://:pw@cache.example.jp:6380/2")
+    assert (s.customer_rate_limit, s.code_send_limit, s.code_send_address_limit) == ((10, 900), (5, 7200), None)
+    assert s.rate_limit == (2, 1) and s.redis_url == "rediss://:pw@cache.example.jp:6380/2"
+    assert "pw@" not in repr(s)
+    assert load(tmp_path, TOBIRA_CUSTOMER_RATE_LIMIT="0").customer_rate_limit is None
+
+
 def test_mandatory_date_with_offset_is_kept(tmp_path):
     s = load(tmp_path, TOBIRA_PASSKEY_MANDATORY_FROM="2027-04-01T00:00:00+00:00")
     assert s.passkey_mandatory_from == datetime(2027, 4, 1, tzinfo=timezone.utc)
@@ -98,6 +115,15 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path):
     ({"TOBIRA_PASSKEY_MANDATORY_FROM": "next april"}, "ISO"),
     ({"TOBIRA_RATE_LIMIT": "lots"}, "30/minute"),
     ({"TOBIRA_TRUSTED_PROXIES": "10.0.0.0/33"}, "not an address"),
+    ({"TOBIRA_RATE_LIMIT": "5/0minutes"}, "30/minute"),
+    ({"TOBIRA_CUSTOMER_RATE_LIMIT": "lots"}, "20/15minutes"),
+    ({"TOBIRA_CUSTOMER_RATE_LIMIT": "5/15minutes"}, "fewer than TOBIRA_LOCK_AFTER_FAILURES=10"),
+    ({"TOBIRA_CODE_SEND_LIMIT": "ten an hour"}, "10/hour"),
+    ({"TOBIRA_CODE_SEND_ADDRESS_LIMIT": "-1"}, "100/hour"),
+    ({"TOBIRA_REDIS_URL": "http://cache:6379"}, "redis://"),
+    ({"TOBIRA_REDIS_URL": "redis://"}, "redis://"),
+    ({"TOBIRA_REDIS_URL": "redis://cache:port"}, "invalid port"),
+    ({"TOBIRA_REDIS_URL": "redis://cache:6379/tobira"}, "database number"),
 ])
 def test_bad_settings_are_refused_with_one_line(tmp_path, env, words):
     with pytest.raises(ConfigError) as caught:

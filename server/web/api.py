@@ -10,9 +10,10 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import authorization, ceremonies, login, passkeys, policy, stepup, store
+from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, store
 from ..context import Context
 from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError
+from ..openapi import document as openapi_document
 from .auth import client, current_session, language, logged_in
 from .responses import error_response
 
@@ -59,11 +60,8 @@ def service_error(request: Request, exc: ServiceError) -> JSONResponse:
     log.info("request refused", extra={"code": exc.code, "status": exc.status, "reason": exc.reason})
     # `field` helps the log, not the customer: only the contract's extras go into the body.
     extra = {k: v for k, v in exc.extra.items() if k in ("attempts_left", "retry_after", "credential_id")}
-    response = error_response(exc.code, exc.status, language(request), wording=exc.extra,
-                              message_key=exc.message_key, **extra)
-    if "retry_after" in extra:
-        response.headers["Retry-After"] = str(extra["retry_after"])
-    return response
+    return error_response(exc.code, exc.status, language(request), wording=exc.extra,
+                          message_key=exc.message_key, **extra)
 
 
 def _ctx(request: Request) -> Context:
@@ -123,10 +121,21 @@ def _iso(value):
 
 
 async def session_info(request: Request) -> Response:
-    row = await _require_login(request)
     ctx = _ctx(request)
-    user, passkey_count = await ctx.db.run(
-        lambda db: (store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)))
+    id_hash = request.app.state.cookies.session_hash(request)
+
+    def read(db):
+        # One transaction for the session, its customer and the passkey count: this is the call
+        # every page and every other service makes, so it gets one database round trip.
+        row = sessions.load(db, id_hash, now=ctx.clock(), settings=ctx.settings) if id_hash else None
+        if row is None or row.state != sessions.ACTIVE:
+            return None
+        return row, store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)
+
+    found = await ctx.db.run(read)
+    if found is None:
+        raise NotAuthenticated()
+    row, user, passkey_count = found
     reason = policy.important_operations_reason(row, ctx.settings, ctx.clock())
     return JSONResponse({
         "customer_code": user.customer_code,
@@ -288,7 +297,7 @@ async def change_email(request: Request) -> Response:
     return JSONResponse({"status": "ok", "email": changed})
 
 
-# --- for load balancers ----------------------------------------------------------------------
+# --- for load balancers and tools ------------------------------------------------------------
 
 
 async def healthz(request: Request) -> Response:
@@ -300,3 +309,10 @@ async def readyz(request: Request) -> Response:
     """Ready for traffic: the database answers. 503 with the contract's body when it does not."""
     await _ctx(request).db.run(lambda db: db.exec(select(1)).scalar_one())
     return JSONResponse({"status": "ok"})
+
+
+async def openapi(request: Request) -> Response:
+    """The OpenAPI description of this API (server/openapi.py), with this instance's origins and cookie names."""
+    cookies = request.app.state.cookies
+    return JSONResponse(openapi_document(origins=_ctx(request).settings.origins, session_cookie=cookies.session_name,
+                                         device_cookie=cookies.device_name))

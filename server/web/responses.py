@@ -12,7 +12,9 @@ def error_response(code: str, status: int, lang: str, *, wording: dict | None = 
     """`extra` goes into the body (the contract's extras); `wording` only fills in the message."""
     text = message(message_key or code, lang, **{**(wording or {}), **extra})
     body = {"error": {"code": code, "message": text, **extra}}
-    return JSONResponse(body, status_code=status)
+    # RFC 9110 §10.2.3: the same wait for clients that read headers (proxies, SDKs, curl --retry).
+    headers = {"Retry-After": str(extra["retry_after"])} if "retry_after" in extra else None
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 def scope_language(scope) -> str:

@@ -1,0 +1,1 @@
+"""Tobira's load benchmark (see run.py)."""

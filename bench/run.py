@@ -1,0 +1,607 @@
+"""The load benchmark: `python -m bench` (or `bash bench/run.sh`, which installs first).
+
+For each configuration (SQLite with 1 and 2 workers, PostgreSQL with 2) it starts the floor app and
+then Tobira as real `uvicorn` processes with the same options, drives each with N virtual browsers
+for a fixed window after a warm-up, and reports:
+
+- passkey login ceremonies per second (options, verify, GET /api/session; the login notification
+  e-mail goes through the outbox to an SMTP server in another process and is counted there),
+  p50/p99 latency of the whole ceremony, errors and timeouts;
+- server CPU per ceremony (all processes of the server, from /proc) and the load generator's CPU;
+- the floor's rounds per second (two bare requests) and the ratio;
+- at 64 clients, the tail ratio (p99/p50 of the ceremony over p99/p50 of the floor);
+- under attack: the ceremony rate while 16 more clients flood unknown-customer password attempts
+  and maximum-size malformed bodies;
+- password logins (password, e-mailed code read back from the SMTP server, code) per second and
+  per CPU-second of the server.
+
+Every virtual browser reports its own client address through X-Forwarded-For, as a load balancer
+would (Tobira trusts 127.0.0.1 as that balancer), so per-address limits see many customers, not one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import resource
+import secrets
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Awaitable, Callable
+
+from .client import Browser, ProtocolError
+from .seed import PASSWORD, Customer, seed
+
+ROOT = Path(__file__).resolve().parent.parent
+TICKS = os.sysconf("SC_CLK_TCK")
+MAX_BODY = 64 * 1024
+
+
+class RoundFailed(Exception):
+    pass
+
+
+# --- processes -------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        pids.append(p)
+        try:
+            for task in os.listdir(f"/proc/{p}/task"):
+                with open(f"/proc/{p}/task/{task}/children") as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return pids
+
+
+def cpu_seconds(pid: int) -> float:
+    """user + system CPU of a process and all its descendants (uvicorn's workers are children)."""
+    total = 0
+    for p in _tree(pid):
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except (OSError, IndexError):
+            pass
+    return total / TICKS
+
+
+def own_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Server:
+    """A server process on a port of its own; stopped with SIGTERM like a deployment would."""
+
+    def __init__(self, name: str, argv: list[str], env: dict, port: int, log_path: Path, probe: str) -> None:
+        self.name, self.port, self.probe = name, port, probe
+        self.log = open(log_path, "ab")
+        self.proc = subprocess.Popen(argv, env=env, cwd=ROOT, stdout=self.log, stderr=self.log)
+
+    async def ready(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.proc.returncode}; see {self.log.name}")
+            try:
+                browser = Browser("127.0.0.1", self.port, "http://localhost")
+                method, path = self.probe.split(" ")
+                response = await browser.request(method, path, b"{}" if method == "POST" else None, timeout=2)
+                browser.close()
+                if response.status == 200:
+                    return
+            except (OSError, ProtocolError, asyncio.TimeoutError):
+                pass
+            if time.monotonic() > deadline:
+                raise SystemExit(f"{self.name} did not answer within {timeout}s; see {self.log.name}")
+            await asyncio.sleep(0.1)
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+class MailCounter:
+    """Reads the SMTP sink's report lines: counts mails, hands login codes to whoever waits."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.codes: dict[str, asyncio.Future] = {}
+        self.proc: asyncio.subprocess.Process | None = None
+        self.port = _free_port()
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bench.sink", str(self.port), cwd=ROOT,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+        assert (await self.proc.stdout.readline()).strip() == b"ready"
+        self.reader = asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        while line := await self.proc.stdout.readline():
+            rcpt, _, code = line.decode().rstrip("\n").partition("\t")
+            self.delivered += 1
+            if code != "-":
+                self._future(rcpt).set_result(code)
+
+    def _future(self, rcpt: str) -> asyncio.Future:
+        future = self.codes.get(rcpt)
+        if future is None or future.done():
+            future = self.codes[rcpt] = asyncio.get_running_loop().create_future()
+        return future
+
+    def expect_code(self, rcpt: str) -> asyncio.Future:
+        """Call before the request that sends the code (so it cannot arrive unseen)."""
+        future = self.codes[rcpt] = asyncio.get_running_loop().create_future()
+        return future
+
+    def cpu(self) -> float:
+        return cpu_seconds(self.proc.pid)
+
+    async def stop(self) -> None:
+        self.proc.stdin.close()
+        await self.proc.wait()
+        self.reader.cancel()
+
+
+# --- driving load ----------------------------------------------------------------------------
+
+
+@dataclass
+class Window:
+    """What happened inside the measurement window (after the warm-up)."""
+
+    seconds: float = 0.0
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    timeouts: int = 0
+    error_samples: list[str] = field(default_factory=list)
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+    sink_cpu: float = 0.0
+    total_ok: int = 0  # every completed round, warm-up included (for the mail count)
+    other: dict = field(default_factory=dict)
+
+    def summary(self, unit: str) -> dict:
+        n = len(self.latencies)
+        ordered = sorted(self.latencies)
+        p50 = statistics.median(ordered) if n else None
+        p99 = ordered[min(n - 1, int(n * 0.99))] if n else None
+        return {
+            f"{unit}_per_s": round(n / self.seconds, 1),
+            "completed": n,
+            "p50_ms": round(p50 * 1000, 2) if n else None,
+            "p99_ms": round(p99 * 1000, 2) if n else None,
+            "p99_over_p50": round(p99 / p50, 2) if n else None,
+            "errors": self.errors,
+            "timeouts": self.timeouts,
+            "error_samples": self.error_samples[:5],
+            f"server_cpu_ms_per_{unit}": round(self.server_cpu / n * 1000, 2) if n else None,
+            "server_cores_busy": round(self.server_cpu / self.seconds, 2),
+            f"client_cpu_ms_per_{unit}": round(self.client_cpu / n * 1000, 3) if n else None,
+            "client_cores_busy": round(self.client_cpu / self.seconds, 2),
+            "smtp_sink_cores_busy": round(self.sink_cpu / self.seconds, 3),
+            **self.other,
+        }
+
+
+Round = Callable[[Browser, int], Awaitable[None]]
+
+
+async def drive(*, server: Server, sink: MailCounter, clients: int, warmup: float, duration: float,
+                make_browser: Callable[[int], Browser], one_round: Round,
+                background: list[Callable[[asyncio.Event], Awaitable[None]]] = ()) -> Window:
+    window = Window()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    now = time.perf_counter  # uvloop's loop.time() has only millisecond resolution
+    start_at = now() + warmup
+    end_at = start_at + duration
+
+    async def client(i: int) -> None:
+        browser = make_browser(i)
+        n = 0
+        while not stop.is_set():
+            began = now()
+            try:
+                await one_round(browser, i * 1_000_000 + n)
+            except asyncio.TimeoutError:
+                if start_at <= began and now() <= end_at:
+                    window.timeouts += 1
+                browser.close()
+                browser = make_browser(i)
+                continue
+            except (RoundFailed, ProtocolError, OSError, KeyError, ValueError) as exc:
+                if start_at <= began and now() <= end_at:
+                    window.errors += 1
+                    window.error_samples.append(f"{type(exc).__name__}: {exc}"[:300])
+                browser.close()
+                browser = make_browser(i)
+                await asyncio.sleep(0.01)
+                continue
+            finally:
+                n += 1
+            ended = now()
+            window.total_ok += 1
+            if start_at <= began and ended <= end_at:
+                window.latencies.append(ended - began)
+        browser.close()
+
+    tasks = [loop.create_task(client(i)) for i in range(clients)]
+    tasks += [loop.create_task(job(stop)) for job in background]
+    await asyncio.sleep(max(0.0, start_at - now()))
+    server_cpu, client_cpu, sink_cpu, t0 = server.cpu(), own_cpu(), sink.cpu(), now()
+    await asyncio.sleep(max(0.0, end_at - now()))
+    window.seconds = now() - t0
+    window.server_cpu = server.cpu() - server_cpu
+    window.client_cpu = own_cpu() - client_cpu
+    window.sink_cpu = sink.cpu() - sink_cpu
+    stop.set()
+    await asyncio.wait(tasks, timeout=35)
+    return window
+
+
+def _expect(response, status: int, what: str) -> None:
+    if response.status != status:
+        raise RoundFailed(f"{what}: {response.status} {response.body[:200]!r}")
+
+
+# --- the workloads ---------------------------------------------------------------------------
+
+
+def _b64url_decode(text: str) -> bytes:
+    import base64
+
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def client_address(n: int, net: int = 10) -> str:
+    return f"{net}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
+
+
+def floor_round(sample_body: bytes) -> Round:
+    async def one(browser: Browser, n: int) -> None:
+        r = await browser.request("POST", "/options", b"{}")
+        _expect(r, 200, "options")
+        r.json()["publicKey"]["challenge"]
+        r = await browser.request("POST", "/verify", sample_body)
+        _expect(r, 200, "verify")
+    return one
+
+
+def ceremony_round(customers: list[Customer]) -> Round:
+    async def one(browser: Browser, n: int) -> None:
+        customer = customers[(n // 1_000_000) % len(customers)]
+        browser.forget_cookies()  # a new visitor each time: the options request makes the anonymous session
+        r = await browser.request("POST", "/api/login/passkey/options", b"{}")
+        _expect(r, 200, "options")
+        challenge = _b64url_decode(r.json()["publicKey"]["challenge"])
+        body = json.dumps(customer.key.get(challenge), separators=(",", ":")).encode()
+        r = await browser.request("POST", "/api/login/passkey/verify", body)
+        _expect(r, 200, "verify")
+        r = await browser.request("GET", "/api/session")
+        _expect(r, 200, "session")
+        if r.json()["customer_code"] != customer.code:
+            raise RoundFailed("session of another customer")
+    return one
+
+
+def password_round(customers: list[Customer], sink: MailCounter, counter: list[int]) -> Round:
+    async def one(browser: Browser, n: int) -> None:
+        counter[0] += 1
+        customer = customers[counter[0] % len(customers)]
+        browser.forget_cookies()
+        browser.forwarded_for = client_address(counter[0], 11)  # each login from its own address
+        code = sink.expect_code(customer.email)
+        r = await browser.post_json("/api/login/password", {"customer_code": customer.code, "password": PASSWORD})
+        _expect(r, 200, "password")
+        if r.json()["status"] != "code_sent":
+            raise RoundFailed(f"unexpected {r.body!r}")
+        r = await browser.post_json("/api/login/code", {"code": await asyncio.wait_for(code, 30)})
+        _expect(r, 200, "code")
+    return one
+
+
+def attackers(port: int, origin: str, count: int, stats: dict) -> list[Callable[[asyncio.Event], Awaitable[None]]]:
+    """Half guess passwords of unknown customers, half send maximum-size malformed bodies."""
+    junk = b'{"id":"' + b"A" * (MAX_BODY - 64) + b'","type":"public-key"}'
+    assert len(junk) <= MAX_BODY
+    jobs = []
+    for i in range(count):
+        async def flood(stop: asyncio.Event, i=i) -> None:
+            browser = Browser("127.0.0.1", port, origin, forwarded_for=client_address(i + 1, 66))
+            n = 0
+            while not stop.is_set():
+                n += 1
+                try:
+                    if i % 2 == 0:
+                        r = await browser.post_json("/api/login/password", {
+                            "customer_code": f"NOBODY{i:02d}{n:06d}", "password": secrets.token_urlsafe(12)})
+                    else:
+                        path = "/api/login/passkey/verify" if n % 2 else "/api/passkeys/register/verify"
+                        r = await browser.request("POST", path, junk)
+                    key = f"{'password' if i % 2 == 0 else 'malformed'}_{r.status}"
+                    stats[key] = stats.get(key, 0) + 1
+                except (ProtocolError, OSError, asyncio.TimeoutError) as exc:
+                    stats["attack_" + type(exc).__name__] = stats.get("attack_" + type(exc).__name__, 0) + 1
+                    browser.close()
+                    browser = Browser("127.0.0.1", port, origin, forwarded_for=client_address(i + 1, 66))
+            browser.close()
+        jobs.append(flood)
+    return jobs
+
+
+# --- configurations --------------------------------------------------------------------------
+
+
+@dataclass
+class Config:
+    name: str
+    database: str  # "sqlite" | "postgresql"
+    workers: int
+
+
+class Bench:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.work = Path(tempfile.mkdtemp(prefix="tobira-bench-"))
+        self.results: dict = {"machine": _machine(), "settings": {
+            "clients": args.clients, "tail_clients": args.tail_clients, "attackers": args.attackers,
+            "warmup_s": args.warmup, "duration_s": args.duration}, "runs": {}}
+        self.sink = MailCounter()
+        self.floors: dict[tuple[int, int], dict] = {}
+
+    def log(self, text: str) -> None:
+        print(text, file=sys.stderr, flush=True)
+
+    async def floor(self, workers: int, clients: int) -> dict:
+        key = (workers, clients)
+        if key not in self.floors:
+            port = _free_port()
+            server = Server("floor", [sys.executable, "-m", "bench.floor", str(port), str(workers)], dict(os.environ),
+                            port, self.work / "floor.log", "POST /options")
+            try:
+                await server.ready()
+                sample = json.dumps(_sample_assertion(), separators=(",", ":")).encode()
+                window = await drive(server=server, sink=self.sink, clients=clients, warmup=self.args.warmup,
+                                     duration=self.args.duration,
+                                     make_browser=lambda i: Browser("127.0.0.1", port, "http://localhost"),
+                                     one_round=floor_round(sample))
+            finally:
+                server.stop()
+            self.floors[key] = window.summary("round")
+            self.log(f"  floor   {workers}w {clients:3d} clients: {self.floors[key]['round_per_s']:8.1f} rounds/s"
+                     f"  p50 {self.floors[key]['p50_ms']} ms  p99 {self.floors[key]['p99_ms']} ms")
+        return self.floors[key]
+
+    def _database_url(self, config: Config, tag: str) -> tuple[str, Callable[[], None]]:
+        if config.database == "sqlite":
+            path = self.work / f"{tag}.db"
+            return f"sqlite:///{path}", lambda: None
+        import psycopg
+
+        name = f"tobira_bench_{secrets.token_hex(4)}"
+        admin = self.args.postgres_admin
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+
+        def drop() -> None:
+            with psycopg.connect(admin, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        base = admin.rsplit("/", 1)[0]
+        return f"{base.replace('postgresql://', 'postgresql+psycopg://')}/{name}", drop
+
+    async def tobira(self, config: Config, *, clients: int, workload: str, tag: str) -> dict:
+        port = _free_port()
+        origin = f"http://localhost:{port}"
+        url, drop = self._database_url(config, tag)
+        try:
+            customers = seed(url, origin=origin, passkey_customers=clients if workload != "password" else 0,
+                             password_customers=self.args.password_customers if workload == "password" else 0)
+            data = self.work / tag
+            data.mkdir()
+            env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOBIRA_")},
+                   "TOBIRA_DATABASE_URL": url, "TOBIRA_ORIGIN": origin, "TOBIRA_DATA_DIR": str(data),
+                   "TOBIRA_SECRET_KEY": secrets.token_urlsafe(40), "TOBIRA_SMTP_URL": f"smtp://127.0.0.1:{self.sink.port}",
+                   "TOBIRA_TRUSTED_PROXIES": "127.0.0.1"}
+            server = Server("tobira", [sys.executable, "-m", "server", "serve", "--port", str(port),
+                                       "--workers", str(config.workers)], env, port, data / "server.log",
+                            "GET /healthz")
+            try:
+                await server.ready()
+                if os.environ.get("BENCH_PIDFILE"):  # for attaching a profiler (py-spy) to the server
+                    Path(os.environ["BENCH_PIDFILE"]).write_text(str(server.proc.pid))
+                attack_stats: dict = {}
+                background = []
+                if workload == "attack":
+                    background = attackers(port, origin, self.args.attackers, attack_stats)
+                if workload == "password":
+                    counter = [0]
+                    one = password_round(customers, self.sink, counter)
+                else:
+                    one = ceremony_round(customers)
+                mails_before = self.sink.delivered
+                window = await drive(
+                    server=server, sink=self.sink, clients=clients, warmup=self.args.warmup,
+                    duration=self.args.duration, one_round=one, background=background,
+                    make_browser=lambda i: Browser("127.0.0.1", port, origin, forwarded_for=client_address(i + 1)))
+                # Each login's notification (and, for password logins, its code) must reach the SMTP server.
+                expected = window.total_ok * (2 if workload == "password" else 1)
+                waited = time.monotonic()
+                while self.sink.delivered - mails_before < expected and time.monotonic() - waited < 60:
+                    await asyncio.sleep(0.1)
+                window.other["mails_expected"] = expected
+                window.other["mails_delivered"] = self.sink.delivered - mails_before
+                window.other["mail_drain_s"] = round(time.monotonic() - waited, 2)
+                if attack_stats:
+                    window.other["attack_requests"] = dict(sorted(attack_stats.items()))
+                    window.other["attack_requests_per_s"] = round(sum(
+                        v for k, v in attack_stats.items()) / (self.args.warmup + self.args.duration), 1)
+            finally:
+                server.stop()
+        finally:
+            drop()
+        unit = "login" if workload == "password" else "ceremony"
+        summary = window.summary(unit)
+        if workload == "password":
+            cpu = summary["server_cores_busy"]
+            summary["logins_per_server_cpu_s"] = round(summary["login_per_s"] / cpu, 1) if cpu else None
+        self.log(f"  tobira  {config.name:10s} {workload:9s} {clients:3d} clients: {summary[unit + '_per_s']:8.1f} {unit}s/s"
+                 f"  p50 {summary['p50_ms']} ms  p99 {summary['p99_ms']} ms  errors {summary['errors']}"
+                 f"  timeouts {summary['timeouts']}  server CPU {summary[f'server_cpu_ms_per_{unit}']} ms/{unit}"
+                 f"  mails {summary['mails_delivered']}/{summary['mails_expected']}")
+        return summary
+
+    async def run(self) -> dict:
+        await self.sink.start()
+        try:
+            args = self.args
+            configs = [Config("sqlite-1w", "sqlite", 1), Config("sqlite-2w", "sqlite", 2),
+                       Config("postgres-2w", "postgresql", 2)]
+            if args.only:
+                configs = [c for c in configs if c.name in args.only]
+            if not self._postgres_available():
+                self.log("  PostgreSQL does not answer at --postgres-admin: skipping postgres-2w")
+                configs = [c for c in configs if c.database != "postgresql"]
+            for config in configs:
+                self.log(f"{config.name}:")
+                run: dict = {}
+                floor = await self.floor(config.workers, args.clients)
+                ceremonies = await self.tobira(config, clients=args.clients, workload="ceremony",
+                                               tag=f"{config.name}-c{args.clients}")
+                run["floor"] = floor
+                run["ceremonies"] = ceremonies
+                run["ratio"] = round(ceremonies["ceremony_per_s"] / floor["round_per_s"], 3)
+                self.log(f"  ratio to the floor: {run['ratio']}")
+                if config.name == "sqlite-1w" and not args.ceremonies_only:
+                    tail_floor = await self.floor(config.workers, args.tail_clients)
+                    tail = await self.tobira(config, clients=args.tail_clients, workload="ceremony",
+                                             tag=f"{config.name}-c{args.tail_clients}")
+                    run["tail"] = {"floor": tail_floor, "ceremonies": tail,
+                                   "tail_ratio": round(tail["p99_over_p50"] / tail_floor["p99_over_p50"], 2)}
+                    self.log(f"  tail at {args.tail_clients}: ceremony p99/p50 {tail['p99_over_p50']}"
+                             f" / floor {tail_floor['p99_over_p50']} = {run['tail']['tail_ratio']}")
+                    attacked = await self.tobira(config, clients=args.clients, workload="attack",
+                                                 tag=f"{config.name}-attack")
+                    run["under_attack"] = {"ceremonies": attacked, "kept": round(
+                        attacked["ceremony_per_s"] / ceremonies["ceremony_per_s"], 3)}
+                    self.log(f"  under attack: {run['under_attack']['kept']:.0%} of the ceremony rate kept")
+                    passwords = await self.tobira(config, clients=args.password_clients, workload="password",
+                                                  tag=f"{config.name}-password")
+                    run["password_logins"] = passwords
+                    self.log(f"  password logins: {passwords['login_per_s']}/s,"
+                             f" {passwords['logins_per_server_cpu_s']} per server CPU-second")
+                self.results["runs"][config.name] = run
+        finally:
+            await self.sink.stop()
+            shutil.rmtree(self.work, ignore_errors=True)
+        return self.results
+
+    def _postgres_available(self) -> bool:
+        try:
+            import psycopg
+
+            with psycopg.connect(self.args.postgres_admin, connect_timeout=3):
+                return True
+        except Exception:
+            return False
+
+
+def _sample_assertion() -> dict:
+    from softkey import SoftKey
+
+    return SoftKey().get(secrets.token_bytes(32))
+
+
+def _machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(),
+            "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--clients", type=int, default=32)
+    p.add_argument("--tail-clients", type=int, default=64)
+    p.add_argument("--attackers", type=int, default=16)
+    p.add_argument("--password-clients", type=int, default=8)
+    p.add_argument("--password-customers", type=int, default=2000)
+    p.add_argument("--warmup", type=float, default=3.0)
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--only", nargs="*", help="configurations to run: sqlite-1w sqlite-2w postgres-2w")
+    p.add_argument("--ceremonies-only", action="store_true", help="skip the tail, attack and password runs")
+    p.add_argument("--postgres-admin", default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    p.add_argument("--json", default=str(ROOT / "bench" / "results.json"), help="where to write the results")
+    args = p.parse_args(argv)
+    try:
+        import uvloop
+
+        runner = uvloop.run
+    except ImportError:
+        runner = asyncio.run
+    results = runner(Bench(args).run())
+    Path(args.json).write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    print(json.dumps(_headline(results), indent=2))
+    print(f"(full results in {args.json})", file=sys.stderr)
+
+
+def _headline(results: dict) -> dict:
+    out = {}
+    for name, run in results["runs"].items():
+        line = {"ceremonies_per_s": run["ceremonies"]["ceremony_per_s"], "floor_rounds_per_s":
+                run["floor"]["round_per_s"], "ratio": run["ratio"], "p50_ms": run["ceremonies"]["p50_ms"],
+                "p99_ms": run["ceremonies"]["p99_ms"], "errors": run["ceremonies"]["errors"],
+                "server_cpu_ms_per_ceremony": run["ceremonies"]["server_cpu_ms_per_ceremony"],
+                "client_cpu_ms_per_ceremony": run["ceremonies"]["client_cpu_ms_per_ceremony"]}
+        if "tail" in run:
+            line["tail_ratio_at_64"] = run["tail"]["tail_ratio"]
+            line["tail_errors_timeouts"] = run["tail"]["ceremonies"]["errors"] + run["tail"]["ceremonies"]["timeouts"]
+            line["kept_under_attack"] = run["under_attack"]["kept"]
+            line["password_logins_per_s"] = run["password_logins"]["login_per_s"]
+            line["password_logins_per_server_cpu_s"] = run["password_logins"]["logins_per_server_cpu_s"]
+        out[name] = line
+    return out
+
+
+if __name__ == "__main__":
+    main()

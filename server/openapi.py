@@ -1,0 +1,527 @@
+"""The OpenAPI 3.1 description of the JSON API, served at `GET /openapi.json`.
+
+Written by hand from the contract (shared/api-contract.md) and from what server/web/api.py and
+the middleware really answer; tests/test_openapi.py holds it to the route list and runs
+schemathesis against a live server. The few things that depend on the configuration (the
+allowed origins, the cookie names) are arguments, so the document is true for this instance.
+
+Each operation below is one `_op(...)` call: its body, its success answer and the error codes
+the handler itself raises. What every request can meet on its way in is added by `_op`: the
+`Origin` check on state-changing methods (403), the body limit (413), a body that is not a JSON
+object (400) or not JSON at all (415), and a database that does not answer (503).
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+STATE_CHANGING = {"post", "put", "patch", "delete"}
+
+# Every error code, with what it tells the client (the message itself is in the request's language).
+CODES = {
+    "invalid_request": "the body is not JSON or not a JSON object, or a WebAuthn response cannot be parsed",
+    "unsupported_media_type": "a body was sent with a Content-Type other than application/json",
+    "payload_too_large": "the body is over 64 KiB",
+    "csrf_rejected": "a state-changing request without an Origin header equal to a configured origin",
+    "unavailable": "the database does not answer",
+    "mail_unavailable": "the e-mail with the code could not be sent; nothing was changed",
+    "invalid_credentials": "wrong customer code or password (the same answer for an unknown customer)",
+    "account_locked": "the account is locked after too many failed sign-ins; the support desk unlocks it",
+    "rate_limited": "too many failed sign-ins from this address or for this customer code, or too many code "
+                    "e-mails; `retry_after` seconds until the next try",
+    "no_pending_login": "no login is waiting for a code in this browser: start again with the password",
+    "code_invalid": "the code is wrong; `attempts_left` more wrong entries are allowed",
+    "code_expired": "the code is too old, used, or was never sent",
+    "code_exhausted": "too many wrong entries: the code is void",
+    "resend_too_soon": "a new code may be sent in `retry_after` seconds",
+    "not_authenticated": "no logged-in session",
+    "passkey_rejected": "the WebAuthn response parsed but failed a check",
+    "unknown_credential": "no passkey with this ID is known (`credential_id`); the page may tell the browser "
+                          "with PublicKeyCredential.signalUnknownCredential",
+    "ceremony_expired": "the challenge is unknown, used, older than 5 minutes or issued to another session",
+    "step_up_required": "no verification within TOBIRA_STEP_UP_WINDOW: step up first",
+    "passkey_required": "only a passkey session may do important operations (TOBIRA_PASSKEY_MANDATORY_FROM)",
+    "passkey_limit_reached": "the customer has TOBIRA_MAX_PASSKEYS passkeys already",
+    "email_required": "the customer has no registered e-mail address",
+    "credential_exists": "this credential is registered already",
+    "no_passkey": "the customer has no passkey to step up with",
+    "not_found": "no such passkey among this customer's",
+}
+
+# The contract's extra fields, inside `error`, each carried by the codes named in the responses.
+EXTRAS = {
+    "attempts_left": {"type": "integer", "minimum": 0, "description": "wrong entries the code still allows"},
+    "retry_after": {"type": "integer", "minimum": 1, "description": "seconds to wait (also in Retry-After)"},
+    "credential_id": {"$ref": "#/components/schemas/Base64URL"},
+}
+
+# Where one code means different things at different statuses.
+CODE_AT_STATUS = {("invalid_request", 422): "a field is missing, ill-typed or out of range"}
+
+STATUS_TEXT = {400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
+               409: "Conflict", 413: "Payload too large", 415: "Unsupported media type",
+               422: "Invalid field", 423: "Locked", 429: "Too many requests", 503: "Unavailable"}
+
+BASE64URL = {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"}
+
+# WebAuthn Level 3 operations only ever name these (WebAuthn §5.8.4).
+TRANSPORTS = ["usb", "nfc", "ble", "smart-card", "hybrid", "internal"]
+OPERATIONS = ["withdrawal", "bank_account_change", "email_change", "trade"]
+
+# accounts.check_email's rule, after trimming; `\s*` either side because the server trims first.
+EMAIL_PATTERN = (r'^\s*[^@\s<>,;"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?'
+                 r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+\s*$')
+# passkeys.clean_name's rule for names this short: some visible character, no control characters.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+
+
+def document(*, origins: tuple[str, ...], session_cookie: str, device_cookie: str) -> dict:
+    """The whole OpenAPI document for an instance with these origins and cookie names."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Tobira",
+            "version": _version(),
+            "description": (
+                "The JSON API of Tobira, a passkey (WebAuthn) relying party. JSON in and out; binary values "
+                "are base64url without padding, in the WebAuthn Level 3 JSON forms. Every error is "
+                '`{"error": {"code", "message", ...}}` with the message in the request\'s language '
+                "(`?lang=en` or an English Accept-Language; Japanese otherwise). State-changing requests "
+                "must carry an `Origin` header equal to a configured origin (else 403 `csrf_rejected`), "
+                "as browsers send it. Every answer carries `Cache-Control: no-store`."),
+        },
+        "servers": [{"url": "/"}],
+        "tags": [
+            {"name": "login", "description": "Customer code + password + e-mailed code, or a passkey"},
+            {"name": "session", "description": "The logged-in browser"},
+            {"name": "step-up", "description": "A fresh verification before a sensitive action"},
+            {"name": "passkeys", "description": "The customer's passkeys"},
+            {"name": "decisions", "description": "May this session do an important operation?"},
+            {"name": "operations", "description": "Health checks and this document"},
+        ],
+        "paths": _paths(origins, device_cookie),
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": session_cookie,
+                            "description": "The session cookie (HttpOnly, SameSite=Lax; Secure and __Host- on "
+                                           "https), set by the login answers. Also carries a pending login "
+                                           "and the anonymous session a passkey login is bound to."},
+            },
+            "responses": {name: _error_response(status, codes) for name, (status, codes) in SHARED_ERRORS.items()},
+            "parameters": {"lang": {
+                "name": "lang", "in": "query", "required": False, "schema": {"type": "string"},
+                "description": "`en` or `ja`: the language of error messages (any other value is ignored; "
+                               "then Accept-Language decides, else Japanese)"}},
+            "schemas": _schemas(),
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        return version("tobira")
+    except PackageNotFoundError:
+        return "0"
+
+
+# --- the operations ---------------------------------------------------------------------------
+
+
+def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
+    origin = {"name": "Origin", "in": "header", "required": True,
+              "description": "The page's origin, as browsers send it; one of TOBIRA_ORIGIN.",
+              "schema": {"type": "string", "enum": list(origins)}}
+    device = {"name": device_cookie, "in": "cookie", "required": False,
+              "description": "The trusted-device cookie (\"remember this PC\"): skips the e-mailed code.",
+              "schema": {"type": "string"}}
+    operation = {"name": "operation", "in": "query", "required": False,
+                 "description": "An important operation; without it only a live session is asked for.",
+                 "schema": {"type": "string", "enum": OPERATIONS}}
+    passkey_id = {"name": "passkey_id", "in": "path", "required": True,
+                  "description": "The credential ID (base64url), as `id` in the passkey list.",
+                  "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1366}}
+    op = _Ops(origin)
+
+    return {
+        # --- legacy login
+        "/api/login/password": {"post": op(
+            "post", "login_password", "Step 1 of the legacy login: customer code and password", tag="login",
+            session="optional", params=[device],
+            body=_object({"customer_code": _string(256), "password": _string(1024)},
+                         optional={"next": _string(1024, nullable=True,
+                                                   description="A same-origin path to land on after login")}),
+            ok={200: _json("A code was e-mailed, or (a trusted device) logged in", {"oneOf": [
+                _ref("CodeSent"), _ref("LoggedIn")]})},
+            errors={401: ["invalid_credentials"], 422: ["invalid_request"], 423: ["account_locked"],
+                    429: [("rate_limited", "retry_after")], 503: ["mail_unavailable"]},
+            description="Wrong password and unknown customer answer alike, with the same timing. Sets the "
+                        "session cookie (a pending login, or the new session).")},
+        "/api/login/code": {"post": op(
+            "post", "login_code", "Step 2 of the legacy login: the e-mailed 6-digit code", tag="login", session="required",
+            body=_object({"code": _string(64, description="6 digits; full-width digits and spaces are accepted")},
+                         optional={"remember_device": {"type": "boolean", "default": False}}),
+            ok={200: _json("Logged in; sets the session cookie (and the trusted-device cookie when asked)",
+                           _ref("LoggedIn"))},
+            errors={400: [("code_invalid", "attempts_left"), "code_expired", "code_exhausted"],
+                    401: ["no_pending_login"], 422: ["invalid_request"], 423: ["account_locked"],
+                    429: [("rate_limited", "retry_after")]})},
+        "/api/login/code/resend": {"post": op(
+            "post", "login_code_resend", "Send a new code (the old one is void)", tag="login", session="required", body=_BODILESS,
+            ok={200: _json("A new code was e-mailed", _ref("CodeSent"))},
+            errors={401: ["no_pending_login"], 423: ["account_locked"],
+                    429: [("resend_too_soon", "retry_after"), ("rate_limited", "retry_after")],
+                    503: ["mail_unavailable"]})},
+        # --- passkey login
+        "/api/login/passkey/options": {"post": op(
+            "post", "passkey_login_options", "Begin a usernameless passkey login", tag="login", session="optional",
+            body=_object({}, optional={"next": _string(1024, nullable=True,
+                                                       description="A same-origin path to land on after login")}),
+            body_required=False,
+            ok={200: _json("Options for navigator.credentials.get(); sets a session cookie when there was none",
+                           _public_key("LoginRequestOptions"))},
+            errors={422: ["invalid_request"]})},
+        "/api/login/passkey/verify": {"post": op(
+            "post", "passkey_login_verify", "Finish a passkey login", tag="login", session="required",
+            body=_ref("AuthenticationResponseJSON"),
+            ok={200: _json("Logged in; sets the session cookie", _ref("LoggedIn"))},
+            errors={400: ["ceremony_expired"],
+                    401: ["passkey_rejected", ("unknown_credential", "credential_id")],
+                    423: ["account_locked"], 429: [("rate_limited", "retry_after")]},
+            description="A response that cannot be parsed (shape, base64url, CBOR, sizes) is 400 "
+                        "`invalid_request`; one that parses but fails a check is 401 `passkey_rejected`.")},
+        # --- session
+        "/api/session": {"get": op(
+            "get", "session_info", "Who is logged in, how, and since when", tag="session", session="required",
+            ok={200: _json("The logged-in session", _ref("Session"))},
+            errors={401: ["not_authenticated"]})},
+        "/api/logout": {"post": op(
+            "post", "logout", "Log out: the session ends for good (a trusted device stays)", tag="session",
+            session="optional", body=_BODILESS,
+            ok={204: {"description": "Logged out (also when there was no session); the cookie is cleared"}},
+            errors={})},
+        # --- step-up
+        "/api/step-up/code/send": {"post": op(
+            "post", "step_up_code_send", "E-mail a step-up code", tag="step-up", session="required", body=_BODILESS,
+            ok={200: _json("A code was e-mailed", _ref("CodeSent"))},
+            errors={401: ["not_authenticated"], 423: ["account_locked"],
+                    429: [("resend_too_soon", "retry_after"), ("rate_limited", "retry_after")],
+                    503: ["mail_unavailable"]})},
+        "/api/step-up/code": {"post": op(
+            "post", "step_up_code", "Step up with the e-mailed code", tag="step-up", session="required",
+            body=_object({"code": _string(64, description="6 digits; full-width digits and spaces are accepted")}),
+            ok={200: _json("Verified; the session gets a new id (new cookie)", _ref("SteppedUp"))},
+            errors={400: [("code_invalid", "attempts_left"), "code_expired", "code_exhausted"],
+                    401: ["not_authenticated"], 422: ["invalid_request"], 423: ["account_locked"],
+                    429: [("rate_limited", "retry_after")]})},
+        "/api/step-up/passkey/options": {"post": op(
+            "post", "step_up_passkey_options", "Begin a passkey step-up", tag="step-up", session="required", body=_BODILESS,
+            ok={200: _json("Options for navigator.credentials.get(), listing the customer's passkeys",
+                           _public_key("StepUpRequestOptions"))},
+            errors={401: ["not_authenticated"], 409: ["no_passkey"]})},
+        "/api/step-up/passkey/verify": {"post": op(
+            "post", "step_up_passkey_verify", "Finish a passkey step-up", tag="step-up", session="required",
+            body=_ref("AuthenticationResponseJSON"),
+            ok={200: _json("Verified; the session gets a new id (new cookie)", _ref("SteppedUp"))},
+            errors={400: ["ceremony_expired"], 401: ["not_authenticated", "passkey_rejected"],
+                    429: [("rate_limited", "retry_after")]},
+            description="Another customer's passkey is 401 `passkey_rejected`, like a bad signature.")},
+        # --- passkey management
+        "/api/passkeys": {"get": op(
+            "get", "passkey_list", "The customer's passkeys, oldest first", tag="passkeys", session="required",
+            ok={200: _json("The passkeys and the limit", _object(
+                {"passkeys": {"type": "array", "items": _ref("Passkey")},
+                 "limit": {"type": "integer", "minimum": 0, "description": "TOBIRA_MAX_PASSKEYS"}}, closed=True))},
+            errors={401: ["not_authenticated"]})},
+        "/api/passkeys/register/options": {"post": op(
+            "post", "passkey_register_options", "Begin registering a passkey (needs a recent step-up)", tag="passkeys", session="required",
+            body=_BODILESS,
+            ok={200: _json("Options for navigator.credentials.create()", _public_key("CreationOptions"))},
+            errors={401: ["not_authenticated"], 403: ["step_up_required"],
+                    409: ["passkey_limit_reached", "email_required"]})},
+        "/api/passkeys/register/verify": {"post": op(
+            "post", "passkey_register_verify", "Finish registering a passkey", tag="passkeys", session="required",
+            body=_object({"credential": _ref("RegistrationResponseJSON")},
+                         optional={"name": _string(1024, nullable=True, description=(
+                             "Up to 64 characters after trimming; without a usable one the passkey is named "
+                             "after its provider"))}),
+            ok={201: _json("Registered", _object({"passkey": _ref("Passkey")}, closed=True))},
+            errors={400: ["ceremony_expired", "passkey_rejected"], 401: ["not_authenticated"],
+                    409: ["passkey_limit_reached", "credential_exists"], 422: ["invalid_request"]},
+            description="A `credential` that cannot be parsed is 400 `invalid_request`; one that parses but fails "
+                        "a check is 400 `passkey_rejected`, with the reason in `message`.")},
+        "/api/passkeys/{passkey_id}": {
+            "parameters": [passkey_id],
+            "patch": op(
+                "patch", "passkey_rename", "Rename a passkey", tag="passkeys", session="required",
+                body=_object({"name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NAME_PATTERN,
+                                       "description": "1-64 characters after trimming and joining runs of spaces; "
+                                                      "no control characters"}}),
+                ok={200: _json("Renamed", _object({"passkey": _ref("Passkey")}, closed=True))},
+                errors={401: ["not_authenticated"], 404: ["not_found"], 422: ["invalid_request"]}),
+            "delete": op(
+                "delete", "passkey_delete", "Delete a passkey (needs a recent step-up)", tag="passkeys", session="required",
+                ok={204: {"description": "Deleted; the customer is told by e-mail"}},
+                errors={401: ["not_authenticated"], 403: ["step_up_required"], 404: ["not_found"]},
+                reads_body=True),
+        },
+        # --- decisions for other services
+        "/api/authorize": {"post": op(
+            "post", "authorize", "May this session do an important operation now?", tag="decisions", session="required",
+            body=_object({"operation": {"type": "string", "enum": OPERATIONS}}),
+            ok={200: _json("Allowed", _ref("Allowed"))},
+            errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
+                    422: ["invalid_request"]},
+            description="When both apply, `passkey_required` wins over `step_up_required`.")},
+        "/api/account/email": {"post": op(
+            "post", "change_email", "Change the customer's e-mail address (an important operation)", tag="session",
+            session="required",
+            body=_object({"email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN}}),
+            ok={200: _json("Changed; the old address is told, trusted devices are forgotten", _object(
+                {"status": {"const": "ok"}, "email": {"type": "string"}}, closed=True))},
+            errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
+                    422: ["invalid_request"]})},
+        "/auth/check": {"get": op(
+            "get", "auth_check", "Forward auth (nginx auth_request, Traefik forwardAuth)", tag="decisions", session="required",
+            params=[operation],
+            ok={200: {"description": "Allowed: who it is, in headers; no body", "headers": {
+                "X-Tobira-Customer": {"required": True, "schema": {"type": "string"},
+                                      "description": "The customer code"},
+                "X-Tobira-Auth-Method": {"required": True, "schema": _ref("AuthMethod")}}}},
+            errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
+                    422: ["invalid_request"]},
+            description="The same rules as POST /api/authorize; without `operation` a live session is enough.")},
+        # --- for load balancers and tools
+        "/healthz": {"get": op(
+            "get", "healthz", "The process is up", tag="operations",
+            ok={200: _json("Up", _ref("StatusOk"))}, errors={}, uses_database=False)},
+        "/readyz": {"get": op(
+            "get", "readyz", "Ready for traffic: the database answers", tag="operations",
+            ok={200: _json("Ready", _ref("StatusOk"))}, errors={})},
+        "/openapi.json": {"get": op(
+            "get", "openapi", "This document", tag="operations",
+            ok={200: _json("OpenAPI 3.1", {"type": "object"})}, errors={}, uses_database=False)},
+    }
+
+
+# The bodiless POSTs (contract: "accept an empty body or {}"): any JSON object, ignored.
+_BODILESS = {"type": "object", "description": "Ignored: send nothing or `{}`"}
+
+
+class _Ops:
+    """Builds one operation and adds what every request of its kind can meet on the way in."""
+
+    def __init__(self, origin_param: dict) -> None:
+        self.origin = origin_param
+
+    def __call__(self, method: str, operation_id: str, summary: str, *, tag: str, ok: dict, errors: dict,
+                 session: str | None = None, body: dict | None = None, body_required: bool = True,
+                 params: list | None = None, description: str | None = None, reads_body: bool = False,
+                 uses_database: bool = True) -> dict:
+        errors = {status: list(codes) for status, codes in errors.items()}
+        parameters = [_ref("lang", kind="parameters"), *(params or [])]
+        if method in STATE_CHANGING:
+            parameters.append(self.origin)
+            errors.setdefault(403, []).insert(0, "csrf_rejected")
+        if body is not None or reads_body:  # web/api.py read_json
+            errors.setdefault(400, []).insert(0, "invalid_request")
+            errors[415] = ["unsupported_media_type"]
+        errors[413] = ["payload_too_large"]  # web/middleware.py BodyLimit, before routing
+        if uses_database:
+            errors.setdefault(503, []).insert(0, "unavailable")
+        operation = {"tags": [tag], "summary": summary, "operationId": operation_id}
+        if description:
+            operation["description"] = description
+        operation["parameters"] = parameters
+        if body is not None:
+            operation["requestBody"] = {"required": body_required and body is not _BODILESS,
+                                        "content": {"application/json": {"schema": body}}}
+        operation["security"] = {"required": [{"session": []}], "optional": [{}, {"session": []}]}.get(session, [])
+        operation["responses"] = {**{str(s): r for s, r in ok.items()},
+                                  **{str(s): _error_or_ref(s, errors[s]) for s in sorted(errors)}}
+        return operation
+
+
+# Error answers shared by many operations, in components/responses.
+SHARED_ERRORS = {
+    "BadRequest": (400, ["invalid_request"]),
+    "NotAuthenticated": (401, ["not_authenticated"]),
+    "CsrfRejected": (403, ["csrf_rejected"]),
+    "PayloadTooLarge": (413, ["payload_too_large"]),
+    "UnsupportedMediaType": (415, ["unsupported_media_type"]),
+    "InvalidField": (422, ["invalid_request"]),
+    "Unavailable": (503, ["unavailable"]),
+}
+
+
+def _error_or_ref(status: int, codes: list) -> dict:
+    for name, shared in SHARED_ERRORS.items():
+        if shared == (status, codes):
+            return _ref(name, kind="responses")
+    return _error_response(status, codes)
+
+
+# --- building blocks --------------------------------------------------------------------------
+
+
+def _ref(name: str, *, kind: str = "schemas") -> dict:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _string(max_len: int, *, nullable: bool = False, description: str | None = None) -> dict:
+    schema = {"type": ["string", "null"] if nullable else "string", "maxLength": max_len}
+    if description:
+        schema["description"] = description
+    return schema
+
+
+def _object(required: dict, *, optional: dict | None = None, closed: bool = False) -> dict:
+    """An object schema. Request bodies stay open: the server ignores fields it does not know."""
+    schema = {"type": "object", "required": list(required), "properties": {**required, **(optional or {})}}
+    if not schema["required"]:
+        del schema["required"]
+    if closed:
+        schema["additionalProperties"] = False
+    return schema
+
+
+def _json(description: str, schema: dict) -> dict:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _public_key(options: str) -> dict:
+    return _object({"publicKey": _ref(options)}, closed=True)
+
+
+def _error_response(status: int, codes: list) -> dict:
+    """The contract's error body; a code written as (code, extra, ...) always carries those extras."""
+    by_extras: dict[tuple, list[str]] = {}
+    for item in codes:
+        code, *extras = (item,) if isinstance(item, str) else item
+        by_extras.setdefault(tuple(extras), []).append(code)
+    variants = [_error_body(names, extras) for extras, names in by_extras.items()]
+    described = "; ".join(f"`{c}`: {CODE_AT_STATUS.get((c, status), CODES[c])}"
+                          for names in by_extras.values() for c in names)
+    response = {
+        "description": f"{STATUS_TEXT[status]}: {described}",
+        "content": {"application/json": {"schema": variants[0] if len(variants) == 1 else {"oneOf": variants}}},
+    }
+    if any("retry_after" in extras for extras in by_extras):
+        response["headers"] = {"Retry-After": {"required": True, "description": "Seconds, as `retry_after`",
+                                               "schema": {"type": "string", "pattern": "^[0-9]+$"}}}
+    return response
+
+
+def _error_body(codes: list[str], extras: tuple[str, ...] = ()) -> dict:
+    return {
+        "type": "object", "required": ["error"], "additionalProperties": False,
+        "properties": {"error": {
+            "type": "object", "required": ["code", "message", *extras], "additionalProperties": False,
+            "properties": {"code": {"type": "string", "enum": codes},
+                           "message": {"type": "string", "description": "For people, in the request's language"},
+                           **{name: EXTRAS[name] for name in extras}}}},
+    }
+
+
+# --- schemas ----------------------------------------------------------------------------------
+
+
+def _b64(max_bytes: int, description: str, *, min_length: int = 0) -> dict:
+    """Binary in base64url, capped as server/verify.py caps it before decoding anything.
+
+    Spelled out rather than `allOf: [Base64URL]`: the same meaning, and schemathesis generates
+    boundary values for it in milliseconds instead of minutes.
+    """
+    schema = {**BASE64URL, "maxLength": -(-max_bytes * 4 // 3), "description": description}
+    if min_length:
+        schema["minLength"] = min_length
+    return schema
+
+
+def _schemas() -> dict:
+    date_time = {"type": "string", "format": "date-time"}
+    descriptor = _object({"type": {"const": "public-key"}, "id": _ref("Base64URL")},
+                         optional={"transports": {"type": "array", "items": {"type": "string"}}})
+    return {
+        "Base64URL": {**BASE64URL, "description": "base64url without padding (RFC 4648 §5)"},
+        "AuthMethod": {"type": "string", "enum": ["passkey", "email_code", "trusted_device"]},
+        "StatusOk": _object({"status": {"const": "ok"}}, closed=True),
+        "CodeSent": _object({"status": {"const": "code_sent"}}, closed=True),
+        "LoggedIn": _object({"status": {"const": "ok"},
+                             "redirect": {"type": "string", "pattern": "^/(?!/)",
+                                          "description": "A same-origin path: /account unless the login "
+                                                         "started elsewhere on the site"}}, closed=True),
+        "SteppedUp": _object({"status": {"const": "ok"}, "verified_at": date_time}, closed=True),
+        "Allowed": _object({"allowed": {"const": True}, "customer_code": {"type": "string"},
+                            "auth_method": _ref("AuthMethod")}, closed=True),
+        "Session": _object({
+            "customer_code": {"type": "string"},
+            "display_name": {"type": "string"},
+            "auth_method": _ref("AuthMethod"),
+            "authenticated_at": date_time,
+            "verified_at": {"type": ["string", "null"], "format": "date-time",
+                            "description": "The last code, passkey or step-up; not a trusted-device login"},
+            "important_operations_allowed": {"type": "boolean",
+                                             "description": "The passkey rule only; freshness is verified_at"},
+            "important_operations_reason": {"enum": [None, "passkey_required"]},
+            "passkey_count": {"type": "integer", "minimum": 0},
+        }, closed=True),
+        "Passkey": _object({
+            "id": _ref("Base64URL"),
+            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "provider": {"type": ["string", "null"],
+                         "description": "From the authenticator's AAGUID (the community list shipped with Tobira)"},
+            "backup_eligible": {"type": "boolean"},
+            "synced": {"type": "boolean", "description": "The backup-state flag"},
+            "created_at": date_time,
+            "last_used_at": {"type": ["string", "null"], "format": "date-time"},
+            "transports": {"type": "array", "items": {"type": "string", "enum": TRANSPORTS}},
+        }, closed=True),
+        # What the server sends: python-fido2's WebAuthn Level 3 JSON forms (open: the spec grows).
+        "CreationOptions": _object({
+            "rp": _object({"id": {"type": "string"}, "name": {"type": "string"}}),
+            "user": _object({"id": _ref("Base64URL"), "name": {"type": "string"}, "displayName": {"type": "string"}}),
+            "challenge": _ref("Base64URL"),
+            "pubKeyCredParams": {"type": "array", "items": _object({"type": {"const": "public-key"},
+                                                                     "alg": {"type": "integer"}})},
+            "timeout": {"type": "integer"},
+            "excludeCredentials": {"type": "array", "items": descriptor,
+                                   "description": "The customer's passkeys"},
+            "authenticatorSelection": _object({"residentKey": {"const": "required"},
+                                               "userVerification": {"const": "required"}},
+                                              optional={"requireResidentKey": {"const": True}}),
+            "attestation": {"const": "none"},
+        }),
+        "LoginRequestOptions": _object({
+            "challenge": _ref("Base64URL"), "timeout": {"type": "integer"}, "rpId": {"type": "string"},
+            "userVerification": {"const": "required"},
+            "allowCredentials": {"type": "array", "maxItems": 0, "description": "Empty: usernameless"},
+        }),
+        "StepUpRequestOptions": _object({
+            "challenge": _ref("Base64URL"), "timeout": {"type": "integer"}, "rpId": {"type": "string"},
+            "userVerification": {"const": "required"},
+            "allowCredentials": {"type": "array", "minItems": 1, "items": descriptor},
+        }),
+        # What the server accepts: PublicKeyCredential.prototype.toJSON(). Only the fields the server
+        # reads are required; the others (clientExtensionResults, authenticatorAttachment, ...) are ignored.
+        "RegistrationResponseJSON": _object({
+            "id": _b64(2048, "The credential ID; must equal rawId and the attested credential ID"),
+            "rawId": _b64(2048, "The credential ID"),
+            "type": {"const": "public-key"},
+            "response": _object({
+                "clientDataJSON": _b64(4096, "CollectedClientData, UTF-8 JSON"),
+                "attestationObject": _b64(16384, "CBOR; attestation format \"none\" is asked for"),
+            }, optional={"transports": {"type": "array", "items": {"type": "string"},
+                                        "description": "Kept when among " + ", ".join(TRANSPORTS)}}),
+        }, optional={"clientExtensionResults": {"type": "object"}, "authenticatorAttachment": {"type": "string"}}),
+        "AuthenticationResponseJSON": _object({
+            "id": _b64(2048, "The credential ID; must equal rawId"),
+            "rawId": _b64(2048, "The credential ID"),
+            "type": {"const": "public-key"},
+            "response": _object({
+                "clientDataJSON": _b64(4096, "CollectedClientData, UTF-8 JSON"),
+                "authenticatorData": _b64(1024, "The authenticator data"),
+                "signature": _b64(8192, "The assertion signature", min_length=1),
+            }, optional={"userHandle": {"anyOf": [_b64(64, "The user handle: required for a passkey login"),
+                                                  {"type": "null"}]}}),
+        }, optional={"clientExtensionResults": {"type": "object"}, "authenticatorAttachment": {"type": "string"}}),
+    }

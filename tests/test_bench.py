@@ -1,0 +1,42 @@
+"""The load benchmark still works end to end (tiny and short: speed is for bench/, not for tests).
+
+What is asserted is behaviour, not speed: every ceremony and password login in the run
+succeeded, every login's e-mail reached the SMTP server in the other process, and the flood of
+unknown-customer guesses and maximum-size malformed bodies got only 4xx answers.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_runs_every_workload_without_errors(tmp_path):
+    out = tmp_path / "results.json"
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", "--only", "sqlite-1w", "--clients", "4", "--tail-clients", "6",
+         "--attackers", "4", "--password-clients", "2", "--password-customers", "40", "--warmup", "0.5",
+         "--duration", "1.5", "--json", str(out)],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    results = json.loads(out.read_text())
+    sqlite = results["runs"]["sqlite-1w"]
+    runs = [sqlite["ceremonies"], sqlite["tail"]["ceremonies"], sqlite["under_attack"]["ceremonies"],
+            sqlite["password_logins"]]
+    for measured in runs:
+        assert measured["errors"] == 0 and measured["timeouts"] == 0, measured["error_samples"]
+        assert measured["completed"] > 0
+        assert measured["mails_delivered"] == measured["mails_expected"] > 0
+    attack = sqlite["under_attack"]["ceremonies"]["attack_requests"]
+    assert attack, "the attackers sent nothing"
+    statuses = {int(key.rsplit("_", 1)[1]) for key in attack if key.rsplit("_", 1)[1].isdigit()}
+    assert statuses and all(400 <= s < 500 for s in statuses), attack
+    assert not [key for key in attack if key.startswith("attack_")], attack  # no dropped connections
+    assert sqlite["floor"]["round_per_s"] > 0 and sqlite["ratio"] > 0
+    summary = json.loads(run.stdout)
+    assert set(summary["sqlite-1w"]) >= {"ceremonies_per_s", "ratio", "p99_ms", "kept_under_attack",
+                                         "password_logins_per_server_cpu_s"}
