@@ -65,12 +65,7 @@ async def _take(ctx: Context, *, challenge: bytes, session_id_hash: str | None, 
         raise CeremonyExpired(reason="no session or no challenge")
     ceremony = await ctx.db.run(store.take_ceremony, challenge_hash=_challenge_hash(challenge),
                                 session_id_hash=session_id_hash, kind=kind)
-    if ceremony is None:
-        raise CeremonyExpired(reason="unknown, used, or another session's challenge")
-    if ctx.clock() >= ceremony.expires_at:
-        raise CeremonyExpired(reason="challenge older than 5 minutes")
-    if user_id is not None and ceremony.user_id != user_id:
-        raise CeremonyExpired(reason="challenge issued to another customer")
+    _check_ceremony(ctx, ceremony, user_id=user_id)
     return ceremony
 
 
@@ -206,16 +201,35 @@ async def begin_step_up(ctx: Context, *, session: Session) -> dict:
 
 async def complete_login(ctx: Context, *, session_id_hash: str | None, credential: Any,
                          client: Client) -> LoginStep:
-    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
-    response = _parse(verify.parse_authentication, credential)
-    ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session_id_hash,
-                           kind="login")
+    """Two transactions: take the ceremony and find the passkey; then, once the signature checks
+    out, count the use and make the session. The signature is checked between them, on the event
+    loop (a few dozen microseconds of C), so no transaction waits on it."""
+    await ctx.throttle.turn_away_known(ip=client.ip)  # a known refusal costs no round trip
     try:
-        verify.check_credential_id(response.raw_id)  # never stored, so never "unknown" either
+        response = _parse(verify.parse_authentication, credential)
+    except InvalidRequest:
+        await count_malformed(ctx, client)
+        raise
+    challenge = _challenge_of(response, session_id_hash)
+    try:
+        verify.check_credential_id(response.raw_id)  # never stored, so never looked up either
+        id_ok = True
     except verify.Rejected as exc:
-        await _failed(ctx, None, client, exc.reason)
-        raise PasskeyRejected(reason=exc.detail) from None
-    owner, stored = await ctx.db.run(_owner_and_credential, response.raw_id)
+        id_ok, id_problem = False, exc
+
+    def prepare(db: Db):
+        # Before anything else: an address that keeps failing is turned away for one read.
+        ctx.throttle.check(ip=client.ip, db=db)
+        ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge),
+                                       session_id_hash=session_id_hash, kind="login")
+        owner, stored = _owner_and_credential(db, response.raw_id) if ceremony and id_ok else (None, None)
+        return ceremony, owner, stored
+
+    ceremony, owner, stored = await ctx.db.run(prepare)
+    _check_ceremony(ctx, ceremony)
+    if not id_ok:
+        await _failed(ctx, None, client, id_problem.reason)
+        raise PasskeyRejected(reason=id_problem.detail)
     if stored is None:
         await _failed(ctx, None, client, "unknown_credential")
         # Definitely unknown (not a transient error): the page may ask the browser to forget it.
@@ -227,10 +241,12 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
     if handle is None or not secrets.compare_digest(handle, owner.user_handle):
         await _failed(ctx, owner.id, client, "user_handle")
         raise PasskeyRejected(reason="userHandle missing or not the credential's owner")
-    await _verify_assertion(ctx, response, ceremony, stored, owner, client)
+    result = await _check_assertion(ctx, response, ceremony, stored, owner, client)
 
-    def log_in(db: Db) -> LoginStep:
+    def log_in(db: Db) -> LoginStep | None:
         now = ctx.clock()
+        if not _record_use(db, stored, result, now):
+            return None
         anonymous = store.session_by_hash(db, session_id_hash)
         redirect = (anonymous.next_path if anonymous else None) or DEFAULT_REDIRECT
         new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
@@ -239,24 +255,62 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
         return LoginStep("ok", new.raw_id, redirect=redirect)
 
     step = await ctx.db.run(log_in)
+    if step is None:
+        await _failed(ctx, owner.id, client, "counter_raced")
+        raise PasskeyRejected(reason="the sign counter moved during this login")
     ctx.outbox.wake()
     return step
 
 
 async def complete_step_up(ctx: Context, *, session: Session, credential: Any, client: Client) -> stepup.SteppedUp:
-    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
+    await ctx.throttle.turn_away_known(ip=client.ip)
     response = _parse(verify.parse_authentication, credential)
-    ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session.id_hash,
-                           kind="step_up", user_id=session.user_id)
-    owner, stored = await ctx.db.run(_owner_and_credential, response.raw_id)
+    challenge = _challenge_of(response, session.id_hash)
+
+    def prepare(db: Db):
+        ctx.throttle.check(ip=client.ip, db=db)
+        ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge),
+                                       session_id_hash=session.id_hash, kind="step_up")
+        owner, stored = _owner_and_credential(db, response.raw_id) if ceremony else (None, None)
+        return ceremony, owner, stored
+
+    ceremony, owner, stored = await ctx.db.run(prepare)
+    _check_ceremony(ctx, ceremony, user_id=session.user_id)
     handle = response.response.user_handle
     if stored is None or owner.id != session.user_id or (
             handle is not None and not secrets.compare_digest(handle, owner.user_handle)):
         # Another customer's passkey, or none we know: answered like a bad signature.
         await _failed(ctx, session.user_id, client, "not_this_customers_passkey", step_up=True)
         raise PasskeyRejected(reason="the passkey does not belong to this session's customer")
-    await _verify_assertion(ctx, response, ceremony, stored, owner, client, step_up=True)
-    return await ctx.db.run(stepup.stepped_up, ctx, session, "passkey", client)
+    result = await _check_assertion(ctx, response, ceremony, stored, owner, client, step_up=True)
+
+    def step_up(db: Db) -> stepup.SteppedUp | None:
+        if not _record_use(db, stored, result, ctx.clock()):
+            return None
+        return stepup.stepped_up(db, ctx, session, "passkey", client)
+
+    stepped = await ctx.db.run(step_up)
+    if stepped is None:
+        await _failed(ctx, owner.id, client, "counter_raced", step_up=True)
+        raise PasskeyRejected(reason="the sign counter moved during this step-up")
+    return stepped
+
+
+def _challenge_of(response, session_id_hash: str | None) -> bytes:
+    challenge = response.response.client_data.challenge
+    if not session_id_hash or not isinstance(challenge, bytes):
+        raise CeremonyExpired(reason="no session or no challenge")
+    return challenge
+
+
+def _check_ceremony(ctx: Context, ceremony: Ceremony | None, *, user_id: int | None = None) -> None:
+    """The taken ceremony must exist, be young enough, and (for step-up) be this customer's."""
+    if ceremony is None:
+        raise CeremonyExpired(reason="unknown, used, or another session's challenge")
+    if ctx.clock() >= ceremony.expires_at:
+        raise CeremonyExpired(reason="challenge older than 5 minutes")
+    if user_id is not None and ceremony.user_id != user_id:
+        raise CeremonyExpired(reason="challenge issued to another customer")
 
 
 def _owner_and_credential(db: Db, raw_id: bytes):
@@ -265,11 +319,11 @@ def _owner_and_credential(db: Db, raw_id: bytes):
     return owner, stored
 
 
-async def _verify_assertion(ctx: Context, response, ceremony: Ceremony, stored: Credential, owner,
-                            client: Client, *, step_up: bool = False) -> None:
-    """Signature, flags and counter; then record the use with compare-and-set on the counter."""
+async def _check_assertion(ctx: Context, response, ceremony: Ceremony, stored: Credential, owner,
+                           client: Client, *, step_up: bool = False) -> verify.VerifiedAssertion:
+    """Signature, flags and counter (verify.py); a failure is recorded and refused here."""
     try:
-        result = verify.verify_authentication(
+        return verify.verify_authentication(
             response=response, expected_challenge=ceremony.challenge, expected_origins=ctx.settings.origins,
             rp_id=ctx.settings.rp_id, public_key=stored.public_key, stored_sign_count=stored.sign_count)
     except verify.Rejected as exc:
@@ -279,14 +333,29 @@ async def _verify_assertion(ctx: Context, response, ceremony: Ceremony, stored: 
                              ctx.clock())
         await _failed(ctx, owner.id, client, exc.reason, step_up=step_up)
         raise PasskeyRejected(reason=exc.detail) from None
-    recorded = await ctx.db.run(store.record_credential_use, stored.id, old_count=stored.sign_count,
-                                new_count=result.sign_count, backup_state=result.backup_state, when=ctx.clock())
-    if not recorded:
-        await _failed(ctx, owner.id, client, "counter_raced", step_up=step_up)
-        raise PasskeyRejected(reason="the sign counter moved during this login")
+
+
+def _record_use(db: Db, stored: Credential, result, now) -> bool:
+    """Compare-and-set on the sign counter: False when a parallel login moved it first."""
+    return store.record_credential_use(db, stored.id, old_count=stored.sign_count, new_count=result.sign_count,
+                                       backup_state=result.backup_state, when=now)
+
+
+async def count_malformed(ctx: Context, client: Client) -> None:
+    """A login response no browser would send counts as a failed sign-in of its address: a flood
+    of junk is soon refused from memory, like a flood of guesses."""
+    def count(db: Db) -> None:
+        ctx.throttle.check(ip=client.ip, db=db)  # over the limit already: the answer is 429, not 400
+        ctx.throttle.failed(ip=client.ip, db=db)
+
+    await ctx.db.run(count)
 
 
 async def _failed(ctx: Context, user_id: int | None, client: Client, reason: str, *, step_up: bool = False) -> None:
-    await ctx.db.in_thread(ctx.throttle.failed, ip=client.ip)
     kind = "step_up_failed" if step_up else "login_failed"
-    await ctx.db.run(notices.record, ctx, kind, user_id, client, method="passkey", reason=reason)
+
+    def count(db: Db) -> None:
+        ctx.throttle.failed(ip=client.ip, db=db)
+        notices.record(db, ctx, kind, user_id, client, method="passkey", reason=reason)
+
+    await ctx.db.run(count)

@@ -55,10 +55,13 @@ async def submit_password(ctx: Context, *, customer_code: str, password: str, cu
     key = customer_code if CUSTOMER_CODE.fullmatch(customer_code) else None
     # Before any hashing: an address or a customer code that keeps failing is turned away for the
     # price of a read per key.
-    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip, customer=key)
-    user = None
-    if key:
-        user = await ctx.db.run(store.user_by_code, key)
+    await ctx.throttle.turn_away_known(ip=client.ip, customer=key)  # a known refusal costs no round trip
+
+    def look_up(db: Db) -> User | None:
+        ctx.throttle.check(ip=client.ip, customer=key, db=db)  # one transaction with the lookup
+        return store.user_by_code(db, key) if key else None
+
+    user = await ctx.db.run(look_up)
     # Unknown customers are checked against a dummy hash: same work, same time, same answer.
     ok = await ctx.passwords.verify_async(user.password_hash if user else None, password)
     if not ok:
@@ -125,6 +128,7 @@ def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str
 
 async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str, remember_device: bool,
                       client: Client) -> LoginStep:
+    await ctx.throttle.turn_away_known(ip=client.ip)
     await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
     outcome = await ctx.db.run(_check_code, ctx, session_id_hash, entered, remember_device, client)
     if isinstance(outcome, LoginStep):

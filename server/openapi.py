@@ -5,15 +5,21 @@ the middleware really answer; tests/test_openapi.py holds it to the route list a
 schemathesis against a live server. The few things that depend on the configuration (the
 allowed origins, the cookie names) are arguments, so the document is true for this instance.
 
-Each operation below is one `_op(...)` call: its body, its success answer and the error codes
-the handler itself raises. What every request can meet on its way in is added by `_op`: the
-`Origin` check on state-changing methods (403), the body limit (413), a body that is not a JSON
-object (400) or not JSON at all (415), and a database that does not answer (503).
+Each operation below is one `_Op(...)`: its body, its success answer and the error codes its
+handler raises. What every request can meet on its way in is added by `_Op.build`: the `Origin`
+check on state-changing methods (403), the body limit (413), a body that is not a JSON object
+(400) or not JSON at all (415), and a database that does not answer (503). Limits and names come
+from the code that enforces them (verify.CAPS, passkeys.NAME_MAX, policy.IMPORTANT_OPERATIONS).
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
+
+from .passkeys import NAME_MAX
+from .policy import IMPORTANT_OPERATIONS
+from .verify import CAPS, MAX_CREDENTIAL_ID, TRANSPORTS
 
 STATE_CHANGING = {"post", "put", "patch", "delete"}
 
@@ -63,10 +69,6 @@ STATUS_TEXT = {400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 4
                422: "Invalid field", 423: "Locked", 429: "Too many requests", 503: "Unavailable"}
 
 BASE64URL = {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"}
-
-# WebAuthn Level 3 operations only ever name these (WebAuthn §5.8.4).
-TRANSPORTS = ["usb", "nfc", "ble", "smart-card", "hybrid", "internal"]
-OPERATIONS = ["withdrawal", "bank_account_change", "email_change", "trade"]
 
 # accounts.check_email's rule, after trimming; `\s*` either side because the server trims first.
 EMAIL_PATTERN = (r'^\s*[^@\s<>,;"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?'
@@ -136,114 +138,115 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
               "schema": {"type": "string"}}
     operation = {"name": "operation", "in": "query", "required": False,
                  "description": "An important operation; without it only a live session is asked for.",
-                 "schema": {"type": "string", "enum": OPERATIONS}}
+                 "schema": {"type": "string", "enum": list(IMPORTANT_OPERATIONS)}}
     passkey_id = {"name": "passkey_id", "in": "path", "required": True,
                   "description": "The credential ID (base64url), as `id` in the passkey list.",
-                  "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$", "maxLength": 1366}}
-    op = _Ops(origin)
-
-    return {
+                  "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$",
+                             "maxLength": _b64_length(MAX_CREDENTIAL_ID)}}
+    next_path = _string(1024, nullable=True, description="A same-origin path to land on after login")
+    code = _string(64, description="6 digits; full-width digits and spaces are accepted")
+    paths = {
         # --- legacy login
-        "/api/login/password": {"post": op(
-            "post", "login_password", "Step 1 of the legacy login: customer code and password", tag="login",
+        "/api/login/password": {"post": _Op(
+            "login_password", "Step 1 of the legacy login: customer code and password", tag="login",
             session="optional", params=[device],
-            body=_object({"customer_code": _string(256), "password": _string(1024)},
-                         optional={"next": _string(1024, nullable=True,
-                                                   description="A same-origin path to land on after login")}),
-            ok={200: _json("A code was e-mailed, or (a trusted device) logged in", {"oneOf": [
-                _ref("CodeSent"), _ref("LoggedIn")]})},
+            body=_object({"customer_code": _string(256), "password": _string(1024)}, optional={"next": next_path}),
+            ok={200: _json("A code was e-mailed, or (a trusted device) logged in",
+                           {"oneOf": [_ref("CodeSent"), _ref("LoggedIn")]})},
             errors={401: ["invalid_credentials"], 422: ["invalid_request"], 423: ["account_locked"],
                     429: [("rate_limited", "retry_after")], 503: ["mail_unavailable"]},
             description="Wrong password and unknown customer answer alike, with the same timing. Sets the "
                         "session cookie (a pending login, or the new session).")},
-        "/api/login/code": {"post": op(
-            "post", "login_code", "Step 2 of the legacy login: the e-mailed 6-digit code", tag="login", session="required",
-            body=_object({"code": _string(64, description="6 digits; full-width digits and spaces are accepted")},
-                         optional={"remember_device": {"type": "boolean", "default": False}}),
+        "/api/login/code": {"post": _Op(
+            "login_code", "Step 2 of the legacy login: the e-mailed 6-digit code", tag="login", session="required",
+            body=_object({"code": code}, optional={"remember_device": {"type": "boolean", "default": False}}),
             ok={200: _json("Logged in; sets the session cookie (and the trusted-device cookie when asked)",
                            _ref("LoggedIn"))},
             errors={400: [("code_invalid", "attempts_left"), "code_expired", "code_exhausted"],
                     401: ["no_pending_login"], 422: ["invalid_request"], 423: ["account_locked"],
                     429: [("rate_limited", "retry_after")]})},
-        "/api/login/code/resend": {"post": op(
-            "post", "login_code_resend", "Send a new code (the old one is void)", tag="login", session="required", body=_BODILESS,
+        "/api/login/code/resend": {"post": _Op(
+            "login_code_resend", "Send a new code (the old one is void)", tag="login", session="required",
+            body=BODILESS,
             ok={200: _json("A new code was e-mailed", _ref("CodeSent"))},
             errors={401: ["no_pending_login"], 423: ["account_locked"],
                     429: [("resend_too_soon", "retry_after"), ("rate_limited", "retry_after")],
                     503: ["mail_unavailable"]})},
         # --- passkey login
-        "/api/login/passkey/options": {"post": op(
-            "post", "passkey_login_options", "Begin a usernameless passkey login", tag="login", session="optional",
-            body=_object({}, optional={"next": _string(1024, nullable=True,
-                                                       description="A same-origin path to land on after login")}),
-            body_required=False,
+        "/api/login/passkey/options": {"post": _Op(
+            "passkey_login_options", "Begin a usernameless passkey login", tag="login", session="optional",
+            body=_object({}, optional={"next": next_path}), body_required=False,
             ok={200: _json("Options for navigator.credentials.get(); sets a session cookie when there was none",
                            _public_key("LoginRequestOptions"))},
             errors={422: ["invalid_request"]})},
-        "/api/login/passkey/verify": {"post": op(
-            "post", "passkey_login_verify", "Finish a passkey login", tag="login", session="required",
+        "/api/login/passkey/verify": {"post": _Op(
+            "passkey_login_verify", "Finish a passkey login", tag="login", session="required",
             body=_ref("AuthenticationResponseJSON"),
             ok={200: _json("Logged in; sets the session cookie", _ref("LoggedIn"))},
-            errors={400: ["ceremony_expired"],
-                    401: ["passkey_rejected", ("unknown_credential", "credential_id")],
+            errors={400: ["ceremony_expired"], 401: ["passkey_rejected", ("unknown_credential", "credential_id")],
                     423: ["account_locked"], 429: [("rate_limited", "retry_after")]},
             description="A response that cannot be parsed (shape, base64url, CBOR, sizes) is 400 "
                         "`invalid_request`; one that parses but fails a check is 401 `passkey_rejected`.")},
         # --- session
-        "/api/session": {"get": op(
-            "get", "session_info", "Who is logged in, how, and since when", tag="session", session="required",
+        "/api/session": {"get": _Op(
+            "session_info", "Who is logged in, how, and since when", tag="session", session="required",
             ok={200: _json("The logged-in session", _ref("Session"))},
             errors={401: ["not_authenticated"]})},
-        "/api/logout": {"post": op(
-            "post", "logout", "Log out: the session ends for good (a trusted device stays)", tag="session",
-            session="optional", body=_BODILESS,
-            ok={204: {"description": "Logged out (also when there was no session); the cookie is cleared"}},
-            errors={})},
+        "/api/logout": {"post": _Op(
+            "logout", "Log out: the session ends for good (a trusted device stays)", tag="session",
+            session="optional", body=BODILESS,
+            ok={204: {"description": "Logged out (also when there was no session); the cookie is cleared"}})},
+        "/api/account/email": {"post": _Op(
+            "change_email", "Change the customer's e-mail address (an important operation)", tag="session",
+            session="required", body=_object({"email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN}}),
+            ok={200: _json("Changed; the old address is told, trusted devices are forgotten",
+                           _object({"status": {"const": "ok"}, "email": {"type": "string"}}, closed=True))},
+            errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
+                    422: ["invalid_request"]})},
         # --- step-up
-        "/api/step-up/code/send": {"post": op(
-            "post", "step_up_code_send", "E-mail a step-up code", tag="step-up", session="required", body=_BODILESS,
+        "/api/step-up/code/send": {"post": _Op(
+            "step_up_code_send", "E-mail a step-up code", tag="step-up", session="required", body=BODILESS,
             ok={200: _json("A code was e-mailed", _ref("CodeSent"))},
             errors={401: ["not_authenticated"], 423: ["account_locked"],
                     429: [("resend_too_soon", "retry_after"), ("rate_limited", "retry_after")],
                     503: ["mail_unavailable"]})},
-        "/api/step-up/code": {"post": op(
-            "post", "step_up_code", "Step up with the e-mailed code", tag="step-up", session="required",
-            body=_object({"code": _string(64, description="6 digits; full-width digits and spaces are accepted")}),
+        "/api/step-up/code": {"post": _Op(
+            "step_up_code", "Step up with the e-mailed code", tag="step-up", session="required",
+            body=_object({"code": code}),
             ok={200: _json("Verified; the session gets a new id (new cookie)", _ref("SteppedUp"))},
             errors={400: [("code_invalid", "attempts_left"), "code_expired", "code_exhausted"],
                     401: ["not_authenticated"], 422: ["invalid_request"], 423: ["account_locked"],
                     429: [("rate_limited", "retry_after")]})},
-        "/api/step-up/passkey/options": {"post": op(
-            "post", "step_up_passkey_options", "Begin a passkey step-up", tag="step-up", session="required", body=_BODILESS,
+        "/api/step-up/passkey/options": {"post": _Op(
+            "step_up_passkey_options", "Begin a passkey step-up", tag="step-up", session="required", body=BODILESS,
             ok={200: _json("Options for navigator.credentials.get(), listing the customer's passkeys",
                            _public_key("StepUpRequestOptions"))},
             errors={401: ["not_authenticated"], 409: ["no_passkey"]})},
-        "/api/step-up/passkey/verify": {"post": op(
-            "post", "step_up_passkey_verify", "Finish a passkey step-up", tag="step-up", session="required",
+        "/api/step-up/passkey/verify": {"post": _Op(
+            "step_up_passkey_verify", "Finish a passkey step-up", tag="step-up", session="required",
             body=_ref("AuthenticationResponseJSON"),
             ok={200: _json("Verified; the session gets a new id (new cookie)", _ref("SteppedUp"))},
             errors={400: ["ceremony_expired"], 401: ["not_authenticated", "passkey_rejected"],
                     429: [("rate_limited", "retry_after")]},
             description="Another customer's passkey is 401 `passkey_rejected`, like a bad signature.")},
         # --- passkey management
-        "/api/passkeys": {"get": op(
-            "get", "passkey_list", "The customer's passkeys, oldest first", tag="passkeys", session="required",
+        "/api/passkeys": {"get": _Op(
+            "passkey_list", "The customer's passkeys, oldest first", tag="passkeys", session="required",
             ok={200: _json("The passkeys and the limit", _object(
                 {"passkeys": {"type": "array", "items": _ref("Passkey")},
                  "limit": {"type": "integer", "minimum": 0, "description": "TOBIRA_MAX_PASSKEYS"}}, closed=True))},
             errors={401: ["not_authenticated"]})},
-        "/api/passkeys/register/options": {"post": op(
-            "post", "passkey_register_options", "Begin registering a passkey (needs a recent step-up)", tag="passkeys", session="required",
-            body=_BODILESS,
+        "/api/passkeys/register/options": {"post": _Op(
+            "passkey_register_options", "Begin registering a passkey (needs a recent step-up)", tag="passkeys",
+            session="required", body=BODILESS,
             ok={200: _json("Options for navigator.credentials.create()", _public_key("CreationOptions"))},
             errors={401: ["not_authenticated"], 403: ["step_up_required"],
                     409: ["passkey_limit_reached", "email_required"]})},
-        "/api/passkeys/register/verify": {"post": op(
-            "post", "passkey_register_verify", "Finish registering a passkey", tag="passkeys", session="required",
-            body=_object({"credential": _ref("RegistrationResponseJSON")},
-                         optional={"name": _string(1024, nullable=True, description=(
-                             "Up to 64 characters after trimming; without a usable one the passkey is named "
-                             "after its provider"))}),
+        "/api/passkeys/register/verify": {"post": _Op(
+            "passkey_register_verify", "Finish registering a passkey", tag="passkeys", session="required",
+            body=_object({"credential": _ref("RegistrationResponseJSON")}, optional={"name": _string(
+                1024, nullable=True, description=f"Up to {NAME_MAX} characters after trimming; without a usable "
+                                                 "one the passkey is named after its provider")}),
             ok={201: _json("Registered", _object({"passkey": _ref("Passkey")}, closed=True))},
             errors={400: ["ceremony_expired", "passkey_rejected"], 401: ["not_authenticated"],
                     409: ["passkey_limit_reached", "credential_exists"], 422: ["invalid_request"]},
@@ -251,38 +254,31 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
                         "a check is 400 `passkey_rejected`, with the reason in `message`.")},
         "/api/passkeys/{passkey_id}": {
             "parameters": [passkey_id],
-            "patch": op(
-                "patch", "passkey_rename", "Rename a passkey", tag="passkeys", session="required",
-                body=_object({"name": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NAME_PATTERN,
-                                       "description": "1-64 characters after trimming and joining runs of spaces; "
-                                                      "no control characters"}}),
+            "patch": _Op(
+                "passkey_rename", "Rename a passkey", tag="passkeys", session="required",
+                body=_object({"name": {
+                    "type": "string", "minLength": 1, "maxLength": NAME_MAX, "pattern": NAME_PATTERN,
+                    "description": f"1-{NAME_MAX} characters after trimming and joining runs of spaces; "
+                                   "no control characters"}}),
                 ok={200: _json("Renamed", _object({"passkey": _ref("Passkey")}, closed=True))},
                 errors={401: ["not_authenticated"], 404: ["not_found"], 422: ["invalid_request"]}),
-            "delete": op(
-                "delete", "passkey_delete", "Delete a passkey (needs a recent step-up)", tag="passkeys", session="required",
+            "delete": _Op(
+                "passkey_delete", "Delete a passkey (needs a recent step-up)", tag="passkeys", session="required",
+                reads_body=True,
                 ok={204: {"description": "Deleted; the customer is told by e-mail"}},
-                errors={401: ["not_authenticated"], 403: ["step_up_required"], 404: ["not_found"]},
-                reads_body=True),
+                errors={401: ["not_authenticated"], 403: ["step_up_required"], 404: ["not_found"]}),
         },
         # --- decisions for other services
-        "/api/authorize": {"post": op(
-            "post", "authorize", "May this session do an important operation now?", tag="decisions", session="required",
-            body=_object({"operation": {"type": "string", "enum": OPERATIONS}}),
+        "/api/authorize": {"post": _Op(
+            "authorize", "May this session do an important operation now?", tag="decisions", session="required",
+            body=_object({"operation": {"type": "string", "enum": list(IMPORTANT_OPERATIONS)}}),
             ok={200: _json("Allowed", _ref("Allowed"))},
             errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
                     422: ["invalid_request"]},
             description="When both apply, `passkey_required` wins over `step_up_required`.")},
-        "/api/account/email": {"post": op(
-            "post", "change_email", "Change the customer's e-mail address (an important operation)", tag="session",
-            session="required",
-            body=_object({"email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN}}),
-            ok={200: _json("Changed; the old address is told, trusted devices are forgotten", _object(
-                {"status": {"const": "ok"}, "email": {"type": "string"}}, closed=True))},
-            errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
-                    422: ["invalid_request"]})},
-        "/auth/check": {"get": op(
-            "get", "auth_check", "Forward auth (nginx auth_request, Traefik forwardAuth)", tag="decisions", session="required",
-            params=[operation],
+        "/auth/check": {"get": _Op(
+            "auth_check", "Forward auth (nginx auth_request, Traefik forwardAuth)", tag="decisions",
+            session="required", params=[operation],
             ok={200: {"description": "Allowed: who it is, in headers; no body", "headers": {
                 "X-Tobira-Customer": {"required": True, "schema": {"type": "string"},
                                       "description": "The customer code"},
@@ -291,53 +287,65 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
                     422: ["invalid_request"]},
             description="The same rules as POST /api/authorize; without `operation` a live session is enough.")},
         # --- for load balancers and tools
-        "/healthz": {"get": op(
-            "get", "healthz", "The process is up", tag="operations",
-            ok={200: _json("Up", _ref("StatusOk"))}, errors={}, uses_database=False)},
-        "/readyz": {"get": op(
-            "get", "readyz", "Ready for traffic: the database answers", tag="operations",
-            ok={200: _json("Ready", _ref("StatusOk"))}, errors={})},
-        "/openapi.json": {"get": op(
-            "get", "openapi", "This document", tag="operations",
-            ok={200: _json("OpenAPI 3.1", {"type": "object"})}, errors={}, uses_database=False)},
+        "/healthz": {"get": _Op(
+            "healthz", "The process is up", tag="operations", uses_database=False,
+            ok={200: _json("Up", _ref("StatusOk"))})},
+        "/readyz": {"get": _Op(
+            "readyz", "Ready for traffic: the database answers", tag="operations",
+            ok={200: _json("Ready", _ref("StatusOk"))})},
+        "/openapi.json": {"get": _Op(
+            "openapi", "This document", tag="operations", uses_database=False,
+            ok={200: _json("OpenAPI 3.1", {"type": "object"})})},
     }
+    return {path: {key: value.build(key, origin) if isinstance(value, _Op) else value for key, value in item.items()}
+            for path, item in paths.items()}
 
 
 # The bodiless POSTs (contract: "accept an empty body or {}"): any JSON object, ignored.
-_BODILESS = {"type": "object", "description": "Ignored: send nothing or `{}`"}
+BODILESS = {"type": "object", "description": "Ignored: send nothing or `{}`"}
 
 
-class _Ops:
-    """Builds one operation and adds what every request of its kind can meet on the way in."""
+@dataclass
+class _Op:
+    """One operation: what its handler answers. `build` adds what every request of its kind can
+    meet on the way in, before the handler runs."""
 
-    def __init__(self, origin_param: dict) -> None:
-        self.origin = origin_param
+    operation_id: str  # the handler's name in server/web/api.py
+    summary: str
+    tag: str
+    ok: dict  # status -> response
+    errors: dict = field(default_factory=dict)  # status -> [code, or (code, extra, ...)]
+    session: str | None = None  # "required" | "optional"
+    body: dict | None = None
+    body_required: bool = True
+    params: list = field(default_factory=list)
+    description: str | None = None
+    reads_body: bool = False  # reads a body it does not describe (DELETE)
+    uses_database: bool = True
 
-    def __call__(self, method: str, operation_id: str, summary: str, *, tag: str, ok: dict, errors: dict,
-                 session: str | None = None, body: dict | None = None, body_required: bool = True,
-                 params: list | None = None, description: str | None = None, reads_body: bool = False,
-                 uses_database: bool = True) -> dict:
-        errors = {status: list(codes) for status, codes in errors.items()}
-        parameters = [_ref("lang", kind="parameters"), *(params or [])]
-        if method in STATE_CHANGING:
-            parameters.append(self.origin)
+    def build(self, method: str, origin: dict) -> dict:
+        errors = {status: list(codes) for status, codes in self.errors.items()}
+        parameters = [_ref("lang", kind="parameters"), *self.params]
+        if method in STATE_CHANGING:  # web/middleware.py OriginCheck, before routing
+            parameters.append(origin)
             errors.setdefault(403, []).insert(0, "csrf_rejected")
-        if body is not None or reads_body:  # web/api.py read_json
+        if self.body is not None or self.reads_body:  # web/api.py read_json
             errors.setdefault(400, []).insert(0, "invalid_request")
             errors[415] = ["unsupported_media_type"]
         errors[413] = ["payload_too_large"]  # web/middleware.py BodyLimit, before routing
-        if uses_database:
+        if self.uses_database:
             errors.setdefault(503, []).insert(0, "unavailable")
-        operation = {"tags": [tag], "summary": summary, "operationId": operation_id}
-        if description:
-            operation["description"] = description
+        operation = {"tags": [self.tag], "summary": self.summary, "operationId": self.operation_id}
+        if self.description:
+            operation["description"] = self.description
         operation["parameters"] = parameters
-        if body is not None:
-            operation["requestBody"] = {"required": body_required and body is not _BODILESS,
-                                        "content": {"application/json": {"schema": body}}}
-        operation["security"] = {"required": [{"session": []}], "optional": [{}, {"session": []}]}.get(session, [])
-        operation["responses"] = {**{str(s): r for s, r in ok.items()},
-                                  **{str(s): _error_or_ref(s, errors[s]) for s in sorted(errors)}}
+        if self.body is not None:
+            operation["requestBody"] = {"required": self.body_required and self.body is not BODILESS,
+                                        "content": {"application/json": {"schema": self.body}}}
+        operation["security"] = {"required": [{"session": []}],
+                                 "optional": [{}, {"session": []}]}.get(self.session, [])
+        operation["responses"] = {**{str(status): response for status, response in self.ok.items()},
+                                  **{str(status): _error_or_ref(status, errors[status]) for status in sorted(errors)}}
         return operation
 
 
@@ -425,13 +433,18 @@ def _error_body(codes: list[str], extras: tuple[str, ...] = ()) -> dict:
 # --- schemas ----------------------------------------------------------------------------------
 
 
-def _b64(max_bytes: int, description: str, *, min_length: int = 0) -> dict:
-    """Binary in base64url, capped as server/verify.py caps it before decoding anything.
+def _b64_length(max_bytes: int) -> int:
+    return -(-max_bytes * 4 // 3)  # unpadded base64 of max_bytes bytes
+
+
+def _b64(field: str, description: str, *, min_length: int = 0) -> dict:
+    """Binary in base64url, capped as server/verify.py caps `field` before decoding anything (the
+    server also takes the standard alphabet and padding: real browsers sent both).
 
     Spelled out rather than `allOf: [Base64URL]`: the same meaning, and schemathesis generates
     boundary values for it in milliseconds instead of minutes.
     """
-    schema = {**BASE64URL, "maxLength": -(-max_bytes * 4 // 3), "description": description}
+    schema = {**BASE64URL, "maxLength": _b64_length(CAPS[field]), "description": description}
     if min_length:
         schema["minLength"] = min_length
     return schema
@@ -442,7 +455,7 @@ def _schemas() -> dict:
     descriptor = _object({"type": {"const": "public-key"}, "id": _ref("Base64URL")},
                          optional={"transports": {"type": "array", "items": {"type": "string"}}})
     return {
-        "Base64URL": {**BASE64URL, "description": "base64url without padding (RFC 4648 §5)"},
+        "Base64URL": {**BASE64URL, "description": "base64url without padding (RFC 4648 §5)"},  # what the server sends
         "AuthMethod": {"type": "string", "enum": ["passkey", "email_code", "trusted_device"]},
         "StatusOk": _object({"status": {"const": "ok"}}, closed=True),
         "CodeSent": _object({"status": {"const": "code_sent"}}, closed=True),
@@ -467,14 +480,14 @@ def _schemas() -> dict:
         }, closed=True),
         "Passkey": _object({
             "id": _ref("Base64URL"),
-            "name": {"type": "string", "minLength": 1, "maxLength": 64},
+            "name": {"type": "string", "minLength": 1, "maxLength": NAME_MAX},
             "provider": {"type": ["string", "null"],
                          "description": "From the authenticator's AAGUID (the community list shipped with Tobira)"},
             "backup_eligible": {"type": "boolean"},
             "synced": {"type": "boolean", "description": "The backup-state flag"},
             "created_at": date_time,
             "last_used_at": {"type": ["string", "null"], "format": "date-time"},
-            "transports": {"type": "array", "items": {"type": "string", "enum": TRANSPORTS}},
+            "transports": {"type": "array", "items": {"type": "string", "enum": sorted(TRANSPORTS)}},
         }, closed=True),
         # What the server sends: python-fido2's WebAuthn Level 3 JSON forms (open: the spec grows).
         "CreationOptions": _object({
@@ -504,24 +517,24 @@ def _schemas() -> dict:
         # What the server accepts: PublicKeyCredential.prototype.toJSON(). Only the fields the server
         # reads are required; the others (clientExtensionResults, authenticatorAttachment, ...) are ignored.
         "RegistrationResponseJSON": _object({
-            "id": _b64(2048, "The credential ID; must equal rawId and the attested credential ID"),
-            "rawId": _b64(2048, "The credential ID"),
+            "id": _b64("id", "The credential ID; must equal rawId and the attested one; over 1023 bytes is refused"),
+            "rawId": _b64("id", "The credential ID"),
             "type": {"const": "public-key"},
             "response": _object({
-                "clientDataJSON": _b64(4096, "CollectedClientData, UTF-8 JSON"),
-                "attestationObject": _b64(16384, "CBOR; attestation format \"none\" is asked for"),
+                "clientDataJSON": _b64("clientDataJSON", "CollectedClientData, UTF-8 JSON"),
+                "attestationObject": _b64("attestationObject", "CBOR; attestation format \"none\" is asked for"),
             }, optional={"transports": {"type": "array", "items": {"type": "string"},
-                                        "description": "Kept when among " + ", ".join(TRANSPORTS)}}),
+                                        "description": "Kept when among " + ", ".join(sorted(TRANSPORTS))}}),
         }, optional={"clientExtensionResults": {"type": "object"}, "authenticatorAttachment": {"type": "string"}}),
         "AuthenticationResponseJSON": _object({
-            "id": _b64(2048, "The credential ID; must equal rawId"),
-            "rawId": _b64(2048, "The credential ID"),
+            "id": _b64("id", "The credential ID; must equal rawId"),
+            "rawId": _b64("id", "The credential ID"),
             "type": {"const": "public-key"},
             "response": _object({
-                "clientDataJSON": _b64(4096, "CollectedClientData, UTF-8 JSON"),
-                "authenticatorData": _b64(1024, "The authenticator data"),
-                "signature": _b64(8192, "The assertion signature", min_length=1),
-            }, optional={"userHandle": {"anyOf": [_b64(64, "The user handle: required for a passkey login"),
+                "clientDataJSON": _b64("clientDataJSON", "CollectedClientData, UTF-8 JSON"),
+                "authenticatorData": _b64("authenticatorData", "The authenticator data"),
+                "signature": _b64("signature", "The assertion signature", min_length=1),
+            }, optional={"userHandle": {"anyOf": [_b64("userHandle", "The user handle: required for a passkey login"),
                                                   {"type": "null"}]}}),
         }, optional={"clientExtensionResults": {"type": "object"}, "authenticatorAttachment": {"type": "string"}}),
     }

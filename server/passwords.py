@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 from argon2 import PasswordHasher
@@ -22,7 +23,8 @@ class Passwords:
                  workers: int | None = None) -> None:
         self._hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_cost, parallelism=parallelism)
         # One hash per core at a time: more threads would only queue inside the CPU.
-        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="argon2")
+        self._pool = ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 2, thread_name_prefix="argon2",
+                                        initializer=_lower_priority)
         # Unknown customers are checked against this, so they cost the same time as known ones.
         self._dummy_hash = self._hasher.hash(secrets.token_urlsafe(16))
 
@@ -47,6 +49,18 @@ class Passwords:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _lower_priority() -> None:
+    """Hashing threads yield the CPU to the event loop and the database thread when both want it.
+
+    A guessing flood (or a rush of legacy logins) then slows password logins, which are seconds-
+    long anyway, instead of every passkey login and page. Linux applies nice values per thread;
+    elsewhere this does nothing."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+    except (AttributeError, OSError):
+        pass
 
 
 def check_password_rules(password: str) -> str | None:

@@ -41,6 +41,7 @@ part of that transaction.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import threading
@@ -163,13 +164,56 @@ class Throttle:
         self.mails_per_address = _item(settings.code_send_address_limit)
         # limits' Redis storage keeps windows in real time; SqlStorage in the app's clock.
         self._now = storage.now if isinstance(storage, SqlStorage) else time.time
+        # Refusals this process has already seen, until their window ends: a flood from an address
+        # that is over its limit is then turned away without a storage round trip (on SQLite that
+        # round trip queues behind every customer's login). Only refusals are remembered, so
+        # nothing here is state another instance needs: each one reads the shared counter itself.
+        self._refused: dict[tuple, float] = {}
+        self.tarpit_seconds = 1.0
+
+    async def turn_away_known(self, *, ip: str | None = None, customer: str | None = None) -> None:
+        """On the event loop, before any other work: a refusal already known is answered from
+        memory, and a second late. A client that keeps sending after a 429 (a flood) is held to one
+        request per connection per second for the price of a sleeping task, instead of taking the
+        server's time at the rate it can send."""
+        try:
+            self.refused_recently(ip=ip, customer=customer)
+        except RateLimited:
+            if self.tarpit_seconds:
+                await asyncio.sleep(self.tarpit_seconds)
+            raise
+
+    def refused_recently(self, *, ip: str | None = None, customer: str | None = None) -> None:
+        """From memory only (safe on the event loop): RateLimited when a refusal for this address
+        or customer is known and its window has not ended."""
+        if not self._refused:
+            return
+        now = self._now()
+        for _, key in self._failure_keys(ip, customer):
+            until = self._refused.get(key)
+            if until is not None:
+                if now < until:
+                    raise RateLimited(retry_after=max(1, math.ceil(until - now)),
+                                      reason=f"failed sign-ins: {key[1]} (known)")
+                self._refused.pop(key, None)
 
     def check(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
         """Raise RateLimited when this address or this customer has used up its failed sign-ins."""
+        self.refused_recently(ip=ip, customer=customer)
         with self._using(db):
             for item, key in self._failure_keys(ip, customer):
                 if not self.limiter.test(item, *key):
-                    raise RateLimited(retry_after=self._wait(item, key), reason=f"failed sign-ins: {key[1]}")
+                    wait = self._wait(item, key)
+                    self._remember_refusal(key, wait)
+                    raise RateLimited(retry_after=wait, reason=f"failed sign-ins: {key[1]}")
+
+    def _remember_refusal(self, key: tuple, wait: int) -> None:
+        if len(self._refused) >= 10_000:  # bounded: drop what has ended, else start over
+            now = self._now()
+            self._refused = {k: v for k, v in self._refused.items() if v > now}
+            if len(self._refused) >= 10_000:
+                self._refused.clear()
+        self._refused[key] = self._now() + wait
 
     def failed(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
         """Count one failed sign-in against this address and this customer."""

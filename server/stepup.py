@@ -69,6 +69,7 @@ async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
 
 
 async def check_code(ctx: Context, *, session: Session, entered: str, client: Client) -> SteppedUp:
+    await ctx.throttle.turn_away_known(ip=client.ip)
     await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
 
     def check(db: Db):

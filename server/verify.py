@@ -48,6 +48,20 @@ CAPS = {
     "signature": 8192,
     "userHandle": 64,
 }
+
+
+def _b64_length(size: int) -> int:
+    return (size * 4 + 2) // 3
+
+
+# The largest toJSON() a response within CAPS can be, with room to spare for the short fields and
+# extension results. A bigger body cannot be a response we would accept, so web/api.py refuses it
+# by its Content-Length before reading or parsing it: a flood of maximum-size junk costs little.
+MAX_AUTHENTICATION_JSON = 2 * _b64_length(CAPS["id"]) + sum(
+    _b64_length(CAPS[f]) for f in ("clientDataJSON", "authenticatorData", "signature", "userHandle")) + 8192
+MAX_REGISTRATION_JSON = 2 * _b64_length(CAPS["id"]) + sum(
+    _b64_length(CAPS[f]) for f in ("clientDataJSON", "attestationObject", "authenticatorData")) + 16384
+
 KNOWN_FORMATS = {"none", "packed", "tpm", "android-key", "android-safetynet", "fido-u2f", "apple"}
 TRANSPORTS = {"usb", "nfc", "ble", "smart-card", "hybrid", "internal"}
 

@@ -120,7 +120,9 @@ def make_app(settings, clock, passwords):
     def make(**overrides):
         s = dataclasses.replace(settings, **overrides) if overrides else settings
         mailer = SmtpMailer(s.smtp) if s.smtp else None
-        return create_app(s, clock=clock, passwords=passwords, mailer=mailer)
+        app = create_app(s, clock=clock, passwords=passwords, mailer=mailer)
+        app.state.ctx.throttle.tarpit_seconds = 0  # refusals at once (test_ratelimit checks the delay)
+        return app
 
     return make
 

@@ -257,6 +257,28 @@ def test_passkey_login(client, registered, app, mailsink):
     mailsink.wait_for(lambda m: "ログインのお知らせ" in str(m["Subject"]) and "パスキー" in body(m))
 
 
+def test_a_body_larger_than_any_assertion_is_refused_unread(client, registered, app):
+    """Maximum-size junk is turned away by its announced size (400, the contract's "sizes"), and
+    the ceremony it claims to answer is not used up by it."""
+    from server.verify import MAX_AUTHENTICATION_JSON
+
+    opts = options(client, "/api/login/passkey/options")
+    real = registered.get(b64url_decode(opts["challenge"]))
+    padded = dict(real, clientExtensionResults={"pad": "A" * MAX_AUTHENTICATION_JSON})
+    r = client.post("/api/login/passkey/verify", json=padded)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "invalid_request"
+    assert client.post("/api/login/passkey/verify", json=real).status_code == 200
+    assert rows(app, Credential)[0].sign_count == 1
+
+
+def test_junk_registrations_from_strangers_are_refused_before_their_body(client):
+    junk = b'{"credential": {"id": "' + b"A" * 60000 + b'"}}'
+    r = client.post("/api/passkeys/register/verify", content=junk, headers={"Content-Type": "application/json"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "not_authenticated"
+    r = client.post("/api/step-up/passkey/verify", content=junk, headers={"Content-Type": "application/json"})
+    assert r.status_code == 401 and r.json()["error"]["code"] == "not_authenticated"
+
+
 def test_synced_passkey_with_zero_counter_logs_in_again_and_again(logged_in, app):
     key = SoftKey(EDDSA, synced=True)
     register(logged_in, key)

@@ -127,6 +127,46 @@ def test_the_window_passes(limited, clock):
         assert attempt(c, pw=PASSWORD).status_code == 200
 
 
+def test_junk_login_responses_count_as_failures(limited):
+    """A flood of malformed or oversized "passkey responses" from one address is refused like a
+    flood of guesses, and then before its body is read."""
+    junk = [b"[]", b'{"id": 5}', b'{"id": "' + b"A" * 40000 + b'"}']
+    with client_from(limited, "203.0.113.21") as c:
+        c.post("/api/login/passkey/options", json={})
+        statuses = [c.post("/api/login/passkey/verify", content=junk[i % 3],
+                           headers={"Content-Type": "application/json"}).status_code for i in range(5)]
+        assert statuses == [400] * 5
+        assert_limited(c.post("/api/login/passkey/verify", json={}))
+        assert_limited(attempt(c, pw=PASSWORD))  # the same address's failures, whatever their kind
+
+
+def test_a_known_refusal_is_answered_late_without_a_round_trip(limited, monkeypatch):
+    """The first refusal reads the shared counter; later ones come from memory, each a second
+    late (a flood is held to one request per connection per second)."""
+    import server.ratelimit as ratelimit
+
+    slept = []
+
+    async def fake_sleep(seconds):
+        slept.append(seconds)
+
+    monkeypatch.setattr(ratelimit.asyncio, "sleep", fake_sleep)
+    throttle = limited.state.ctx.throttle
+    throttle.tarpit_seconds = 1.0
+    reads = []
+    real_test = throttle.limiter.test
+    monkeypatch.setattr(throttle.limiter, "test", lambda *a: reads.append(1) or real_test(*a))
+    with client_from(limited, "203.0.113.22") as c:
+        for _ in range(5):
+            attempt(c)
+        assert_limited(attempt(c))
+        assert slept == [] and reads, "the first refusal came from the shared counter, at once"
+        reads.clear()
+        for _ in range(3):
+            assert_limited(attempt(c))
+        assert slept == [1.0] * 3 and reads == [], "known refusals: from memory, late"
+
+
 def test_wrong_codes_count(limited, mailsink):
     with client_from(limited, "203.0.113.12") as c:
         attempt(c, pw=PASSWORD)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, store
+from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, store, verify
 from ..context import Context
 from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError
 from ..openapi import document as openapi_document
@@ -20,9 +20,20 @@ from .responses import error_response
 log = logging.getLogger("tobira.api")
 
 
-async def read_json(request: Request) -> dict:
-    """The body as a JSON object; an empty body is `{}` (bodiless POSTs)."""
+async def read_json(request: Request, *, max_bytes: int | None = None) -> dict:
+    """The body as a JSON object; an empty body is `{}` (bodiless POSTs).
+
+    max_bytes: a body announced bigger than this is refused (400) without being read or parsed."""
+    if max_bytes is not None:
+        try:
+            announced = int(request.headers.get("content-length", "0"))
+        except ValueError:
+            announced = 0
+        if announced > max_bytes:
+            raise InvalidRequest(reason=f"body of {announced} bytes is larger than any WebAuthn response")
     body = await request.body()
+    if max_bytes is not None and len(body) > max_bytes:
+        raise InvalidRequest(reason=f"body of {len(body)} bytes is larger than any WebAuthn response")
     if not body.strip():
         return {}
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
@@ -181,7 +192,13 @@ async def passkey_login_options(request: Request) -> Response:
 
 
 async def passkey_login_verify(request: Request) -> Response:
-    body = await read_json(request)
+    ctx, who = _ctx(request), client(request)
+    await ctx.throttle.turn_away_known(ip=who.ip)  # before reading a body it would refuse anyway
+    try:
+        body = await read_json(request, max_bytes=verify.MAX_AUTHENTICATION_JSON)
+    except InvalidRequest:
+        await ceremonies.count_malformed(ctx, who)
+        raise
     step = await ceremonies.complete_login(_ctx(request), session_id_hash=request.app.state.cookies.session_hash(request),
                                            credential=body, client=client(request))
     return _login_answer(request, step)
@@ -218,8 +235,8 @@ async def step_up_passkey_options(request: Request) -> Response:
 
 
 async def step_up_passkey_verify(request: Request) -> Response:
-    body = await read_json(request)
-    session = await _require_login(request)
+    session = await _require_login(request)  # before the body: a stranger's junk is not even read
+    body = await read_json(request, max_bytes=verify.MAX_AUTHENTICATION_JSON)
     done = await ceremonies.complete_step_up(_ctx(request), session=session, credential=body, client=client(request))
     return _stepped_up_answer(request, done)
 
@@ -241,8 +258,8 @@ async def passkey_register_options(request: Request) -> Response:
 
 
 async def passkey_register_verify(request: Request) -> Response:
-    body = await read_json(request)
-    session = await _require_login(request)
+    session = await _require_login(request)  # before the body: a stranger's junk is not even read
+    body = await read_json(request, max_bytes=verify.MAX_REGISTRATION_JSON)
     credential = body.get("credential")
     if not isinstance(credential, dict):
         raise InvalidField(reason="credential must be an object", field="credential")
