@@ -52,7 +52,7 @@ def _descriptor(credential: Credential) -> PublicKeyCredentialDescriptor:
 
 def _store_ceremony(db: Db, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:
     challenge = secrets.token_bytes(32)
-    store.add_ceremony(db, Ceremony(challenge_hash=_challenge_hash(challenge), kind=kind,
+    store.add_ceremony(db, store.Plain(challenge_hash=_challenge_hash(challenge), kind=kind,
                                     session_id_hash=session_id_hash, user_id=user_id, challenge=challenge,
                                     expires_at=ctx.clock() + CEREMONY_TTL))
     return challenge

@@ -15,7 +15,7 @@ from sqlmodel import Session as Db
 
 from . import store
 from .config import Settings
-from .models import Session, User
+from .models import Session, User  # noqa: F401  (the shapes of what these functions return)
 
 ANONYMOUS, PENDING, ACTIVE = "anonymous", "pending", "active"
 
@@ -39,7 +39,7 @@ def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method:
     if replacing:
         store.delete_session(db, replacing)
     raw_id = secrets.token_urlsafe(32)
-    row = store.add_session(db, Session(
+    row = store.add_session(db, store.Plain(
         id_hash=hash_id(raw_id), user_id=user.id if user else None, state=state, auth_method=auth_method,
         created_at=now, last_seen_at=now, authenticated_at=now if state == ACTIVE else None,
         verified_at=now if verified else None, verified_by=auth_method if verified else None,
@@ -56,7 +56,7 @@ def rotate(db: Db, row: Session, *, now: datetime, verified_by: str | None) -> N
     """
     store.delete_session(db, row.id_hash)
     raw_id = secrets.token_urlsafe(32)
-    new = store.add_session(db, Session(
+    new = store.add_session(db, store.Plain(
         id_hash=hash_id(raw_id), user_id=row.user_id, state=row.state, auth_method=row.auth_method,
         created_at=row.created_at, last_seen_at=now, authenticated_at=row.authenticated_at,
         verified_at=now if verified_by else row.verified_at, verified_by=verified_by or row.verified_by,

@@ -2,32 +2,108 @@
 
 from __future__ import annotations
 
+import functools
 import json
-from datetime import datetime
+import re
+from datetime import datetime, timezone
+from types import SimpleNamespace
 
-from sqlalchemy import case, delete, func, or_, select, update
+from sqlalchemy import Boolean, case, delete, func, or_, select, update
 from sqlmodel import Session as Db
 
 from .db import insert_for
 from .models import (Ceremony, Credential, OneTimeCode, OutboxMail, RateLimitCounter, SecurityEvent, Session,
-                     TrustedDevice, User)
+                     TrustedDevice, User, UTCDateTime)
 
 
 def _core(db: Db, stmt):
-    """Run an INSERT/UPDATE/DELETE as plain SQL on the transaction's connection.
-
-    The ORM's path for the same statement costs several hundred microseconds more (unit of work,
-    synchronising loaded objects); on the login path that was most of the server's CPU. Used for
-    rows nothing in the same transaction holds as a loaded object."""
+    """Run an INSERT/UPDATE/DELETE as SQL on the transaction's connection, past the ORM's unit of
+    work. Used for rows nothing in the same transaction holds as a loaded object."""
     return db.connection().execute(stmt)
 
 
-def _insert(db: Db, row):
-    """INSERT a new model row through `_core`; the object is returned as given (its fields are what
-    was written; an autoincrement id stays unset)."""
-    values = {k: v for k, v in row.__dict__.items() if not k.startswith("_") and v is not None}
-    _core(db, type(row).__table__.insert().values(**values))
-    return row
+# --- plain SQL for the login path ------------------------------------------------------------
+# Every login, every page and every other service's session check runs these. Through the ORM
+# each statement cost 150-400 microseconds of Python (and building a model object 100 more): on
+# the benchmark (bench/) that was most of the server's time, against about 5 for the statement in
+# SQLite itself. So they are plain DB-API SQL on the transaction's own connection (one
+# transaction, one rollback, as everywhere), and their rows come back as `Plain` objects: the
+# table's column names as attributes, the same Python types the models give.
+
+
+class Plain(SimpleNamespace):
+    """A row as attributes (readable and settable), without the ORM's bookkeeping."""
+
+
+@functools.lru_cache(maxsize=None)
+def _kinds(table) -> tuple[frozenset, frozenset]:
+    dates = frozenset(c.name for c in table.columns if isinstance(c.type, UTCDateTime))
+    flags = frozenset(c.name for c in table.columns if isinstance(c.type, Boolean))
+    return dates, flags
+
+
+@functools.lru_cache(maxsize=512)
+def _for_postgresql(sql: str) -> str:
+    return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
+
+
+def _sqlite_value(value):
+    # SQLAlchemy's own storage format for DATETIME on SQLite (so its queries compare the same).
+    if isinstance(value, datetime):
+        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
+
+
+def _execute(db: Db, sql: str, params: dict | None = None):
+    connection = db.connection()  # the ORM transaction's connection (SQLite: BEGIN IMMEDIATE done)
+    dbapi = connection.connection.driver_connection
+    if connection.dialect.name == "postgresql":
+        cursor = dbapi.cursor()
+        cursor.execute(_for_postgresql(sql), params or {})
+        return cursor
+    if params:
+        params = {k: _sqlite_value(v) for k, v in params.items()}
+    return dbapi.execute(sql, params or {})
+
+
+def _plain(table, cursor, row) -> Plain | None:
+    if row is None:
+        return None
+    dates, flags = _kinds(table)
+    values = {}
+    for column, value in zip(cursor.description, row):
+        name = column[0]
+        if value is not None:
+            if name in dates:
+                if isinstance(value, str):
+                    value = datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+                else:
+                    value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+            elif name in flags:
+                value = bool(value)
+            elif isinstance(value, memoryview):
+                value = value.tobytes()
+        values[name] = value
+    return Plain(**values)
+
+
+def _one(db: Db, model, sql: str, params: dict) -> Plain | None:
+    cursor = _execute(db, sql, params)
+    return _plain(model.__table__, cursor, cursor.fetchone())
+
+
+def _fields(row) -> dict:
+    """The column values of a model object or a Plain."""
+    return {k: v for k, v in vars(row).items() if not k.startswith("_")}
+
+
+def _insert(db: Db, model, values: dict) -> Plain:
+    """INSERT one row of `model` (None values are left to the column default); returns it as Plain."""
+    given = {k: v for k, v in values.items() if v is not None}
+    names = ", ".join(given)
+    marks = ", ".join(f":{k}" for k in given)
+    _execute(db, f"INSERT INTO {model.__tablename__} ({names}) VALUES ({marks})", given)
+    return Plain(**values)
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -39,12 +115,12 @@ def add_user(db: Db, user: User) -> User:
     return user
 
 
-def user_by_code(db: Db, customer_code: str) -> User | None:
-    return db.exec(select(User).where(User.customer_code == customer_code)).scalars().first()
+def user_by_code(db: Db, customer_code: str) -> Plain | None:
+    return _one(db, User, "SELECT * FROM users WHERE customer_code = :code", {"code": customer_code})
 
 
-def user_by_id(db: Db, user_id: int) -> User | None:
-    return db.get(User, user_id)
+def user_by_id(db: Db, user_id: int) -> Plain | None:
+    return _one(db, User, "SELECT * FROM users WHERE id = :id", {"id": user_id})
 
 
 def count_users(db: Db) -> int:
@@ -64,7 +140,8 @@ def lock_user(db: Db, user_id: int, when: datetime) -> bool:
 
 
 def record_login(db: Db, user_id: int, when: datetime) -> None:
-    _core(db, update(User).where(User.id == user_id).values(failed_logins=0, last_login_at=when))
+    _execute(db, "UPDATE users SET failed_logins = 0, last_login_at = :when WHERE id = :id",
+             {"when": when, "id": user_id})
 
 
 def unlock_user(db: Db, user_id: int) -> None:
@@ -88,20 +165,20 @@ def set_email(db: Db, user_id: int, email: str) -> None:
 # --- sessions ------------------------------------------------------------------------------
 
 
-def add_session(db: Db, session: Session) -> Session:
-    return _insert(db, session)
+def add_session(db: Db, session) -> Plain:
+    return _insert(db, Session, _fields(session))
 
 
-def session_by_hash(db: Db, id_hash: str) -> Session | None:
-    return db.get(Session, id_hash)
+def session_by_hash(db: Db, id_hash: str) -> Plain | None:
+    return _one(db, Session, "SELECT * FROM sessions WHERE id_hash = :h", {"h": id_hash})
 
 
 def delete_session(db: Db, id_hash: str) -> bool:
-    return _core(db, delete(Session).where(Session.id_hash == id_hash)).rowcount == 1
+    return _execute(db, "DELETE FROM sessions WHERE id_hash = :h", {"h": id_hash}).rowcount == 1
 
 
 def touch_session(db: Db, id_hash: str, when: datetime) -> None:
-    _core(db, update(Session).where(Session.id_hash == id_hash).values(last_seen_at=when))
+    _execute(db, "UPDATE sessions SET last_seen_at = :when WHERE id_hash = :h", {"when": when, "h": id_hash})
 
 
 def delete_user_sessions(db: Db, user_id: int) -> int:
@@ -180,11 +257,11 @@ def add_event(
     db: Db, *, kind: str, when: datetime, user_id: int | None, ip: str | None = None,
     user_agent: str | None = None, **detail
 ) -> SecurityEvent:
-    event = SecurityEvent(
+    event = _insert(db, SecurityEvent, dict(
         kind=kind, created_at=when, user_id=user_id, ip=ip, user_agent=(user_agent or None) and user_agent[:300],
         detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
-    )
-    _insert(db, event)
+    ))
+
     # Logged by Database.run_sync once the transaction commits: a rolled-back event never happened.
     db.info.setdefault("events", []).append(event)
     return event
@@ -200,7 +277,8 @@ def events_of(db: Db, user_id: int, *, newest_first: bool = False, limit: int | 
 
 
 def enqueue_mail(db: Db, *, kind: str, to_addr: str, message: str, when: datetime) -> None:
-    _insert(db, OutboxMail(kind=kind, to_addr=to_addr, message=message, created_at=when, next_attempt_at=when))
+    _insert(db, OutboxMail, dict(kind=kind, to_addr=to_addr, message=message, created_at=when, next_attempt_at=when,
+                                 attempts=0))
 
 
 def claim_mail(db: Db, *, now: datetime, until: datetime, token: str, limit: int) -> list[OutboxMail]:
@@ -259,8 +337,8 @@ def bump_counter(db: Db, key: str, *, amount: int, now: datetime, expires_at: da
     return db.exec(stmt).scalar_one()
 
 
-def counter(db: Db, key: str, now: datetime) -> RateLimitCounter | None:
-    row = db.get(RateLimitCounter, key)
+def counter(db: Db, key: str, now: datetime) -> Plain | None:
+    row = _one(db, RateLimitCounter, "SELECT * FROM rate_limits WHERE key = :key", {"key": key})
     return row if row is not None and row.expires_at > now else None
 
 
@@ -279,17 +357,14 @@ def delete_expired_counters(db: Db, now: datetime) -> int:
 # --- ceremonies ----------------------------------------------------------------------------
 
 
-def add_ceremony(db: Db, ceremony: Ceremony) -> None:
-    _insert(db, ceremony)
+def add_ceremony(db: Db, ceremony) -> None:
+    _insert(db, Ceremony, _fields(ceremony))
 
 
-def take_ceremony(db: Db, *, challenge_hash: str, session_id_hash: str, kind: str) -> Ceremony | None:
+def take_ceremony(db: Db, *, challenge_hash: str, session_id_hash: str, kind: str) -> Plain | None:
     """Delete the ceremony as it is read: of any number of parallel callers, one gets it."""
-    stmt = (delete(Ceremony)
-            .where(Ceremony.challenge_hash == challenge_hash, Ceremony.session_id_hash == session_id_hash,
-                   Ceremony.kind == kind)
-            .returning(Ceremony))
-    return db.exec(stmt).scalars().first()
+    return _one(db, Ceremony, "DELETE FROM ceremonies WHERE challenge_hash = :c AND session_id_hash = :s"
+                              " AND kind = :k RETURNING *", {"c": challenge_hash, "s": session_id_hash, "k": kind})
 
 
 def delete_expired_ceremonies(db: Db, now: datetime) -> int:
@@ -305,12 +380,11 @@ def credentials_of(db: Db, user_id: int) -> list[Credential]:
 
 
 def count_credentials(db: Db, user_id: int) -> int:
-    stmt = select(func.count()).select_from(Credential).where(Credential.user_id == user_id)
-    return db.exec(stmt).scalar_one()
+    return _execute(db, "SELECT count(*) FROM credentials WHERE user_id = :u", {"u": user_id}).fetchone()[0]
 
 
-def credential_by_raw_id(db: Db, credential_id: bytes) -> Credential | None:
-    return db.exec(select(Credential).where(Credential.credential_id == credential_id)).scalars().first()
+def credential_by_raw_id(db: Db, credential_id: bytes) -> Plain | None:
+    return _one(db, Credential, "SELECT * FROM credentials WHERE credential_id = :c", {"c": credential_id})
 
 
 def add_credential(db: Db, credential: Credential) -> Credential:
@@ -322,10 +396,10 @@ def add_credential(db: Db, credential: Credential) -> Credential:
 def record_credential_use(db: Db, credential_pk: int, *, old_count: int, new_count: int, backup_state: bool,
                           when: datetime) -> bool:
     """Compare-and-set: False when another login moved the counter first (security.md §12)."""
-    stmt = (update(Credential)
-            .where(Credential.id == credential_pk, Credential.sign_count == old_count)
-            .values(sign_count=new_count, backup_state=backup_state, last_used_at=when))
-    return _core(db, stmt).rowcount == 1
+    return _execute(db, "UPDATE credentials SET sign_count = :new, backup_state = :bs, last_used_at = :when"
+                        " WHERE id = :id AND sign_count = :old",
+                    {"new": new_count, "bs": backup_state, "when": when, "id": credential_pk,
+                     "old": old_count}).rowcount == 1
 
 
 def rename_credential(db: Db, user_id: int, credential_id: bytes, name: str) -> Credential | None:
