@@ -242,16 +242,17 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
         await _failed(ctx, owner.id, client, "user_handle")
         raise PasskeyRejected(reason="userHandle missing or not the credential's owner")
     result = await _check_assertion(ctx, response, ceremony, stored, owner, client)
+    now = ctx.clock()
+    notice = notices.login_notice(ctx, owner, "passkey", client, now)
 
     def log_in(db: Db) -> LoginStep | None:
-        now = ctx.clock()
         if not _record_use(db, stored, result, now):
             return None
         anonymous = store.session_by_hash(db, session_id_hash)
         redirect = (anonymous.next_path if anonymous else None) or DEFAULT_REDIRECT
         new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
                               ip=client.ip, user_agent=client.user_agent, replacing=session_id_hash)
-        notices.logged_in(db, ctx, owner, "passkey", client, now)
+        notices.logged_in(db, ctx, owner, "passkey", client, now, notice=notice)
         return LoginStep("ok", new.raw_id, redirect=redirect)
 
     step = await ctx.db.run(log_in)

@@ -9,6 +9,7 @@ from datetime import datetime, timezone
 from types import SimpleNamespace
 
 from sqlalchemy import Boolean, case, delete, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session as Db
 
 from .db import insert_for
@@ -57,13 +58,24 @@ def _sqlite_value(value):
 def _execute(db: Db, sql: str, params: dict | None = None):
     connection = db.connection()  # the ORM transaction's connection (SQLite: BEGIN IMMEDIATE done)
     dbapi = connection.connection.driver_connection
-    if connection.dialect.name == "postgresql":
-        cursor = dbapi.cursor()
-        cursor.execute(_for_postgresql(sql), params or {})
-        return cursor
-    if params:
-        params = {k: _sqlite_value(v) for k, v in params.items()}
-    return dbapi.execute(sql, params or {})
+    dialect = connection.dialect
+    cursor = None
+    try:
+        if dialect.name == "postgresql":
+            cursor = dbapi.cursor()
+            cursor.execute(_for_postgresql(sql), params or {})
+            return cursor
+        if params:
+            params = {k: _sqlite_value(v) for k, v in params.items()}
+        return dbapi.execute(sql, params or {})
+    except dialect.loaded_dbapi.Error as exc:
+        # What SQLAlchemy does for its own statements: a lost connection is dropped from the pool,
+        # and the driver's error becomes SQLAlchemy's, so Database.run maps an outage to 503.
+        lost = dialect.is_disconnect(exc, dbapi, cursor)
+        if lost:
+            connection.invalidate(exc)
+        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
+                                  connection_invalidated=lost) from exc
 
 
 def _plain(table, cursor, row) -> Plain | None:

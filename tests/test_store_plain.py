@@ -1,0 +1,71 @@
+"""The login path's plain-SQL queries (store.py) give the same values as the ORM does, on both
+databases, and their errors are SQLAlchemy's (so an outage is still a 503, never a 500)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
+
+from server import sessions, store
+from server.errors import Unavailable
+from server.models import Ceremony, Session, User
+from conftest import add_customer
+
+
+def test_rows_read_with_plain_sql_match_the_orm(app):
+    db = app.state.ctx.db
+    user = add_customer(app)
+    when = datetime(2026, 11, 21, 9, 30, 15, 123456, tzinfo=timezone(timedelta(hours=9)))
+    made = db.run_sync(lambda d: sessions.create(d, now=when, state=sessions.ACTIVE, user=user, auth_method="passkey",
+                                                 verified=True, ip="203.0.113.5", user_agent="UA"))
+    plain = db.run_sync(store.session_by_hash, made.row.id_hash)
+    orm = db.run_sync(lambda d: d.exec(select(Session).where(Session.id_hash == made.row.id_hash)).scalars().one())
+    for name in Session.__table__.columns.keys():
+        assert getattr(plain, name) == getattr(orm, name), name
+    assert plain.created_at == when and plain.created_at.tzinfo == timezone.utc  # aware UTC, microseconds kept
+    u_plain = db.run_sync(store.user_by_id, user.id)
+    u_orm = db.run_sync(lambda d: d.get(User, user.id))
+    for name in User.__table__.columns.keys():
+        assert getattr(u_plain, name) == getattr(u_orm, name), name
+    assert isinstance(u_plain.user_handle, bytes) and len(u_plain.user_handle) == 32
+
+
+def test_a_taken_ceremony_comes_back_whole_and_only_once(app):
+    db = app.state.ctx.db
+    made = db.run_sync(lambda d: sessions.create(d, now=datetime.now(timezone.utc), state=sessions.ANONYMOUS,
+                                                 user=None))
+    expires = datetime.now(timezone.utc) + timedelta(minutes=5)
+    db.run_sync(store.add_ceremony, store.Plain(challenge_hash="c" * 64, kind="login", session_id_hash=made.row.id_hash,
+                                                user_id=None, challenge=b"\x00\xff" * 16, expires_at=expires))
+    taken = db.run_sync(store.take_ceremony, challenge_hash="c" * 64, session_id_hash=made.row.id_hash, kind="login")
+    assert (taken.challenge, taken.expires_at, taken.user_id) == (b"\x00\xff" * 16, expires, None)
+    assert db.run_sync(store.take_ceremony, challenge_hash="c" * 64, session_id_hash=made.row.id_hash,
+                       kind="login") is None
+    assert db.run_sync(lambda d: d.exec(select(Ceremony)).scalars().all()) == []
+
+
+def test_driver_errors_become_sqlalchemy_errors(app):
+    db = app.state.ctx.db
+    with pytest.raises(DBAPIError):
+        db.run_sync(lambda d: store._execute(d, "SELECT * FROM no_such_table WHERE id = :id", {"id": 1}))
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server connection to terminate
+def test_a_lost_connection_is_an_outage_not_a_crash(app):
+    """Kill the transaction's own connection under the plain-SQL path: 503 (Unavailable), and the
+    next transaction works on a fresh connection."""
+    db = app.state.ctx.db
+
+    def killed(d):
+        pid = store._execute(d, "SELECT pg_backend_pid()").fetchone()[0]
+        with db.engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+            other.commit()
+        return store.user_by_id(d, 1)
+
+    with pytest.raises(Unavailable):
+        db.run_sync(killed)
+    assert db.run_sync(store.count_credentials, 1) == 0
