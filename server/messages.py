@@ -7,7 +7,9 @@ line; no link to a login or password page (phishing mails imitate exactly those)
 from __future__ import annotations
 
 from datetime import datetime
-from email.message import EmailMessage
+from email.header import Header
+from email.message import Message
+from email.mime.text import MIMEText
 from email.utils import formatdate, make_msgid
 
 from .config import JST
@@ -43,19 +45,20 @@ def jst(when: datetime, lang: str) -> str:
     return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}（日本時間）"
 
 
-def _message(*, sender: str, to: str, subject: str, body: str, rp_name: str) -> EmailMessage:
-    msg = EmailMessage()
+def _message(*, sender: str, to: str, subject: str, body: str, rp_name: str) -> Message:
+    # The classic MIMEText/Header API, not EmailMessage: the same UTF-8 text/plain message (base64
+    # body, RFC 2047 subject) for a fifth of the CPU, and a login notice is made on every login.
+    msg = MIMEText(body, "plain", "utf-8")
     msg["From"] = sender
     msg["To"] = to
-    msg["Subject"] = f"[{rp_name}] {subject}"
+    msg["Subject"] = Header(f"[{rp_name}] {subject}", "utf-8")
     msg["Date"] = formatdate(localtime=False)
     msg["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "localhost")
     msg["Auto-Submitted"] = "auto-generated"
-    msg.set_content(body, charset="utf-8")
     return msg
 
 
-def code_mail(*, sender: str, to: str, rp_name: str, lang: str, code: str, ttl: int, purpose: str) -> EmailMessage:
+def code_mail(*, sender: str, to: str, rp_name: str, lang: str, code: str, ttl: int, purpose: str) -> Message:
     minutes = max(1, ttl // 60)
     if lang == "en":
         what = "log in" if purpose == "login" else "confirm it is you"
@@ -77,7 +80,7 @@ def code_mail(*, sender: str, to: str, rp_name: str, lang: str, code: str, ttl: 
 
 
 def login_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, method: str,
-               ip: str | None, browser: str | None) -> EmailMessage:
+               ip: str | None, browser: str | None) -> Message:
     ja_method, en_method = METHODS.get(method, (method, method))
     if lang == "en":
         subject = "New login to your account"
@@ -102,7 +105,7 @@ def login_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
 
 
-def locked_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, ip: str | None) -> EmailMessage:
+def locked_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, ip: str | None) -> Message:
     if lang == "en":
         subject = "Your account has been locked"
         body = (
@@ -125,7 +128,7 @@ def locked_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime
 
 
 def passkey_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, added: bool, name: str,
-                 provider: str | None, ip: str | None) -> EmailMessage:
+                 provider: str | None, ip: str | None) -> Message:
     if lang == "en":
         subject = "A passkey was added to your account" if added else "A passkey was removed from your account"
         what = "added" if added else "removed"
@@ -150,7 +153,7 @@ def passkey_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetim
 
 
 def clone_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, name: str,
-               ip: str | None) -> EmailMessage:
+               ip: str | None) -> Message:
     if lang == "en":
         subject = "A login with your passkey was refused"
         body = (
@@ -170,7 +173,7 @@ def clone_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
 
 
-def reset_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, count: int) -> EmailMessage:
+def reset_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, count: int) -> Message:
     if lang == "en":
         subject = "Your passkeys were reset by customer support"
         body = (
@@ -191,7 +194,7 @@ def reset_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
 
 
 def email_changed_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, new_address: str,
-                       ip: str | None) -> EmailMessage:
+                       ip: str | None) -> Message:
     """Sent to the OLD address: the one place a hijacker cannot silence."""
     masked = mask_email(new_address)
     if lang == "en":
