@@ -19,7 +19,7 @@ def test_benchmark_runs_every_workload_without_errors(tmp_path):
     out = tmp_path / "results.json"
     run = subprocess.run(
         [sys.executable, "-m", "bench", "--only", "sqlite-1w", "--clients", "4", "--tail-clients", "6",
-         "--attackers", "4", "--password-clients", "2", "--password-customers", "40", "--warmup", "0.5", "--attack-warmup", "0.5",
+         "--attackers", "4", "--password-clients", "2", "--password-customers", "40", "--warmup", "0.5", "--attack-warmup", "0.5", "--attack-duration", "1.5",
          "--duration", "1.5", "--json", str(out)],
         cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
