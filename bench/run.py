@@ -513,7 +513,7 @@ class Bench:
                 run["ceremonies"] = ceremonies
                 run["ratio"] = round(ceremonies["ceremony_per_s"] / floor["round_per_s"], 3)
                 self.log(f"  ratio to the floor: {run['ratio']}")
-                wanted = set() if args.ceremonies_only or config.name != "sqlite-1w" else set(args.workloads.split(","))
+                wanted = set(args.workloads.split(",")) if config.name == "sqlite-1w" else set()
                 if "tail" in wanted:
                     tail_floor = await self.floor(config.workers, args.tail_clients)
                     tail = await self.tobira(config, clients=args.tail_clients, workload="ceremony",
@@ -583,9 +583,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--attack-duration", type=float, default=60.0,
                    help="the under-attack window (default: one whole rate-limit window)")
     p.add_argument("--workloads", default="ceremony,tail,attack,password",
-                   help="for sqlite-1w, which runs besides the 32-client ceremonies")
+                   help="for sqlite-1w, which runs besides the 32-client ceremonies ('' for none)")
     p.add_argument("--only", nargs="*", help="configurations to run: sqlite-1w sqlite-2w postgres-2w")
-    p.add_argument("--ceremonies-only", action="store_true", help="skip the tail, attack and password runs")
     p.add_argument("--postgres-admin", default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
     p.add_argument("--json", default=str(ROOT / "bench" / "results.json"), help="where to write the results")
     args = p.parse_args(argv)

@@ -204,7 +204,7 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
     """Two transactions: take the ceremony and find the passkey; then, once the signature checks
     out, count the use and make the session. The signature is checked between them, on the event
     loop (a few dozen microseconds of C), so no transaction waits on it."""
-    await ctx.throttle.turn_away_known(ip=client.ip)  # a known refusal costs no round trip
+    # (web/api.py has already turned away an address known to be over its limit, before the body.)
     try:
         response = _parse(verify.parse_authentication, credential)
     except InvalidRequest:
@@ -217,15 +217,9 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
     except verify.Rejected as exc:
         id_ok, id_problem = False, exc
 
-    def prepare(db: Db):
-        # Before anything else: an address that keeps failing is turned away for one read.
-        ctx.throttle.check(ip=client.ip, db=db)
-        ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge),
-                                       session_id_hash=session_id_hash, kind="login")
-        owner, stored = _owner_and_credential(db, response.raw_id) if ceremony and id_ok else (None, None)
-        return ceremony, owner, stored
-
-    ceremony, owner, stored = await ctx.db.run(prepare)
+    ceremony, owner, stored = await ctx.db.run(_take_and_find, ctx, client, challenge=challenge,
+                                               session_id_hash=session_id_hash, kind="login",
+                                               raw_id=response.raw_id if id_ok else None)
     _check_ceremony(ctx, ceremony)
     if not id_ok:
         await _failed(ctx, None, client, id_problem.reason)
@@ -268,14 +262,9 @@ async def complete_step_up(ctx: Context, *, session: Session, credential: Any, c
     response = _parse(verify.parse_authentication, credential)
     challenge = _challenge_of(response, session.id_hash)
 
-    def prepare(db: Db):
-        ctx.throttle.check(ip=client.ip, db=db)
-        ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge),
-                                       session_id_hash=session.id_hash, kind="step_up")
-        owner, stored = _owner_and_credential(db, response.raw_id) if ceremony else (None, None)
-        return ceremony, owner, stored
-
-    ceremony, owner, stored = await ctx.db.run(prepare)
+    ceremony, owner, stored = await ctx.db.run(_take_and_find, ctx, client, challenge=challenge,
+                                               session_id_hash=session.id_hash, kind="step_up",
+                                               raw_id=response.raw_id)
     _check_ceremony(ctx, ceremony, user_id=session.user_id)
     handle = response.response.user_handle
     if stored is None or owner.id != session.user_id or (
@@ -302,6 +291,17 @@ def _challenge_of(response, session_id_hash: str | None) -> bytes:
     if not session_id_hash or not isinstance(challenge, bytes):
         raise CeremonyExpired(reason="no session or no challenge")
     return challenge
+
+
+def _take_and_find(db: Db, ctx: Context, client: Client, *, challenge: bytes, session_id_hash: str, kind: str,
+                   raw_id: bytes | None):
+    """One transaction: the address's failure limit first (a refusal takes nothing), then the
+    ceremony taken, then the passkey and its owner (not looked up when raw_id is None)."""
+    ctx.throttle.check(ip=client.ip, db=db)
+    ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge), session_id_hash=session_id_hash,
+                                   kind=kind)
+    owner, stored = _owner_and_credential(db, raw_id) if ceremony and raw_id is not None else (None, None)
+    return ceremony, owner, stored
 
 
 def _check_ceremony(ctx: Context, ceremony: Ceremony | None, *, user_id: int | None = None) -> None:

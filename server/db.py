@@ -133,18 +133,10 @@ class Database:
                     raise Unavailable(reason=(first_line[0] if first_line else "database error")[:200]) from exc
                 raise
 
-    async def in_thread(self, fn: Callable[..., T], *args, **kwargs) -> T:
-        """Run a function that opens its own transactions (run_sync) on a database thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
-
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """fn(db, ...) in one transaction on a database thread."""
         return await asyncio.get_running_loop().run_in_executor(
             self._executor, functools.partial(self.run_sync, fn, *args, **kwargs))
-
-    def close(self) -> None:
-        self._executor.shutdown(wait=True)
-        self.engine.dispose()
 
 
 def _log_events(db: Db) -> None:

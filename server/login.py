@@ -129,7 +129,6 @@ def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str
 async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str, remember_device: bool,
                       client: Client) -> LoginStep:
     await ctx.throttle.turn_away_known(ip=client.ip)
-    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
     outcome = await ctx.db.run(_check_code, ctx, session_id_hash, entered, remember_device, client)
     if isinstance(outcome, LoginStep):
         ctx.outbox.wake()
@@ -151,6 +150,7 @@ async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str
 
 def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str, remember: bool, client: Client):
     now = ctx.clock()
+    ctx.throttle.check(ip=client.ip, db=db)  # before anything else, in this same transaction
     pending, user, refusal = _continue_login(db, ctx, session_id_hash, now)
     if refusal:
         return refusal

@@ -15,11 +15,10 @@ import ssl
 import time
 from datetime import timedelta
 from email import message_from_string
-from email.parser import HeaderParser
-from email.policy import compat32
-from email.utils import parseaddr
 from email.message import EmailMessage
-from email.policy import default as default_policy
+from email.parser import HeaderParser
+from email.policy import compat32, default as default_policy
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Callable, Protocol
 

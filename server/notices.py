@@ -59,11 +59,10 @@ def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now
     store.record_login(db, user.id, now)
     store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method=method)
+    if notice is None:
+        notice = login_notice(ctx, user, method, client, now)
     if notice is not None:
         store.enqueue_mail(db, kind="login", to_addr=user.email, message=notice, when=now)
-        return
-    _mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
-          browser=client.user_agent)
 
 
 def failed_sign_in(db: Db, ctx: Context, user: User, client: Client, now: datetime, *, kind: str, method: str,

@@ -150,8 +150,8 @@ class Throttle:
     """Every rate limit of the sign-in paths, on one storage. Each method costs at most one storage
     round trip per key on the way through (a refusal costs one more, for its retry_after).
 
-    Sync: call it through `Database.in_thread`, or pass `db=` from inside `Database.run` to count in
-    that transaction. `ip` or `customer` None (unknown address, a code no customer can have)
+    Sync: pass `db=` from inside `Database.run` to count in that transaction (without it, each
+    storage call is a transaction of its own). `ip` or `customer` None (unknown address, a code no customer can have)
     skips that key.
     """
 

@@ -15,7 +15,7 @@ from sqlmodel import Session as Db
 
 from . import store
 from .config import Settings
-from .models import Session, User  # noqa: F401  (the shapes of what these functions return)
+from .models import Session, User
 
 ANONYMOUS, PENDING, ACTIVE = "anonymous", "pending", "active"
 

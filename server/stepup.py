@@ -70,10 +70,10 @@ async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
 
 async def check_code(ctx: Context, *, session: Session, entered: str, client: Client) -> SteppedUp:
     await ctx.throttle.turn_away_known(ip=client.ip)
-    await ctx.db.in_thread(ctx.throttle.check, ip=client.ip)
 
     def check(db: Db):
         now = ctx.clock()
+        ctx.throttle.check(ip=client.ip, db=db)  # before anything else, in this same transaction
         user = _customer(db, session)
         ctx.throttle.check(customer=user.customer_code, db=db)
         result = codes.check(db, ctx.codes, session_id_hash=session.id_hash, purpose="step_up", entered=entered,

@@ -14,13 +14,7 @@ from sqlmodel import Session as Db
 
 from .db import insert_for
 from .models import (Ceremony, Credential, OneTimeCode, OutboxMail, RateLimitCounter, SecurityEvent, Session,
-                     TrustedDevice, User, UTCDateTime)
-
-
-def _core(db: Db, stmt):
-    """Run an INSERT/UPDATE/DELETE as SQL on the transaction's connection, past the ORM's unit of
-    work. Used for rows nothing in the same transaction holds as a loaded object."""
-    return db.connection().execute(stmt)
+                     TrustedDevice, User, UTCDateTime, as_utc)
 
 
 # --- plain SQL for the login path ------------------------------------------------------------
@@ -86,11 +80,8 @@ def _plain(table, cursor, row) -> Plain | None:
     for column, value in zip(cursor.description, row):
         name = column[0]
         if value is not None:
-            if name in dates:
-                if isinstance(value, str):
-                    value = datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-                else:
-                    value = value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value.astimezone(timezone.utc)
+            if name in dates:  # SQLite hands back its text, PostgreSQL a datetime
+                value = as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
             elif name in flags:
                 value = bool(value)
             elif isinstance(value, memoryview):
@@ -268,12 +259,11 @@ def forget_trusted_devices(db: Db, user_id: int) -> int:
 def add_event(
     db: Db, *, kind: str, when: datetime, user_id: int | None, ip: str | None = None,
     user_agent: str | None = None, **detail
-) -> SecurityEvent:
+) -> Plain:
     event = _insert(db, SecurityEvent, dict(
         kind=kind, created_at=when, user_id=user_id, ip=ip, user_agent=(user_agent or None) and user_agent[:300],
         detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None,
     ))
-
     # Logged by Database.run_sync once the transaction commits: a rolled-back event never happened.
     db.info.setdefault("events", []).append(event)
     return event
