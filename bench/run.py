@@ -7,7 +7,10 @@ for a fixed window after a warm-up, and reports:
 - passkey login ceremonies per second (options, verify, GET /api/session; the login notification
   e-mail goes through the outbox to an SMTP server in another process and is counted there),
   p50/p99 latency of the whole ceremony, errors and timeouts;
-- server CPU per ceremony (all processes of the server, from /proc) and the load generator's CPU;
+- p50/p99 of the notification lag: from the verify answer to the SMTP server's report of that
+  login's notice (the run waits for every mail, so a lagging outbox shows here, not as loss);
+- server CPU per ceremony (all processes of the server, from /proc), the load generator's CPU,
+  and the SMTP server's CPU per mail;
 - the floor's rounds per second (two bare requests) and the ratio;
 - at 64 clients, the tail ratio (p99/p50 of the ceremony over p99/p50 of the floor);
 - under attack: the ceremony rate while 16 more clients flood unknown-customer password attempts
@@ -23,9 +26,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import os
 import platform
+import re
 import resource
 import secrets
 import shutil
@@ -35,11 +40,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
 
 from .client import Browser, ProtocolError
+from .passkey import Assertions
 from .seed import PASSWORD, Customer, seed
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -135,13 +142,27 @@ class Server:
 
 
 class MailCounter:
-    """Reads the SMTP sink's report lines: counts mails, hands login codes to whoever waits."""
+    """Reads the SMTP sink's report lines: counts mails, hands login codes to whoever waits, and
+    times login notices from the verify response that caused them to their arrival (when this
+    process reads the sink's line). A verify that timed out after the server had logged in leaves
+    a notice no ceremony announced, and that recipient's later pairs are off by one; such a run
+    reports the timeout."""
 
     def __init__(self) -> None:
         self.delivered = 0
         self.codes: dict[str, asyncio.Future] = {}
         self.proc: asyncio.subprocess.Process | None = None
         self.port = _free_port()
+        self.start_lags()
+
+    def start_lags(self) -> None:
+        """Forget the pairing of the run before. Mails pair with causes per recipient, oldest first
+        (the outbox sends in order): `due` holds causes whose mail has not come, `early` mails
+        whose verify answer the load generator had not read yet (or that no ceremony announces,
+        such as a password login's mails)."""
+        self.due: dict[str, deque[float]] = {}
+        self.early: dict[str, deque[float]] = {}
+        self.lags: list[tuple[float, float]] = []  # (caused at, lag), perf_counter seconds
 
     async def start(self) -> None:
         self.proc = await asyncio.create_subprocess_exec(
@@ -151,11 +172,44 @@ class MailCounter:
         self.reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _read(self) -> None:
-        while line := await self.proc.stdout.readline():
-            rcpt, _, code = line.decode().rstrip("\n").partition("\t")
-            self.delivered += 1
-            if code != "-":
-                self._future(rcpt).set_result(code)
+        # Whatever the pipe holds at once, not a line per await: thousands of mails a second.
+        rest = b""
+        while chunk := await self.proc.stdout.read(1 << 16):
+            lines = (rest + chunk).split(b"\n")
+            rest = lines.pop()
+            arrived = time.perf_counter()
+            for line in lines:
+                self._arrived(line.decode(), arrived)
+
+    def _arrived(self, line: str, at: float) -> None:
+        rcpt, _, code = line.partition("\t")
+        self.delivered += 1
+        due = self.due.get(rcpt)
+        if due:
+            caused = due.popleft()
+            self.lags.append((caused, at - caused))
+        else:
+            self.early.setdefault(rcpt, deque()).append(at)
+        if code != "-":
+            self._future(rcpt).set_result(code)
+
+    def notice_due(self, rcpt: str) -> None:
+        """A login notice to rcpt was just caused (its verify answered): time it to its arrival."""
+        caused = time.perf_counter()
+        early = self.early.get(rcpt)
+        if early:
+            arrived = early.popleft()
+            self.lags.append((caused, arrived - caused))
+        else:
+            self.due.setdefault(rcpt, deque()).append(caused)
+
+    def lag_summary(self, start: float, end: float) -> dict:
+        """p50/p99 of the notification lag of the notices caused between start and end."""
+        lags = sorted(lag for caused, lag in self.lags if start <= caused <= end)
+        n = len(lags)
+        return {"notify_lag_p50_ms": round(statistics.median(lags) * 1000, 1) if n else None,
+                "notify_lag_p99_ms": round(lags[min(n - 1, int(n * 0.99))] * 1000, 1) if n else None,
+                "notify_lags_measured": n}
 
     def _future(self, rcpt: str) -> asyncio.Future:
         future = self.codes.get(rcpt)
@@ -185,6 +239,7 @@ class Window:
     """What happened inside the measurement window (after the warm-up)."""
 
     seconds: float = 0.0
+    start: float = 0.0  # perf_counter at its beginning
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     timeouts: int = 0
@@ -265,7 +320,7 @@ async def drive(*, server: Server, sink: MailCounter, clients: int, warmup: floa
     await asyncio.sleep(max(0.0, start_at - now()))
     server_cpu, client_cpu, sink_cpu, t0 = server.cpu(), own_cpu(), sink.cpu(), now()
     await asyncio.sleep(max(0.0, end_at - now()))
-    window.seconds = now() - t0
+    window.start, window.seconds = t0, now() - t0
     window.server_cpu = server.cpu() - server_cpu
     window.client_cpu = own_cpu() - client_cpu
     window.sink_cpu = sink.cpu() - sink_cpu
@@ -282,39 +337,56 @@ def _expect(response, status: int, what: str) -> None:
 # --- the workloads ---------------------------------------------------------------------------
 
 
-def _b64url_decode(text: str) -> bytes:
-    import base64
+CHALLENGE = re.compile(rb'"challenge"\s*:\s*"([A-Za-z0-9_-]*)"')
 
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+def challenge_of(options: bytes) -> bytes:
+    """The options answer's challenge, decoded as a browser does before it goes into clientDataJSON."""
+    found = CHALLENGE.search(options)
+    if found is None:
+        raise RoundFailed(f"options without a challenge: {options[:200]!r}")
+    text = found.group(1)
+    return base64.urlsafe_b64decode(text + b"=" * (-len(text) % 4))
 
 
 def client_address(n: int, net: int = 10) -> str:
     return f"{net}.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
 
 
+CUSTOMER_CODE = re.compile(rb'"customer_code"\s*:\s*"([^"]*)"')
+
+
+def session_customer(session: bytes) -> str | None:
+    """Whose session GET /api/session describes (a search, not a parse: the body is mostly other things)."""
+    found = CUSTOMER_CODE.search(session)
+    return found.group(1).decode() if found else None
+
+
 def floor_round(sample_body: bytes) -> Round:
     async def one(browser: Browser, n: int) -> None:
         r = await browser.request("POST", "/options", b"{}")
         _expect(r, 200, "options")
-        r.json()["publicKey"]["challenge"]
+        challenge_of(r.body)
         r = await browser.request("POST", "/verify", sample_body)
         _expect(r, 200, "verify")
     return one
 
 
-def ceremony_round(customers: list[Customer]) -> Round:
+def ceremony_round(customers: list[Customer], sink: MailCounter) -> Round:
+    passkeys = [Assertions(customer.key) for customer in customers]
+
     async def one(browser: Browser, n: int) -> None:
-        customer = customers[(n // 1_000_000) % len(customers)]
+        i = (n // 1_000_000) % len(customers)
+        customer = customers[i]
         browser.forget_cookies()  # a new visitor each time: the options request makes the anonymous session
         r = await browser.request("POST", "/api/login/passkey/options", b"{}")
         _expect(r, 200, "options")
-        challenge = _b64url_decode(r.json()["publicKey"]["challenge"])
-        body = json.dumps(customer.key.get(challenge), separators=(",", ":")).encode()
-        r = await browser.request("POST", "/api/login/passkey/verify", body)
+        r = await browser.request("POST", "/api/login/passkey/verify", passkeys[i].body(challenge_of(r.body)))
         _expect(r, 200, "verify")
+        sink.notice_due(customer.email)
         r = await browser.request("GET", "/api/session")
         _expect(r, 200, "session")
-        if r.json()["customer_code"] != customer.code:
+        if session_customer(r.body) != customer.code:
             raise RoundFailed("session of another customer")
     return one
 
@@ -454,8 +526,9 @@ class Bench:
                     counter = [0]
                     one = password_round(customers, self.sink, counter)
                 else:
-                    one = ceremony_round(customers)
-                mails_before = self.sink.delivered
+                    one = ceremony_round(customers, self.sink)
+                mails_before, sink_cpu_before = self.sink.delivered, self.sink.cpu()
+                self.sink.start_lags()
                 # Under attack, the measurement is one whole window of TOBIRA_RATE_LIMIT (a minute)
                 # after the first: the steady state of a long flood, each address's allowance of
                 # guesses (hashed) included once, as in every minute of a real one.
@@ -473,6 +546,13 @@ class Bench:
                 window.other["mails_expected"] = expected
                 window.other["mails_delivered"] = self.sink.delivered - mails_before
                 window.other["mail_drain_s"] = round(time.monotonic() - waited, 2)
+                # Over the whole run, drain included: while the server is saturated its outbox may
+                # deliver most of the mail only after the window.
+                delivered = window.other["mails_delivered"]
+                window.other["smtp_sink_cpu_ms_per_mail"] = (
+                    round((self.sink.cpu() - sink_cpu_before) / delivered * 1000, 3) if delivered else None)
+                if workload != "password":
+                    window.other.update(self.sink.lag_summary(window.start, window.start + window.seconds))
                 if attack_stats:
                     window.other["attack_requests"] = dict(sorted(attack_stats.items()))
                     window.other["attack_requests_per_s"] = round(sum(
@@ -489,7 +569,9 @@ class Bench:
         self.log(f"  tobira  {config.name:10s} {workload:9s} {clients:3d} clients: {summary[unit + '_per_s']:8.1f} {'ceremonies' if unit == 'ceremony' else unit + 's'}/s"
                  f"  p50 {summary['p50_ms']} ms  p99 {summary['p99_ms']} ms  errors {summary['errors']}"
                  f"  timeouts {summary['timeouts']}  server CPU {summary[f'server_cpu_ms_per_{unit}']} ms/{unit}"
-                 f"  mails {summary['mails_delivered']}/{summary['mails_expected']}")
+                 f"  mails {summary['mails_delivered']}/{summary['mails_expected']}"
+                 + (f"  notice lag p50 {summary['notify_lag_p50_ms']} ms p99 {summary['notify_lag_p99_ms']} ms"
+                    if unit == "ceremony" else ""))
         return summary
 
     async def run(self) -> dict:

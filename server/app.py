@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from starlette.applications import Starlette
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.routing import Mount, Route
 
 from . import db as dbmod
-from . import speedups, store
+from . import mailworker, speedups, store
 from .codes import CodeHasher
 from .config import Settings, load_settings, utcnow
 from .context import Context
@@ -25,15 +26,20 @@ from .mail import Mailer, OutboxWorker, make_mailer
 from .passwords import Passwords
 from .ratelimit import make_throttle
 from .web import api, pages
-from .web.auth import Cookies, language
-from .web.middleware import BodyLimit, ErrorGuard, OriginCheck, RequestLog, SecurityHeaders
+from .web.auth import Clients, Cookies, language
+from .web.middleware import Gate
 from .web.responses import error_response
 
 log = logging.getLogger("tobira")
 
 
 def routes() -> list:
+    # Starlette tries routes in order: the passkey login and the session check, which every login
+    # and every page make, come first.
     return [
+        Route("/api/login/passkey/options", api.passkey_login_options, methods=["POST"]),
+        Route("/api/login/passkey/verify", api.passkey_login_verify, methods=["POST"]),
+        Route("/api/session", api.session_info, methods=["GET"]),
         Route("/", pages.home),
         Route("/healthz", api.healthz, methods=["GET"]),
         Route("/readyz", api.readyz, methods=["GET"]),
@@ -47,10 +53,7 @@ def routes() -> list:
         Route("/api/login/password", api.login_password, methods=["POST"]),
         Route("/api/login/code", api.login_code, methods=["POST"]),
         Route("/api/login/code/resend", api.login_code_resend, methods=["POST"]),
-        Route("/api/session", api.session_info, methods=["GET"]),
         Route("/api/logout", api.logout, methods=["POST"]),
-        Route("/api/login/passkey/options", api.passkey_login_options, methods=["POST"]),
-        Route("/api/login/passkey/verify", api.passkey_login_verify, methods=["POST"]),
         Route("/api/step-up/code/send", api.step_up_code_send, methods=["POST"]),
         Route("/api/step-up/code", api.step_up_code, methods=["POST"]),
         Route("/api/step-up/passkey/options", api.step_up_passkey_options, methods=["POST"]),
@@ -93,7 +96,9 @@ async def _http_error(request: Request, exc: HTTPException):
 
 
 def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, mailer: Mailer | None = None,
-               passwords: Passwords | None = None, migrate: bool = True) -> Starlette:
+               passwords: Passwords | None = None, migrate: bool = True, deliver_mail: bool = True) -> Starlette:
+    """deliver_mail: run the outbox worker in this process (tests, embedding); `tobira serve`
+    runs it as a process of its own instead (server/mailworker.py) and passes False."""
     speedups.install()
     engine = dbmod.make_engine(settings.database_url)
     dbmod.check_connection(engine)
@@ -108,7 +113,12 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(ctx.outbox.run()), asyncio.create_task(_sweep(ctx, stop))]
+        tasks = [asyncio.create_task(_sweep(ctx, stop))]
+        if deliver_mail:
+            tasks.append(asyncio.create_task(ctx.outbox.run()))
+        # What exists now (modules, metadata, templates) lives as long as the process: keep it out
+        # of the collector's passes, which otherwise walk all of it again and again under load.
+        gc.freeze()
         try:
             yield
         finally:
@@ -117,34 +127,32 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
             _, stuck = await asyncio.wait(tasks, timeout=10)
             for task in stuck:  # never let a stuck background task hold up shutdown
                 task.cancel()
-            # Last chance for queued notices; whatever is left stays queued for the next start.
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(5):
-                    await ctx.outbox.deliver_due()
+            if deliver_mail:
+                await ctx.outbox.last_pass(5)
             if passwords is None:
                 ctx.passwords.close()
             engine.dispose()
 
     app = Starlette(
         routes=routes(),
-        middleware=[
-            Middleware(RequestLog),
-            Middleware(SecurityHeaders, hsts=settings.secure_cookies),
-            Middleware(ErrorGuard),
-            Middleware(BodyLimit, limit=settings.max_body_bytes),
-            Middleware(OriginCheck, origins=settings.origins),
-        ],
+        middleware=[Middleware(Gate, origins=settings.origins, limit=settings.max_body_bytes,
+                               hsts=settings.secure_cookies)],
         exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
     app.state.ctx = ctx
     app.state.cookies = Cookies(settings)
+    app.state.clients = Clients(settings)
     app.state.templates = pages.make_templates()
     return app
 
 
+SENT_MAIL_KEPT = timedelta(days=1)  # for an operator looking into "did it go out?"
+
+
 async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
-    """Delete sessions past their limits and spent rate-limit windows, so those tables stay small."""
+    """Delete sessions past their limits, spent rate-limit windows, expired ceremonies and mail sent
+    a day ago, so those tables stay small."""
     s = ctx.settings
     while not stop.is_set():
         try:
@@ -159,6 +167,7 @@ async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
                              created_before=now - s.session_absolute)
             await ctx.db.run(store.delete_expired_counters, now)
             await ctx.db.run(store.delete_expired_ceremonies, now)
+            await ctx.db.run(store.delete_sent_mail, now - SENT_MAIL_KEPT)
         except Exception:
             log.exception("session sweep failed")
 
@@ -168,4 +177,5 @@ def app_from_env() -> Starlette:
     from . import logs
 
     logs.configure()
-    return create_app(load_settings(os.environ), migrate=False)
+    return create_app(load_settings(os.environ), migrate=False,
+                      deliver_mail=os.environ.get(mailworker.SEPARATE) != "1")

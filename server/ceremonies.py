@@ -25,7 +25,7 @@ from sqlmodel import Session as Db
 from . import notices, passkeys, sessions, stepup, store, verify
 from .context import Client, Context
 from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, NotAuthenticated, PasskeyRejected,
-                     UnknownCredential)
+                     ServiceError, UnknownCredential)
 from .login import DEFAULT_REDIRECT, LoginStep, safe_next
 from .models import Ceremony, Credential, Session
 
@@ -39,6 +39,15 @@ def _options_server(rp_id: str, rp_name: str) -> Fido2Server:
     server.allowed_algorithms = [PublicKeyCredentialParameters(type="public-key", alg=alg)
                                  for alg in verify.ALGORITHMS]
     return server
+
+
+@functools.lru_cache(maxsize=8)
+def _login_options(rp_id: str, rp_name: str) -> dict:
+    """The usernameless login's options as fido2 makes them, but for the challenge. They are the
+    same for every login, and making them costs more than the rest of the request: made once."""
+    options, _ = _options_server(rp_id, rp_name).authenticate_begin(
+        credentials=None, user_verification=UserVerificationRequirement.REQUIRED, challenge=bytes(32))
+    return dict(options)["publicKey"]
 
 
 def _challenge_hash(challenge: bytes) -> str:
@@ -175,13 +184,11 @@ async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: s
                                    ip=client.ip, user_agent=client.user_agent)
             row, new_id = made.row, made.raw_id
         challenge = _store_ceremony(db, ctx, kind="login", session_id_hash=row.id_hash, user_id=None)
-        options, _ = _options_server(ctx.settings.rp_id, ctx.settings.rp_name).authenticate_begin(
-            credentials=None, user_verification=UserVerificationRequirement.REQUIRED, challenge=challenge)
-        public_key = dict(options)["publicKey"]
-        public_key["allowCredentials"] = []
+        public_key = {**_login_options(ctx.settings.rp_id, ctx.settings.rp_name), "challenge": websafe_encode(challenge),
+                      "allowCredentials": []}
         return AuthenticationOptions({"publicKey": public_key}, new_id)
 
-    return await ctx.db.run(begin)
+    return await ctx.db.run_plain(begin)
 
 
 async def begin_step_up(ctx: Context, *, session: Session) -> dict:
@@ -201,9 +208,14 @@ async def begin_step_up(ctx: Context, *, session: Session) -> dict:
 
 async def complete_login(ctx: Context, *, session_id_hash: str | None, credential: Any,
                          client: Client) -> LoginStep:
-    """Two transactions: take the ceremony and find the passkey; then, once the signature checks
-    out, count the use and make the session. The signature is checked between them, on the event
-    loop (a few dozen microseconds of C), so no transaction waits on it."""
+    """One transaction: take the ceremony, find the passkey, check the signature, count the use,
+    make the session, queue the notice. A refusal after the ceremony was taken commits what it
+    leaves behind (the ceremony used up, the failure counted) and is raised after the commit.
+
+    (It was two transactions with the signature checked between them. On SQLite's single database
+    thread nothing runs beside a transaction anyway, and each hand-over between the event loop and
+    that thread costs system calls and thread wake-ups that, on the benchmark, cost more than the
+    signature check.)"""
     # (web/api.py has already turned away an address known to be over its limit, before the body.)
     try:
         response = _parse(verify.parse_authentication, credential)
@@ -211,79 +223,87 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
         await count_malformed(ctx, client)
         raise
     challenge = _challenge_of(response, session_id_hash)
-    try:
-        verify.check_credential_id(response.raw_id)  # never stored, so never looked up either
-        id_ok = True
-    except verify.Rejected as exc:
-        id_ok, id_problem = False, exc
-
-    ceremony, owner, stored = await ctx.db.run(_take_and_find, ctx, client, challenge=challenge,
-                                               session_id_hash=session_id_hash, kind="login",
-                                               raw_id=response.raw_id if id_ok else None)
-    _check_ceremony(ctx, ceremony)
-    if not id_ok:
-        await _failed(ctx, None, client, id_problem.reason)
-        raise PasskeyRejected(reason=id_problem.detail)
-    if stored is None:
-        await _failed(ctx, None, client, "unknown_credential")
-        # Definitely unknown (not a transient error): the page may ask the browser to forget it.
-        raise UnknownCredential(credential_id=websafe_encode(response.raw_id), reason="no such credential")
-    if owner.locked_at is not None:
-        raise AccountLocked(reason="passkey login to a locked account")
-    # Usernameless: the user handle is how the authenticator says whose passkey this is.
-    handle = response.response.user_handle
-    if handle is None or not secrets.compare_digest(handle, owner.user_handle):
-        await _failed(ctx, owner.id, client, "user_handle")
-        raise PasskeyRejected(reason="userHandle missing or not the credential's owner")
-    result = await _check_assertion(ctx, response, ceremony, stored, owner, client)
-    now = ctx.clock()
-    notice = notices.login_notice(ctx, owner, "passkey", client, now)
-
-    def log_in(db: Db) -> LoginStep | None:
-        if not _record_use(db, stored, result, now):
-            return None
-        anonymous = store.session_by_hash(db, session_id_hash)
-        redirect = (anonymous.next_path if anonymous else None) or DEFAULT_REDIRECT
-        new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
-                              ip=client.ip, user_agent=client.user_agent, replacing=session_id_hash)
-        notices.logged_in(db, ctx, owner, "passkey", client, now, notice=notice)
-        return LoginStep("ok", new.raw_id, redirect=redirect)
-
-    step = await ctx.db.run(log_in)
-    if step is None:
-        await _failed(ctx, owner.id, client, "counter_raced")
-        raise PasskeyRejected(reason="the sign counter moved during this login")
+    outcome = await ctx.db.run_plain(_log_in, ctx, client, response, challenge=challenge,
+                                     session_id_hash=session_id_hash)
+    if isinstance(outcome, ServiceError):
+        raise outcome
     ctx.outbox.wake()
-    return step
+    return outcome
+
+
+def _log_in(db: Db, ctx: Context, client: Client, response, *, challenge: bytes,
+            session_id_hash: str) -> LoginStep | ServiceError:
+    ctx.throttle.check(ip=client.ip, db=db)  # over the limit: nothing is taken
+    ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge), session_id_hash=session_id_hash,
+                                   kind="login")
+    try:
+        _check_ceremony(ctx, ceremony)
+        try:
+            verify.check_credential_id(response.raw_id)  # never stored, so never looked up either
+        except verify.Rejected as exc:
+            _count_failure(db, ctx, None, client, exc.reason)
+            raise PasskeyRejected(reason=exc.detail) from None
+        owner, stored = store.credential_with_owner(db, response.raw_id)
+        if stored is None:
+            _count_failure(db, ctx, None, client, "unknown_credential")
+            # Definitely unknown (not a transient error): the page may ask the browser to forget it.
+            raise UnknownCredential(credential_id=websafe_encode(response.raw_id), reason="no such credential")
+        if owner.locked_at is not None:
+            raise AccountLocked(reason="passkey login to a locked account")
+        # Usernameless: the user handle is how the authenticator says whose passkey this is.
+        handle = response.response.user_handle
+        if handle is None or not secrets.compare_digest(handle, owner.user_handle):
+            _count_failure(db, ctx, owner.id, client, "user_handle")
+            raise PasskeyRejected(reason="userHandle missing or not the credential's owner")
+        now = ctx.clock()
+        result = _verified(db, ctx, response, ceremony, stored, owner, client, now)
+        if not _record_use(db, stored, result, now):
+            _count_failure(db, ctx, owner.id, client, "counter_raced")
+            raise PasskeyRejected(reason="the sign counter moved during this login")
+        # The session that asked goes (a new id at login), and where it was headed comes along.
+        next_path = store.end_session_for_next(db, session_id_hash)
+        new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
+                              ip=client.ip, user_agent=client.user_agent)
+        redirect = next_path or DEFAULT_REDIRECT
+        notices.logged_in(db, ctx, owner, "passkey", client, now)
+        return LoginStep("ok", new.raw_id, redirect=redirect)
+    except ServiceError as refusal:
+        return refusal
 
 
 async def complete_step_up(ctx: Context, *, session: Session, credential: Any, client: Client) -> stepup.SteppedUp:
+    """One transaction, like complete_login."""
     await ctx.throttle.turn_away_known(ip=client.ip)
     response = _parse(verify.parse_authentication, credential)
     challenge = _challenge_of(response, session.id_hash)
+    outcome = await ctx.db.run_plain(_step_up, ctx, client, session, response, challenge=challenge)
+    if isinstance(outcome, ServiceError):
+        raise outcome
+    return outcome
 
-    ceremony, owner, stored = await ctx.db.run(_take_and_find, ctx, client, challenge=challenge,
-                                               session_id_hash=session.id_hash, kind="step_up",
-                                               raw_id=response.raw_id)
-    _check_ceremony(ctx, ceremony, user_id=session.user_id)
-    handle = response.response.user_handle
-    if stored is None or owner.id != session.user_id or (
-            handle is not None and not secrets.compare_digest(handle, owner.user_handle)):
-        # Another customer's passkey, or none we know: answered like a bad signature.
-        await _failed(ctx, session.user_id, client, "not_this_customers_passkey", step_up=True)
-        raise PasskeyRejected(reason="the passkey does not belong to this session's customer")
-    result = await _check_assertion(ctx, response, ceremony, stored, owner, client, step_up=True)
 
-    def step_up(db: Db) -> stepup.SteppedUp | None:
-        if not _record_use(db, stored, result, ctx.clock()):
-            return None
+def _step_up(db: Db, ctx: Context, client: Client, session: Session, response, *,
+             challenge: bytes) -> stepup.SteppedUp | ServiceError:
+    ctx.throttle.check(ip=client.ip, db=db)  # over the limit: nothing is taken
+    ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge), session_id_hash=session.id_hash,
+                                   kind="step_up")
+    try:
+        _check_ceremony(ctx, ceremony, user_id=session.user_id)
+        owner, stored = store.credential_with_owner(db, response.raw_id)
+        handle = response.response.user_handle
+        if stored is None or owner.id != session.user_id or (
+                handle is not None and not secrets.compare_digest(handle, owner.user_handle)):
+            # Another customer's passkey, or none we know: answered like a bad signature.
+            _count_failure(db, ctx, session.user_id, client, "not_this_customers_passkey", step_up=True)
+            raise PasskeyRejected(reason="the passkey does not belong to this session's customer")
+        now = ctx.clock()
+        result = _verified(db, ctx, response, ceremony, stored, owner, client, now, step_up=True)
+        if not _record_use(db, stored, result, now):
+            _count_failure(db, ctx, owner.id, client, "counter_raced", step_up=True)
+            raise PasskeyRejected(reason="the sign counter moved during this step-up")
         return stepup.stepped_up(db, ctx, session, "passkey", client)
-
-    stepped = await ctx.db.run(step_up)
-    if stepped is None:
-        await _failed(ctx, owner.id, client, "counter_raced", step_up=True)
-        raise PasskeyRejected(reason="the sign counter moved during this step-up")
-    return stepped
+    except ServiceError as refusal:
+        return refusal
 
 
 def _challenge_of(response, session_id_hash: str | None) -> bytes:
@@ -291,17 +311,6 @@ def _challenge_of(response, session_id_hash: str | None) -> bytes:
     if not session_id_hash or not isinstance(challenge, bytes):
         raise CeremonyExpired(reason="no session or no challenge")
     return challenge
-
-
-def _take_and_find(db: Db, ctx: Context, client: Client, *, challenge: bytes, session_id_hash: str, kind: str,
-                   raw_id: bytes | None):
-    """One transaction: the address's failure limit first (a refusal takes nothing), then the
-    ceremony taken, then the passkey and its owner (not looked up when raw_id is None)."""
-    ctx.throttle.check(ip=client.ip, db=db)
-    ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge), session_id_hash=session_id_hash,
-                                   kind=kind)
-    owner, stored = _owner_and_credential(db, raw_id) if ceremony and raw_id is not None else (None, None)
-    return ceremony, owner, stored
 
 
 def _check_ceremony(ctx: Context, ceremony: Ceremony | None, *, user_id: int | None = None) -> None:
@@ -314,15 +323,11 @@ def _check_ceremony(ctx: Context, ceremony: Ceremony | None, *, user_id: int | N
         raise CeremonyExpired(reason="challenge issued to another customer")
 
 
-def _owner_and_credential(db: Db, raw_id: bytes):
-    stored = store.credential_by_raw_id(db, raw_id)
-    owner = store.user_by_id(db, stored.user_id) if stored else None
-    return owner, stored
 
 
-async def _check_assertion(ctx: Context, response, ceremony: Ceremony, stored: Credential, owner,
-                           client: Client, *, step_up: bool = False) -> verify.VerifiedAssertion:
-    """Signature, flags and counter (verify.py); a failure is recorded and refused here."""
+def _verified(db: Db, ctx: Context, response, ceremony: Ceremony, stored: Credential, owner, client: Client,
+              now, *, step_up: bool = False) -> verify.VerifiedAssertion:
+    """Signature, flags and counter (verify.py); a failure is recorded in db's transaction and raised."""
     try:
         return verify.verify_authentication(
             response=response, expected_challenge=ceremony.challenge, expected_origins=ctx.settings.origins,
@@ -330,9 +335,8 @@ async def _check_assertion(ctx: Context, response, ceremony: Ceremony, stored: C
     except verify.Rejected as exc:
         if exc.reason == "counter":
             received = response.response.authenticator_data.counter
-            await ctx.db.run(notices.clone_suspected, ctx, owner, stored.name, stored.sign_count, received, client,
-                             ctx.clock())
-        await _failed(ctx, owner.id, client, exc.reason, step_up=step_up)
+            notices.clone_suspected(db, ctx, owner, stored.name, stored.sign_count, received, client, now)
+        _count_failure(db, ctx, owner.id, client, exc.reason, step_up=step_up)
         raise PasskeyRejected(reason=exc.detail) from None
 
 
@@ -349,14 +353,12 @@ async def count_malformed(ctx: Context, client: Client) -> None:
         ctx.throttle.check(ip=client.ip, db=db)  # over the limit already: the answer is 429, not 400
         ctx.throttle.failed(ip=client.ip, db=db)
 
-    await ctx.db.run(count)
+    await ctx.db.run_plain(count)
 
 
-async def _failed(ctx: Context, user_id: int | None, client: Client, reason: str, *, step_up: bool = False) -> None:
-    kind = "step_up_failed" if step_up else "login_failed"
-
-    def count(db: Db) -> None:
-        ctx.throttle.failed(ip=client.ip, db=db)
-        notices.record(db, ctx, kind, user_id, client, method="passkey", reason=reason)
-
-    await ctx.db.run(count)
+def _count_failure(db: Db, ctx: Context, user_id: int | None, client: Client, reason: str, *,
+                   step_up: bool = False) -> None:
+    """A failed passkey sign-in: counted against the address, recorded as an event."""
+    ctx.throttle.failed(ip=client.ip, db=db)
+    notices.record(db, ctx, "step_up_failed" if step_up else "login_failed", user_id, client, method="passkey",
+                   reason=reason)

@@ -9,7 +9,7 @@ import secrets
 import signal
 import sys
 
-from . import accounts, db as dbmod
+from . import accounts, db as dbmod, mailworker
 from .config import ConfigError, Settings, load_settings, utcnow
 from .passwords import Passwords, check_password_rules
 
@@ -81,11 +81,25 @@ def cmd_serve(args) -> None:
     # SIGTERM" (status 143). This handler makes it exit status 0 (and still stops at once when the
     # signal comes before uvicorn has started). With --workers, uvicorn's supervisor handles it.
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    if args.workers > 1:
-        uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, **common)
-    else:
-        database.engine.dispose()
-        uvicorn.run(create_app(settings, migrate=False), **common)
+    database.engine.dispose()
+    # Queued mail is sent by a process of its own (server/mailworker.py); the web workers only queue.
+    mail_worker = mailworker.start()
+    try:
+        if args.workers > 1:
+            os.environ[mailworker.SEPARATE] = "1"  # read by app_from_env in each worker
+            uvicorn.run("server.app:app_from_env", factory=True, workers=args.workers, **common)
+        else:
+            uvicorn.run(create_app(settings, migrate=False, deliver_mail=False), **common)
+    finally:
+        # After the web workers: every notice their last requests queued is there to be sent.
+        mailworker.stop(mail_worker)
+
+
+def cmd_mail_worker(args) -> None:
+    from . import logs
+
+    logs.configure()
+    mailworker.run(_settings())
 
 
 def _exit_cleanly(signum, frame) -> None:
@@ -212,6 +226,9 @@ def parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="a customer's security events, one JSON object per line, oldest first")
     events.add_argument("code")
     events.set_defaults(fn=cmd_events)
+
+    worker = sub.add_parser("mail-worker", help="deliver queued mail until stopped (`serve` runs one itself)")
+    worker.set_defaults(fn=cmd_mail_worker)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade the schema (idempotent)").set_defaults(fn=cmd_db_upgrade)

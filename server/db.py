@@ -11,6 +11,9 @@ import asyncio
 import functools
 import json
 import logging
+import queue
+import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -66,15 +69,6 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10, connect_args=connect_args)
 
 
-def insert_for(dialect_name: str):
-    """The dialect's INSERT, which knows ON CONFLICT (SQLite 3.24+ and PostgreSQL spell it alike)."""
-    if dialect_name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
-
-
 def _alembic_config(engine: Engine):
     from alembic.config import Config
 
@@ -104,17 +98,23 @@ def check_connection(engine: Engine) -> None:
 class Database:
     """Runs transactions off the event loop on the database's own threads.
 
-    SQLite allows one writer at a time, so it gets one thread (and so one connection) doing every
-    transaction in turn. Several threads would only queue on the file lock, and SQLite's busy handler
-    waits in sleeps of up to 100 ms: under load that costs far more than it overlaps. PostgreSQL
-    runs transactions side by side, so it gets a pool of threads the size of the connection pool.
+    SQLite allows one writer at a time, so it gets one thread (`DatabaseThread`) doing every
+    transaction in turn, on one connection it keeps. Several threads would only queue on the file
+    lock, and SQLite's busy handler waits in sleeps of up to 100 ms: under load that costs far more
+    than it overlaps. PostgreSQL runs transactions side by side, so it gets a pool of threads the
+    size of the connection pool, each transaction on a pooled (pre-pinged) connection.
     """
 
     def __init__(self, engine: Engine, *, threads: int | None = None) -> None:
         self.engine = engine
-        if threads is None:
-            threads = 1 if engine.dialect.name == "sqlite" else 8
-        self._executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="tobira-db")
+        self._sqlite = engine.dialect.name == "sqlite"
+        if self._sqlite and threads in (None, 1):
+            self._thread = DatabaseThread("tobira-db")
+            self._submit = self._thread.submit
+        else:
+            executor = ThreadPoolExecutor(max_workers=threads or 8, thread_name_prefix="tobira-db")
+            self._submit = lambda fn: asyncio.wrap_future(executor.submit(fn))
+        self._held = threading.local()  # SQLite: the connection the database thread keeps
 
     def run_sync(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run fn(db, ...) in one transaction on this thread (for the CLI and tests)."""
@@ -127,24 +127,188 @@ class Database:
             except BaseException as exc:
                 db.rollback()
                 db.info.pop("events", None)  # a rolled-back event never happened
-                if isinstance(exc, OperationalError) and _is_outage(exc):
-                    # The driver's first line (never the statement or its parameters) tells the operator why.
-                    first_line = (str(exc.orig) if exc.orig else type(exc).__name__).strip().splitlines()
-                    raise Unavailable(reason=(first_line[0] if first_line else "database error")[:200]) from exc
+                _raise_outage(exc)
                 raise
 
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """fn(db, ...) in one transaction on a database thread."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(self.run_sync, fn, *args, **kwargs))
+        return await self._submit(functools.partial(self.run_sync, fn, *args, **kwargs))
+
+    def run_plain_sync(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        """Run fn(tx, ...) in one transaction on a bare DB-API connection (see `Tx`)."""
+        fairy = self._connection()
+        tx = Tx(fairy, self.engine.dialect)
+        try:
+            tx.begin()
+            result = fn(tx, *args, **kwargs)
+            tx.commit()
+            _log_events(tx)
+            return result
+        except BaseException as exc:
+            tx.rollback()
+            _raise_outage(exc)
+            raise
+        finally:
+            if not self._sqlite:
+                fairy.close()  # back to the pool
+
+    def _connection(self):
+        """SQLite: this thread's own connection, kept (a pool checkout and its reset cost more than
+        the login path's transactions); PostgreSQL: a pre-pinged pool checkout."""
+        if self._sqlite:
+            held = getattr(self._held, "fairy", None)
+            if held is None or not held.is_valid:
+                held = self._held.fairy = self._checkout()
+            return held
+        return self._checkout()
+
+    def _checkout(self):
+        try:
+            return self.engine.raw_connection()
+        except self.engine.dialect.loaded_dbapi.Error as exc:  # no connection: unwrapped, unlike the ORM's
+            raise Unavailable(reason=_first_line(exc)) from exc
+
+    async def run_plain(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        """fn(tx, ...) in one transaction on a database thread, without the ORM (the login path)."""
+        return await self._submit(functools.partial(self.run_plain_sync, fn, *args, **kwargs))
 
 
-def _log_events(db: Db) -> None:
+class DatabaseThread:
+    """One thread that runs the callables handed to it, in order (SQLite's single writer).
+
+    What `loop.run_in_executor` does, for less: no concurrent.futures.Future chained to an asyncio
+    one, and the thread hands back everything it finished since it last woke the loop in one call,
+    so a busy thread wakes the event loop once per batch of transactions instead of once per
+    transaction. The thread ends when the Database that made it is gone.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
+        threading.Thread(target=_work, args=(self._jobs,), name=name, daemon=True).start()
+        weakref.finalize(self, self._jobs.put, None)
+
+    def submit(self, fn: Callable[[], T]) -> asyncio.Future:
+        loop = asyncio.get_running_loop()
+        future = loop.create_future()
+        self._jobs.put((loop, future, fn))
+        return future
+
+
+def _work(jobs: queue.SimpleQueue) -> None:
+    while True:
+        finished: dict = {}  # loop -> [(future, result, exception)]
+        job = jobs.get()
+        while job is not None:  # None: the Database is gone
+            loop, future, fn = job
+            try:
+                outcome = (future, fn(), None)
+            except BaseException as exc:  # handed to the awaiting task, as run_in_executor does
+                outcome = (future, None, exc)
+            finished.setdefault(loop, []).append(outcome)
+            try:
+                job = jobs.get_nowait()
+            except queue.Empty:
+                break
+        for loop, outcomes in finished.items():
+            try:
+                loop.call_soon_threadsafe(_settle, outcomes)
+            except RuntimeError:  # that loop is closed: nobody is waiting any more
+                pass
+        if job is None:
+            return
+
+
+def _settle(outcomes: list) -> None:
+    for future, result, exc in outcomes:
+        if future.cancelled():
+            continue
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(result)
+
+
+class Tx:
+    """One transaction on a DB-API connection, for store.py's plain SQL.
+
+    The ORM session costs more Python per transaction (its state machine, its connection lookup
+    per statement) than SQLite spends on the whole transaction; the login path's transactions use
+    only plain SQL, so they run here. Same contract as `Database.run`: one transaction, committed or
+    rolled back as a whole, committed security events logged, outages raised as Unavailable.
+    """
+
+    def __init__(self, fairy, dialect, *, invalidate: Callable[[BaseException], None] | None = None) -> None:
+        self.fairy = fairy
+        self.dbapi = fairy.driver_connection
+        self.dialect = dialect
+        self.invalidate = invalidate or fairy.invalidate
+        self.info: dict = {}  # what the ORM session's .info holds for store.add_event
+
+    def begin(self) -> None:
+        if self.dialect.name == "sqlite":
+            # The write lock at BEGIN, as for the ORM's transactions (make_engine).
+            self.execute("BEGIN IMMEDIATE")
+        # psycopg opens the transaction itself at the first statement.
+
+    def execute(self, sql: str, params=None):
+        """The driver's cursor; its errors become SQLAlchemy's (a lost connection is invalidated)."""
+        if self.dialect.name == "sqlite":
+            return self._driver(lambda: self.dbapi.execute(sql, params or ()), sql, params)
+        cursor = self.dbapi.cursor()
+        self._driver(lambda: cursor.execute(sql, params), sql, params, cursor)
+        return cursor
+
+    def commit(self) -> None:
+        if self.dialect.name == "sqlite":
+            self.execute("COMMIT")
+        else:
+            self._driver(self.dbapi.commit, "COMMIT", None)
+
+    def _driver(self, call: Callable[[], T], sql: str, params, cursor=None) -> T:
+        """What SQLAlchemy does for its own statements: a lost connection is dropped from the pool,
+        and the driver's error becomes SQLAlchemy's, so an outage is a 503 (commit included)."""
+        try:
+            return call()
+        except self.dialect.loaded_dbapi.Error as exc:
+            lost = self.dialect.is_disconnect(exc, self.dbapi, cursor)
+            if lost:
+                self.invalidate(exc)
+            raise DBAPIError.instance(sql, params, exc, self.dialect.loaded_dbapi.Error,
+                                      connection_invalidated=lost) from exc
+
+    def rollback(self) -> None:
+        self.info.pop("events", None)  # a rolled-back event never happened
+        if not self.fairy.is_valid:
+            return  # invalidated when it was lost: the server has rolled back already
+        try:
+            if self.dialect.name == "sqlite":
+                if self.dbapi.in_transaction:
+                    self.dbapi.execute("ROLLBACK")
+            else:
+                self.dbapi.rollback()
+        except Exception:  # noqa: BLE001 -- a dead connection has nothing to roll back
+            self.fairy.invalidate()
+
+
+def _raise_outage(exc: BaseException) -> None:
+    """A database that does not answer becomes Unavailable (503); anything else is left alone."""
+    if isinstance(exc, OperationalError) and _is_outage(exc):
+        # Never str(exc) itself: SQLAlchemy's text carries the statement and its parameters.
+        raise Unavailable(reason=_first_line(exc.orig) if exc.orig else type(exc).__name__) from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's first line (never the statement or its parameters) tells the operator why."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else type(exc).__name__)[:200]
+
+
+def _log_events(db) -> None:
     """One JSON line per committed security event, for operators (never a secret: see store.add_event)."""
-    for event in db.info.pop("events", []):
+    for row in db.info.pop("events", []):
         event_log.info("security event", extra={
-            "event": event.kind, "user_id": event.user_id, "ip": event.ip,
-            "detail": json.loads(event.detail) if event.detail else None,
+            "event": row.kind, "user_id": row.user_id, "ip": row.ip,
+            "detail": json.loads(row.detail) if row.detail else None,
         })
 
 

@@ -9,6 +9,7 @@ off the request path: a crash or an SMTP outage delays those mails but loses non
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import ssl
@@ -108,11 +109,9 @@ def make_mailer(settings: Settings) -> Mailer:
 class OutboxWorker:
     """Delivers queued mail in batches; several instances share the queue without sending twice."""
 
-    batch = 50
-
     def __init__(self, db: Database, mailer: Mailer, clock: Callable, *, idle_seconds: float = 2.0,
-                 gather_seconds: float = 0.05) -> None:
-        self.db, self.mailer, self.clock = db, mailer, clock
+                 gather_seconds: float = 0.05, batch: int = 50) -> None:
+        self.db, self.mailer, self.clock, self.batch = db, mailer, clock, batch
         self.idle_seconds, self.gather_seconds = idle_seconds, gather_seconds
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -185,3 +184,10 @@ class OutboxWorker:
     def stop(self) -> None:
         self._stopping = True
         self.wake()
+
+    async def last_pass(self, seconds: float) -> None:
+        """At shutdown: send what is due, for at most `seconds`; whatever is left stays queued for
+        the next start."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(seconds):
+                await self.deliver_due()

@@ -42,27 +42,13 @@ def _mail(db: Db, ctx: Context, user: User, kind: str, build, **values) -> None:
     store.enqueue_mail(db, kind=kind, to_addr=user.email, message=msg.as_string(), when=values.get("when") or ctx.clock())
 
 
-def login_notice(ctx: Context, user: User, method: str, client: Client, now: datetime) -> str | None:
-    """The login notification's text, made before the transaction that queues it: rendering an
-    e-mail is slow work that need not hold the database (see logged_in's `notice`)."""
-    if not user.email:
-        return None
-    s = ctx.settings
-    return messages.login_mail(sender=s.mail_from, to=user.email, rp_name=s.rp_name, lang=client.lang, when=now,
-                               method=method, ip=client.ip, browser=client.user_agent).as_string()
-
-
-def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now: datetime, *,
-              notice: str | None = None) -> None:
-    """Everything a successful login does besides the session: reset failures, record, notify.
-    notice: the notification from login_notice, when the caller rendered it beforehand."""
+def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now: datetime) -> None:
+    """Everything a successful login does besides the session: reset failures, record, notify."""
     store.record_login(db, user.id, now)
     store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method=method)
-    if notice is None:
-        notice = login_notice(ctx, user, method, client, now)
-    if notice is not None:
-        store.enqueue_mail(db, kind="login", to_addr=user.email, message=notice, when=now)
+    _mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
+          browser=client.user_agent)
 
 
 def failed_sign_in(db: Db, ctx: Context, user: User, client: Client, now: datetime, *, kind: str, method: str,

@@ -326,13 +326,13 @@ class _Op:
     def build(self, method: str, origin: dict) -> dict:
         errors = {status: list(codes) for status, codes in self.errors.items()}
         parameters = [_ref("lang", kind="parameters"), *self.params]
-        if method in STATE_CHANGING:  # web/middleware.py OriginCheck, before routing
+        if method in STATE_CHANGING:  # web/middleware.py Gate, before routing
             parameters.append(origin)
             errors.setdefault(403, []).insert(0, "csrf_rejected")
         if self.body is not None or self.reads_body:  # web/api.py read_json
             errors.setdefault(400, []).insert(0, "invalid_request")
             errors[415] = ["unsupported_media_type"]
-        errors[413] = ["payload_too_large"]  # web/middleware.py BodyLimit, before routing
+        errors[413] = ["payload_too_large"]  # web/middleware.py Gate, before routing
         if self.uses_database:
             errors.setdefault(503, []).insert(0, "unavailable")
         operation = {"tags": [self.tag], "summary": self.summary, "operationId": self.operation_id}

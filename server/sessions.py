@@ -70,9 +70,10 @@ def expired(row: Session, *, now: datetime, settings: Settings) -> bool:
     return now - row.last_seen_at > settings.session_idle or now - row.created_at > limit
 
 
-def load(db: Db, id_hash: str, *, now: datetime, settings: Settings) -> Session | None:
-    """The live session with this id, or None; an expired one is deleted as it is found."""
-    row = store.session_by_hash(db, id_hash)
+def load(db: Db, id_hash: str, *, now: datetime, settings: Settings, find=store.session_by_hash) -> Session | None:
+    """The live session with this id, or None; an expired one is deleted as it is found.
+    find: how to read it (store.session_with_customer reads its customer along)."""
+    row = find(db, id_hash)
     if row is None:
         return None
     if expired(row, now=now, settings=settings):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import functools
 import json
 import re
+from typing import Callable
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
-from sqlalchemy import Boolean, case, delete, func, or_, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import Boolean, LargeBinary, delete, func, or_, select, update
 from sqlmodel import Session as Db
 
-from .db import insert_for
+from .db import Tx
 from .models import (Ceremony, Credential, OneTimeCode, OutboxMail, RateLimitCounter, SecurityEvent, Session,
                      TrustedDevice, User, UTCDateTime, as_utc)
 
@@ -42,57 +42,76 @@ def _for_postgresql(sql: str) -> str:
     return re.sub(r"(?<!:):(\w+)", r"%(\1)s", sql)
 
 
-def _sqlite_value(value):
-    # SQLAlchemy's own storage format for DATETIME on SQLite (so its queries compare the same).
-    if isinstance(value, datetime):
-        return value.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return value
+def _sqlite_text(value: datetime) -> str:
+    # SQLAlchemy's own storage format for DATETIME on SQLite (so its queries compare the same):
+    # "YYYY-MM-DD HH:MM:SS.ffffff" in UTC (isoformat: a third of strftime's cost).
+    return value.astimezone(timezone.utc).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def _execute(db: Db, sql: str, params: dict | None = None):
-    connection = db.connection()  # the ORM transaction's connection (SQLite: BEGIN IMMEDIATE done)
-    dbapi = connection.connection.driver_connection
-    dialect = connection.dialect
-    cursor = None
-    try:
-        if dialect.name == "postgresql":
-            cursor = dbapi.cursor()
-            cursor.execute(_for_postgresql(sql), params or {})
-            return cursor
-        if params:
-            params = {k: _sqlite_value(v) for k, v in params.items()}
-        return dbapi.execute(sql, params or {})
-    except dialect.loaded_dbapi.Error as exc:
-        # What SQLAlchemy does for its own statements: a lost connection is dropped from the pool,
-        # and the driver's error becomes SQLAlchemy's, so Database.run maps an outage to 503.
-        lost = dialect.is_disconnect(exc, dbapi, cursor)
-        if lost:
-            connection.invalidate(exc)
-        raise DBAPIError.instance(sql, params, exc, dialect.loaded_dbapi.Error,
-                                  connection_invalidated=lost) from exc
+def _execute(db: Db | Tx, sql: str, params: dict | None = None):
+    """Run plain SQL (`:name` parameters) in `db`'s transaction: a Tx (Database.run_plain) or an ORM
+    session, whose own connection it borrows (SQLite: BEGIN IMMEDIATE done)."""
+    if isinstance(db, Tx):
+        tx = db
+    else:
+        connection = db.connection()
+        tx = Tx(connection.connection, connection.dialect, invalidate=connection.invalidate)
+    if tx.dialect.name == "postgresql":
+        return tx.execute(_for_postgresql(sql), params or {})
+    if params:
+        params = {k: _sqlite_text(v) if type(v) is datetime else v for k, v in params.items()}
+    return tx.execute(sql, params)
 
 
-def _plain(table, cursor, row) -> Plain | None:
+def _as_utc_datetime(value):
+    # SQLite hands back its text, PostgreSQL a datetime.
+    return as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
+
+
+def _bytes(value):
+    return value.tobytes() if isinstance(value, memoryview) else value
+
+
+@functools.lru_cache(maxsize=256)
+def _row_plan(table, names: tuple[str, ...]) -> tuple[tuple[int, Callable], ...]:
+    """For rows of these columns: which values need converting to the models' Python types, and how."""
+    dates, flags = _kinds(table)
+    plan = []
+    for i, name in enumerate(names):
+        if name in dates:
+            plan.append((i, _as_utc_datetime))
+        elif name in flags:
+            plan.append((i, bool))
+        elif name not in table.columns or isinstance(table.columns[name].type, LargeBinary):
+            plan.append((i, _bytes))  # psycopg may hand back a memoryview
+    return tuple(plan)
+
+
+# The column names of each statement's rows, read from the cursor once: psycopg builds a fresh
+# description object per column every time it is asked (a third of a PostgreSQL statement's Python).
+_names_of: dict[str, tuple[str, ...]] = {}
+
+
+def _plain(table, sql: str, cursor, row) -> Plain | None:
     if row is None:
         return None
-    dates, flags = _kinds(table)
-    values = {}
-    for column, value in zip(cursor.description, row):
-        name = column[0]
-        if value is not None:
-            if name in dates:  # SQLite hands back its text, PostgreSQL a datetime
-                value = as_utc(datetime.fromisoformat(value) if isinstance(value, str) else value)
-            elif name in flags:
-                value = bool(value)
-            elif isinstance(value, memoryview):
-                value = value.tobytes()
-        values[name] = value
-    return Plain(**values)
+    names = _names_of.get(sql)
+    if names is None or len(names) != len(row):  # new, or the table changed under a running server
+        names = _names_of[sql] = tuple(column[0] for column in cursor.description)
+    return _converted(table, names, row)
+
+
+def _converted(table, names: tuple[str, ...], row) -> Plain:
+    values = list(row)
+    for i, convert in _row_plan(table, names):
+        if values[i] is not None:
+            values[i] = convert(values[i])
+    return Plain(**dict(zip(names, values)))
 
 
 def _one(db: Db, model, sql: str, params: dict) -> Plain | None:
     cursor = _execute(db, sql, params)
-    return _plain(model.__table__, cursor, cursor.fetchone())
+    return _plain(model.__table__, sql, cursor, cursor.fetchone())
 
 
 def _fields(row) -> dict:
@@ -100,12 +119,15 @@ def _fields(row) -> dict:
     return {k: v for k, v in vars(row).items() if not k.startswith("_")}
 
 
+@functools.lru_cache(maxsize=256)
+def _insert_sql(table_name: str, names: tuple[str, ...]) -> str:
+    return f"INSERT INTO {table_name} ({', '.join(names)}) VALUES ({', '.join(':' + n for n in names)})"
+
+
 def _insert(db: Db, model, values: dict) -> Plain:
     """INSERT one row of `model` (None values are left to the column default); returns it as Plain."""
     given = {k: v for k, v in values.items() if v is not None}
-    names = ", ".join(given)
-    marks = ", ".join(f":{k}" for k in given)
-    _execute(db, f"INSERT INTO {model.__tablename__} ({names}) VALUES ({marks})", given)
+    _execute(db, _insert_sql(model.__tablename__, tuple(given)), given)
     return Plain(**values)
 
 
@@ -176,8 +198,22 @@ def session_by_hash(db: Db, id_hash: str) -> Plain | None:
     return _one(db, Session, "SELECT * FROM sessions WHERE id_hash = :h", {"h": id_hash})
 
 
+def session_with_customer(db: Db, id_hash: str) -> Plain | None:
+    """The session plus its customer's code, name and passkey count, in one statement (what
+    /api/session answers: every page and every other service asks it)."""
+    return _one(db, Session, "SELECT s.*, u.customer_code, u.display_name, (SELECT count(*) FROM credentials c"
+                             " WHERE c.user_id = s.user_id) AS passkey_count FROM sessions s"
+                             " LEFT JOIN users u ON u.id = s.user_id WHERE s.id_hash = :h", {"h": id_hash})
+
+
 def delete_session(db: Db, id_hash: str) -> bool:
     return _execute(db, "DELETE FROM sessions WHERE id_hash = :h", {"h": id_hash}).rowcount == 1
+
+
+def end_session_for_next(db: Db, id_hash: str) -> str | None:
+    """Delete the session and hand back where it was headed (its next_path), in one statement."""
+    row = _execute(db, "DELETE FROM sessions WHERE id_hash = :h RETURNING next_path", {"h": id_hash}).fetchone()
+    return row[0] if row else None
 
 
 def touch_session(db: Db, id_hash: str, when: datetime) -> None:
@@ -311,6 +347,11 @@ def mark_mail_sent(db: Db, ids: list[int], when: datetime) -> None:
         db.exec(update(OutboxMail).where(OutboxMail.id.in_(ids)).values(sent_at=when, claimed_until=None))
 
 
+def delete_sent_mail(db: Db, sent_before: datetime) -> int:
+    """The outbox is a queue, not an archive (security events are the record of what happened)."""
+    return db.exec(delete(OutboxMail).where(OutboxMail.sent_at.is_not(None), OutboxMail.sent_at < sent_before)).rowcount
+
+
 def mark_mail_failed(db: Db, mail_id: int, *, retry_at: datetime, error: str) -> None:
     db.exec(
         update(OutboxMail)
@@ -327,16 +368,15 @@ def pending_mail_count(db: Db) -> int:
 
 
 def bump_counter(db: Db, key: str, *, amount: int, now: datetime, expires_at: datetime) -> int:
-    """Add to a window's counter in one statement (a new window if the old one ran out); the new count."""
-    t = RateLimitCounter.__table__
-    insert = insert_for(db.bind.dialect.name)
-    fresh = t.c.expires_at <= now
-    stmt = insert(t).values(key=key, count=amount, expires_at=expires_at)
-    stmt = stmt.on_conflict_do_update(index_elements=[t.c.key], set_={
-        "count": case((fresh, amount), else_=t.c.count + amount),
-        "expires_at": case((fresh, expires_at), else_=t.c.expires_at),
-    }).returning(t.c.count)
-    return db.exec(stmt).scalar_one()
+    """Add to a window's counter in one statement (a new window if the old one ran out); the new count.
+    (In SET, rate_limits.expires_at is the row's old value, in SQLite and PostgreSQL alike.)"""
+    return _execute(db, "INSERT INTO rate_limits (key, count, expires_at) VALUES (:key, :amount, :expires)"
+                        " ON CONFLICT (key) DO UPDATE SET"
+                        " count = CASE WHEN rate_limits.expires_at <= :now THEN :amount"
+                        " ELSE rate_limits.count + :amount END,"
+                        " expires_at = CASE WHEN rate_limits.expires_at <= :now THEN :expires"
+                        " ELSE rate_limits.expires_at END RETURNING count",
+                    {"key": key, "amount": amount, "now": now, "expires": expires_at}).fetchone()[0]
 
 
 def counter(db: Db, key: str, now: datetime) -> Plain | None:
@@ -387,6 +427,27 @@ def count_credentials(db: Db, user_id: int) -> int:
 
 def credential_by_raw_id(db: Db, credential_id: bytes) -> Plain | None:
     return _one(db, Credential, "SELECT * FROM credentials WHERE credential_id = :c", {"c": credential_id})
+
+
+@functools.cache
+def _credential_with_owner_sql() -> tuple[str, tuple[str, ...], tuple[str, ...]]:
+    """Both tables' columns named one by one, so the row splits exactly: (SQL, passkey's, owner's)."""
+    credential = tuple(c.name for c in Credential.__table__.columns)
+    user = tuple(c.name for c in User.__table__.columns)
+    columns = [f"c.{name}" for name in credential] + [f"u.{name}" for name in user]
+    return (f"SELECT {', '.join(columns)} FROM credentials c JOIN users u ON u.id = c.user_id"
+            " WHERE c.credential_id = :c", credential, user)
+
+
+def credential_with_owner(db: Db, credential_id: bytes) -> tuple[Plain | None, Plain | None]:
+    """(the owner, the passkey) of a credential ID, in one statement; (None, None) when unknown."""
+    sql, credential, user = _credential_with_owner_sql()
+    row = _execute(db, sql, {"c": credential_id}).fetchone()
+    if row is None:
+        return None, None
+    split = len(credential)
+    return (_converted(User.__table__, user, row[split:]),
+            _converted(Credential.__table__, credential, row[:split]))
 
 
 def add_credential(db: Db, credential: Credential) -> Credential:

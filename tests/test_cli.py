@@ -101,7 +101,6 @@ def test_serve_refuses_to_start_with_one_line(run, env, words):
 @pytest.fixture
 def live_customer(tmp_path, mailsink, clock, passwords):
     """TARO1234 with a passkey, a live session and a remembered PC, in the database the CLI uses."""
-    import dataclasses
     from starlette.testclient import TestClient
     from server.app import create_app
     from server.config import load_settings

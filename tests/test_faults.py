@@ -11,6 +11,7 @@ import signal
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -415,3 +416,34 @@ def test_sigterm_finishes_requests_in_flight_and_exits_0(tmp_path, database_url,
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_sigterm_to_the_parent_stops_every_worker_and_exits_0(tmp_path, database_url, sink, servers):
     _sigterm_mid_flight(tmp_path, database_url, sink, servers, workers=2)
+
+
+# --- the mail worker process -----------------------------------------------------------------
+
+
+def _mail_worker_of(srv: Server) -> int:
+    workers = [pid for pid in srv.children()
+               if b"mail-worker" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
+    assert len(workers) == 1, srv.children()
+    return workers[0]
+
+
+def _gone(pid: int) -> bool:
+    return not os.path.exists(f"/proc/{pid}") or open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1][0] == "Z"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_queued_mail_goes_out_from_its_own_process_which_ends_with_the_server(tmp_path, database_url, sink,
+                                                                           servers):
+    add_customers(database_url, [TARO])
+    servers.append(Server(server_env(tmp_path, database_url, sink.url), tmp_path).start())
+    srv = servers[-1]
+    worker = _mail_worker_of(srv)
+    log_in_with_code(Browser(srv.url), sink)
+    wait_until(lambda: any(not is_code_mail(m) for m in sink.to(TARO[1])), 5, "the login notice")
+    # The worker marks a mail sent after the SMTP server has taken it, so the mark may trail the sink.
+    wait_until(lambda: all(sent for _, _, sent, _ in outbox(database_url)), 5, "the outbox marked sent")
+
+    srv.signal(signal.SIGKILL)  # no chance to stop its worker: the worker notices its parent is gone
+    assert srv.wait(5) == -signal.SIGKILL
+    wait_until(lambda: _gone(worker), 10, "the mail worker ends without its server")

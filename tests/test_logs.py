@@ -79,3 +79,52 @@ def test_a_rolled_back_event_is_not_logged(app, caplog, clock):
     except RuntimeError:
         pass
     assert not [r for r in caplog.records if getattr(r, "event", None) == "never_happened"]
+
+
+def test_log_lines_are_written_in_batches_but_never_lost_or_reordered():
+    import time
+
+    from server.logs import BatchingHandler
+
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, every=0.3)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log = logging.getLogger("tobira.test-batching")
+    log.propagate, log.handlers[:] = False, [handler]
+    log.setLevel(logging.INFO)
+    log.info("first")  # the first after a quiet spell goes out at once
+    assert stream.getvalue() == "first\n"
+    log.info("second")
+    log.info("third")
+    assert stream.getvalue() == "first\n"  # waiting for the batch
+    log.warning("trouble")  # from WARNING up, at once, with what waited before it
+    assert stream.getvalue() == "first\nsecond\nthird\ntrouble\n"
+    log.info("fourth")
+    deadline = time.monotonic() + 5
+    while "fourth" not in stream.getvalue() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stream.getvalue().endswith("trouble\nfourth\n")  # the flusher wrote it when things went quiet
+    log.info("fifth")
+    log.info("sixth")
+    handler.flush()  # what logging.shutdown does at exit
+    assert stream.getvalue().endswith("fourth\nfifth\nsixth\n")
+
+
+def test_a_closed_batching_handler_writes_what_waited_and_stops_its_flusher():
+    import threading
+    import time
+
+    from server.logs import BatchingHandler
+
+    before = threading.active_count()
+    stream = io.StringIO()
+    handler = BatchingHandler(stream, every=0.05)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(logging.makeLogRecord({"msg": "one", "levelno": logging.INFO}))
+    handler.handle(logging.makeLogRecord({"msg": "two", "levelno": logging.INFO}))
+    handler.close()
+    assert stream.getvalue() == "one\ntwo\n"
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert threading.active_count() == before

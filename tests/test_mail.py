@@ -152,3 +152,30 @@ def test_a_claimed_batch_is_not_sent_by_a_second_worker(app, clock):
     assert len(first) == 1 and second == []
     clock.advance(121)  # the first sender died: after its claim lapses, another takes over
     assert len(db.run_sync(store.claim_mail, now=clock(), until=clock(), token="c" * 32, limit=10)) == 1
+
+
+def test_sent_mail_is_removed_after_a_day_and_unsent_mail_never(app, clock):
+    db = app.state.ctx.db
+    for i in range(3):
+        db.run_sync(store.enqueue_mail, kind="login", to_addr=f"c{i}@example.com", message=message().as_string(),
+                    when=clock())
+    old = db.run_sync(store.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="a" * 32, limit=1)
+    db.run_sync(store.mark_mail_sent, [old[0].id], clock())
+    clock.advance(dt.timedelta(days=1, minutes=1).total_seconds())
+    recent = db.run_sync(store.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="b" * 32, limit=1)
+    db.run_sync(store.mark_mail_sent, [recent[0].id], clock())
+    assert db.run_sync(store.delete_sent_mail, clock() - dt.timedelta(days=1)) == 1  # only the one sent a day ago
+    assert db.run_sync(store.pending_mail_count) == 1  # never sent: kept, whatever its age
+    assert db.run_sync(store.delete_sent_mail, clock() - dt.timedelta(days=1)) == 0
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: the same index (test_migrations)
+def test_the_sender_finds_unsent_mail_through_its_index(app):
+    """The unsent-mail query must not scan sent mail (which piles up until the sweep)."""
+    from sqlalchemy import text
+
+    with app.state.ctx.db.engine.connect() as conn:
+        plan = " ".join(str(row[-1]) for row in conn.execute(text(
+            "EXPLAIN QUERY PLAN SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= :now"
+            " ORDER BY id LIMIT 50"), {"now": "2030-01-01"}))
+    assert "ix_mail_outbox_unsent" in plan, plan

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DBAPIError
 
 from server import sessions, store
 from server.errors import Unavailable
-from server.models import Ceremony, Session, User
+from server.models import Ceremony, Credential, Session, User
 from conftest import add_customer
 
 
@@ -31,6 +31,25 @@ def test_rows_read_with_plain_sql_match_the_orm(app):
     for name in User.__table__.columns.keys():
         assert getattr(u_plain, name) == getattr(u_orm, name), name
     assert isinstance(u_plain.user_handle, bytes) and len(u_plain.user_handle) == 32
+
+
+def test_a_passkey_and_its_owner_read_in_one_statement_match_the_orm(app):
+    db = app.state.ctx.db
+    user = add_customer(app)
+    stored = db.run_sync(store.add_credential, Credential(
+        user_id=user.id, credential_id=b"\x01" * 16, public_key=b"\xa5\x01\x02", algorithm=-7, sign_count=3,
+        aaguid="00000000-0000-0000-0000-000000000000", transports="internal", backup_eligible=True,
+        backup_state=False, name="鍵", created_at=datetime(2026, 11, 22, 1, 2, 3, tzinfo=timezone.utc)))
+    db.run_sync(store.lock_user, user.id, datetime(2026, 11, 22, 4, 5, 6, tzinfo=timezone.utc))
+    owner, credential = db.run_plain_sync(store.credential_with_owner, b"\x01" * 16)
+    c_orm = db.run_sync(lambda d: d.get(Credential, stored.id))
+    u_orm = db.run_sync(lambda d: d.get(User, user.id))
+    for name in Credential.__table__.columns.keys():
+        assert getattr(credential, name) == getattr(c_orm, name), name
+    for name in User.__table__.columns.keys():  # the owner's columns are not the passkey's (both have id, ...)
+        assert getattr(owner, name) == getattr(u_orm, name), name
+    assert owner.locked_at is not None and credential.backup_eligible is True and credential.backup_state is False
+    assert db.run_plain_sync(store.credential_with_owner, b"\x02" * 16) == (None, None)
 
 
 def test_a_taken_ceremony_comes_back_whole_and_only_once(app):
@@ -60,12 +79,36 @@ def test_a_lost_connection_is_an_outage_not_a_crash(app):
     db = app.state.ctx.db
 
     def killed(d):
-        pid = store._execute(d, "SELECT pg_backend_pid()").fetchone()[0]
-        with db.engine.connect() as other:
-            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
-            other.commit()
+        _terminate_own_connection(db, d)
         return store.user_by_id(d, 1)
 
     with pytest.raises(Unavailable):
         db.run_sync(killed)
     assert db.run_sync(store.count_credentials, 1) == 0
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)  # a server connection to terminate
+def test_a_connection_lost_before_commit_is_an_outage_on_the_plain_path_too(app):
+    """The plain path's COMMIT goes through the same translation as its statements: a lost
+    connection there is 503 (Unavailable), not the driver's own exception (a 500)."""
+    db = app.state.ctx.db
+    with pytest.raises(Unavailable):
+        db.run_plain_sync(lambda tx: _terminate_own_connection(db, tx))  # then the commit fails
+    assert db.run_plain_sync(store.count_credentials, 1) == 0
+
+
+def _terminate_own_connection(db, transaction) -> None:
+    """PostgreSQL ends the server process behind this transaction's connection (as in a crash)."""
+    pid = store._execute(transaction, "SELECT pg_backend_pid()").fetchone()[0]
+    with db.engine.connect() as other:
+        other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        other.commit()
+
+
+def test_a_database_that_cannot_be_opened_is_an_outage_on_the_plain_path(tmp_path):
+    """SQLite's kept connection is opened through the same translation as PostgreSQL's checkouts."""
+    from server import db as dbmod
+
+    database = dbmod.Database(dbmod.make_engine(f"sqlite:///{tmp_path}"))  # a directory, not a database file
+    with pytest.raises(Unavailable):
+        database.run_plain_sync(lambda tx: None)

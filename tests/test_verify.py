@@ -9,15 +9,20 @@ reason code: `Malformed` (cannot be parsed, API 400 invalid_request, reason "par
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import random
+import struct
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from fido2 import cbor
+from fido2.webauthn import (AuthenticationResponse, AuthenticatorAssertionResponse, AuthenticatorData,
+                            CollectedClientData)
 
 from server import verify
 from server.verify import Malformed, Rejected
@@ -813,3 +818,369 @@ def test_the_fido2_type_hint_cache_changes_nothing():
     finally:
         fido2.utils.get_type_hints = original
     assert cached == plain and bytes(cached.response.client_data) == bytes(plain.response.client_data)
+
+
+# --- the login path's own checks and its key cache (verify.py's docstring) -------------------
+#
+# verify_authentication runs Fido2Server.authenticate_complete's checks itself on a key kept loaded
+# per stored byte string, and parse_authentication assembles fido2's objects without their field
+# conversion. Each check is proven to refuse where it now lives, for every algorithm, and both
+# paths and both ways of building are compared: same outcome, same reason, same detail.
+
+ALGS = pytest.mark.parametrize("alg", [ES256, EDDSA, RS256], ids=["ES256", "EdDSA", "RS256"])
+
+
+@pytest.fixture
+def fido2_path(monkeypatch):
+    """Every stored key verified by fido2's Fido2Server, as before the fast path (cache emptied)."""
+    monkeypatch.setattr(verify, "_ready_verify", lambda key: None)
+    verify._cached_stored_key.cache_clear()
+    yield
+    verify._cached_stored_key.cache_clear()
+
+
+def detailed(run) -> tuple:
+    """Like outcome(), with the detail: the fast path must say exactly what fido2 said."""
+    try:
+        run()
+    except Malformed as exc:
+        return ("Malformed", exc.reason, str(exc))
+    except Rejected as exc:
+        return ("Rejected", exc.reason, exc.detail)
+    return ("ok", None, None)
+
+
+def verify_parsed(response, public_key: bytes, *, stored=0, challenge=CHALLENGE, origins=(ORIGIN,), rp_id=RP_ID,
+                  algorithms=verify.ALGORITHMS, uv=True) -> verify.VerifiedAssertion:
+    return verify.verify_authentication(response=response, expected_challenge=challenge,
+                                        expected_origins=list(origins), rp_id=rp_id, public_key=public_key,
+                                        stored_sign_count=stored, algorithms=algorithms,
+                                        require_user_verification=uv)
+
+
+def on_fast_path(public_key: bytes) -> bool:
+    return verify._stored_key(public_key).verify is not None
+
+
+FAST_PATH_REFUSALS = [
+    ("type-webauthn.create", lambda k: k.get(CHALLENGE, type="webauthn.create"), {}, rejected("type")),
+    ("type-empty", lambda k: k.get(CHALLENGE, type=""), {}, rejected("type")),
+    ("origin-sub-domain", lambda k: k.get(CHALLENGE, origin="http://sub.localhost:8000"), {}, rejected("origin")),
+    ("origin-https", lambda k: k.get(CHALLENGE, origin="https://localhost:8000"), {}, rejected("origin")),
+    ("origin-of-another-configuration", lambda k: k.get(CHALLENGE), {"origins": ("https://tobira.example",)},
+     rejected("origin")),
+    ("challenge-wrong", lambda k: k.get(OTHER_CHALLENGE), {}, rejected("challenge")),
+    ("rpIdHash-other-site", lambda k: k.get(CHALLENGE, rp_id="evil.com"), {}, rejected("rp_id")),
+    ("rpIdHash-expected-other-rp", lambda k: k.get(CHALLENGE), {"rp_id": "example.com"}, rejected("rp_id")),
+    ("rpIdHash-expected-empty", lambda k: k.get(CHALLENGE), {"rp_id": ""}, rejected("rp_id")),
+    ("rpIdHash-one-bit", lambda k: k.get(CHALLENGE, tamper=_flip(31, 0x80)), {}, rejected("rp_id")),
+    ("UP=0", lambda k: k.get(CHALLENGE, flags=UV), {}, rejected("up")),
+    ("UP=0-UV-not-required", lambda k: k.get(CHALLENGE, flags=0), {"uv": False}, rejected("up")),
+    ("UV=0", lambda k: k.get(CHALLENGE, flags=UP), {}, rejected("uv")),
+    ("signature-bit-flipped", lambda k: k.get(CHALLENGE, tamper=set_member(
+        "signature", lambda s: s[:-1] + bytes([s[-1] ^ 1]))), {}, rejected("signature")),
+    ("signature-truncated", lambda k: k.get(CHALLENGE, tamper=set_member("signature", lambda s: s[:-1])), {},
+     rejected("signature")),
+    ("signature-over-raw-clientDataJSON", lambda k: k.get(CHALLENGE, signature=k.sign(
+        k.authenticator_data(flags=k.default_flags(), counter=k.sign_count + 1)
+        + k.client_data("webauthn.get", CHALLENGE))), {}, rejected("signature")),
+    ("signature-of-another-challenge", lambda k: k.get(CHALLENGE, tamper=_resign_client_data(
+        challenge=b64url(CHALLENGE)[:-1] + "A")), {}, rejected("challenge")),
+    ("mutated-counter", lambda k: k.get(CHALLENGE, tamper=_flip(36, 0x01)), {}, rejected("signature")),
+    ("mutated-flags-uv-added", lambda k: k.get(CHALLENGE, flags=UP, tamper=_flip(32, UV)), {},
+     rejected("signature")),
+    ("mutated-clientDataJSON", lambda k: k.get(CHALLENGE, tamper=_resign_client_data(extra="x")), {},
+     rejected("signature")),
+    ("BE=0-BS=1", lambda k: k.get(CHALLENGE, flags=UP | UV | BS), {}, rejected("flags")),
+    ("counter-not-above-stored", lambda k: k.get(CHALLENGE, counter=3), {"stored": 3}, rejected("counter")),
+    ("alg-not-offered", lambda k: k.get(CHALLENGE), {"algorithms": ()}, rejected("alg_not_requested")),
+]
+
+
+@ALGS
+@pytest.mark.parametrize("make, verify_kw, expected", [pytest.param(*case[1:], id=case[0])
+                                                        for case in FAST_PATH_REFUSALS])
+def test_the_login_path_refuses_each_check_with_a_loaded_key(alg, make, verify_kw, expected):
+    key = make_key(alg, synced=False)
+    new = registered(key)
+    assert on_fast_path(new.public_key)
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), new.public_key)) == OK  # the key is now cached
+    hits = verify._cached_stored_key.cache_info().hits
+    assert outcome(lambda: authenticate(make(key), new.public_key, **verify_kw)) == expected
+    assert verify._cached_stored_key.cache_info().hits > hits, "the refusal came from the cached key"
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), new.public_key, stored=key.sign_count - 1)) == OK
+
+
+@ALGS
+def test_a_signature_by_another_key_is_refused_though_both_keys_are_cached(alg):
+    mine, other = make_key(alg), SoftKey(alg)
+    mine_stored, other_stored = registered(mine).public_key, registered(other).public_key
+    assert mine_stored != other_stored
+    for key, stored in ((mine, mine_stored), (other, other_stored)):
+        assert outcome(lambda: authenticate(key.get(CHALLENGE), stored)) == OK
+    # Same credential ID, other private key: only the stored bytes decide which key verifies.
+    impostor = SoftKey(alg, credential_id=mine.credential_id, private_key=other.private_key)
+    impostor.create(CHALLENGE, user_handle=HANDLE)
+    assert outcome(lambda: authenticate(impostor.get(CHALLENGE), mine_stored)) == rejected("signature")
+    assert outcome(lambda: authenticate(mine.get(CHALLENGE), other_stored)) == rejected("signature")
+    assert outcome(lambda: authenticate(other.get(CHALLENGE), mine_stored)) == rejected("signature")
+    assert outcome(lambda: authenticate(mine.get(CHALLENGE), mine_stored)) == OK
+
+
+def test_many_cached_keys_each_verify_only_their_own_assertion():
+    keys = [SoftKey(ES256) for _ in range(6)]
+    stored = [registered(k).public_key for k in keys]
+    assertions = [k.get(CHALLENGE) for k in keys]
+    for i, data in enumerate(assertions):
+        for j, public_key in enumerate(stored):
+            assert outcome(lambda: authenticate(data, public_key)) == (OK if i == j else rejected("signature"))
+
+
+def test_a_stored_key_one_bit_off_gets_its_own_entry_and_fido2s_answer(monkeypatch):
+    """Every one-bit neighbour of a cached key's bytes is loaded on its own and fares exactly as it
+    does through fido2, never as the cached key does. (A few still verify there, as they always did:
+    a flipped kty label or value, or a byte-string length fido2's decoder shortens, leave the same
+    algorithm, curve and point; registration's checks are what keep such bytes out of the table.)"""
+    key = make_key()
+    stored = registered(key).public_key
+    response = verify.parse_authentication(key.get(CHALLENGE))
+    neighbours = [stored[:i] + bytes([stored[i] ^ 1]) + stored[i + 1:] for i in range(len(stored))]
+
+    def result(public_key):
+        try:
+            return detailed(lambda: verify_parsed(response, public_key))
+        except Exception as exc:  # noqa: BLE001 - a stored key that does not decode raises, as before
+            return (type(exc).__name__, str(exc))
+
+    assert result(stored) == ("ok", None, None)
+    cached = verify._cached_stored_key(stored)
+    fast = [result(n) for n in neighbours]
+    assert not any(verify._cached_stored_key(n) is cached for n, r in zip(neighbours, fast) if r[0] == "ok")
+    material = {label: key.cose_key()[label] for label in (3, -1, -2, -3)}
+    for n, r in zip(neighbours, fast):
+        if r[0] == "ok":  # same algorithm, curve and point, under fido2's lenient decoder too
+            assert {label: cbor.decode(n).get(label) for label in material} == material
+    monkeypatch.setattr(verify, "_ready_verify", lambda k: None)
+    verify._cached_stored_key.cache_clear()
+    try:
+        assert [result(n) for n in neighbours] == fast
+    finally:
+        verify._cached_stored_key.cache_clear()
+
+
+def test_equal_bytes_share_the_entry_other_buffers_take_fido2s_path():
+    key = make_key()
+    stored = registered(key).public_key
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), stored)) == OK
+    assert verify._stored_key(bytes(bytearray(stored))) is verify._stored_key(stored)  # a copy from the database
+    size = verify._cached_stored_key.cache_info().currsize
+    for buffer in (bytearray(stored), memoryview(stored)):
+        assert verify._stored_key(buffer).verify is None  # bytearray values: fido2 verifies, as before
+        assert outcome(lambda: authenticate(key.get(CHALLENGE), buffer)) == OK
+        assert outcome(lambda: authenticate(key.get(OTHER_CHALLENGE), buffer)) == rejected("challenge")
+        assert outcome(lambda: authenticate(key.get(CHALLENGE, flags=UP), buffer)) == rejected("uv")
+    assert verify._cached_stored_key.cache_info().currsize == size, "only exact bytes are cached"
+
+
+def test_the_key_cache_is_bounded_and_an_evicted_key_still_verifies():
+    key = make_key()
+    stored = registered(key).public_key
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), stored)) == OK
+    for _ in range(verify.KEY_CACHE_SIZE + 10):
+        assert on_fast_path(cbor.encode({**_ec_key(ec.SECP256R1()), -1: 1}))  # crv P-256
+    assert verify._cached_stored_key.cache_info().currsize == verify.KEY_CACHE_SIZE
+    misses = verify._cached_stored_key.cache_info().misses
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), stored)) == OK
+    assert outcome(lambda: authenticate(key.get(CHALLENGE, flags=UP), stored)) == rejected("uv")
+    assert verify._cached_stored_key.cache_info().misses == misses + 1
+
+
+@pytest.mark.parametrize("make, expected", [
+    # fido2's ES256 looks at crv, x and y only: extra labels never mattered
+    pytest.param(lambda k: {**k.cose_key(), -4: True}, ("ok", None, None), id="bool-value"),
+    pytest.param(lambda k: {**k.cose_key(), -4: [1]}, ("ok", None, None), id="array-value"),
+    pytest.param(lambda k: {**k.cose_key(), "x": b"1"}, ("ok", None, None), id="text-label"),
+    pytest.param(lambda k: {**k.cose_key(), -1: 2}, ("Rejected", "parse", "Unsupported elliptic curve"),
+                 id="wrong-curve"),
+    pytest.param(_off_curve, ("Rejected", "parse", "Invalid EC key. Point is not on the curve specified."),
+                 id="point-off-curve"),
+    pytest.param(lambda k: {**k.cose_key(), -3: "y" * 32},
+                 ("Rejected", "signature", "signature could not be verified (TypeError)"), id="y-text"),
+    pytest.param(lambda k: _with(k, {-3: DROP}),
+                 ("Rejected", "signature", "signature could not be verified (KeyError)"), id="y-missing"),
+    pytest.param(lambda k: {**k.cose_key(), 3: -35}, ("Rejected", "parse", "Unsupported elliptic curve"), id="ES384"),
+])
+def test_a_key_the_fast_path_does_not_take_is_judged_by_fido2(make, expected, fido2_path, monkeypatch):
+    """Stored keys _ready_verify leaves alone (registration refuses them: only test vectors or rows
+    from before its checks could have them) fare exactly as through Fido2Server, and are cached."""
+    key = make_key()
+    stored = cbor.encode(make(key))
+    data = key.get(CHALLENGE)
+    assert detailed(lambda: authenticate(data, stored, algorithms=(ES256, -35))) == expected
+    monkeypatch.undo()  # the real _ready_verify
+    verify._cached_stored_key.cache_clear()
+    assert not on_fast_path(stored)
+    for _ in range(2):
+        assert detailed(lambda: authenticate(data, stored, algorithms=(ES256, -35))) == expected
+    assert verify._cached_stored_key.cache_info().hits >= 1
+
+
+def _path_cases():
+    cases = [(case[0], ES256, case[1], case[2]) for case in AUTHENTICATION_REFUSALS]
+    cases += [(f"{name}-{alg}", alg, make, kw) for alg in (ES256, EDDSA, RS256)
+              for name, make, kw, _ in FAST_PATH_REFUSALS]
+    cases += [(f"ok-{alg}", alg, lambda k: k.get(CHALLENGE), {}) for alg in (ES256, EDDSA, RS256)]
+    cases += [(f"uv-not-required-{alg}", alg, lambda k: k.get(CHALLENGE, flags=UP), {"uv": False})
+              for alg in (ES256, EDDSA, RS256)]
+    return [pytest.param(alg, make, kw, id=name) for name, alg, make, kw in cases]
+
+
+@pytest.mark.parametrize("alg, make, verify_kw", _path_cases())
+def test_the_login_path_says_what_fido2_says(alg, make, verify_kw, monkeypatch):
+    key = make_key(alg, synced=False)
+    new = registered(key)
+    data = make(key)
+    try:
+        response = verify.parse_authentication(data)
+    except Malformed:
+        return  # refused before any check: nothing to compare
+    fast = detailed(lambda: verify_parsed(response, new.public_key, **verify_kw))
+    assert on_fast_path(new.public_key)
+    monkeypatch.setattr(verify, "_ready_verify", lambda k: None)
+    verify._cached_stored_key.cache_clear()
+    try:
+        assert not on_fast_path(new.public_key)
+        assert detailed(lambda: verify_parsed(response, new.public_key, **verify_kw)) == fast
+    finally:
+        verify._cached_stored_key.cache_clear()
+
+
+@ALGS
+def test_randomly_mutated_assertions_fare_alike_on_both_paths(alg, monkeypatch):
+    rng = random.Random(alg)
+    key = make_key(alg)
+    stored = registered(key).public_key
+    responses = []
+    for _ in range(150):
+        field = rng.choice(["clientDataJSON", "authenticatorData", "signature"])
+
+        def mutate(parts, field=field):
+            raw = bytearray(parts[field])
+            raw[rng.randrange(len(raw))] ^= rng.randrange(1, 256)
+            parts[field] = bytes(raw)
+        try:
+            responses.append(verify.parse_authentication(key.get(CHALLENGE, tamper=mutate)))
+        except Malformed:
+            pass
+    assert len(responses) > 50
+    fast = [detailed(lambda: verify_parsed(r, stored)) for r in responses]
+    monkeypatch.setattr(verify, "_ready_verify", lambda k: None)
+    verify._cached_stored_key.cache_clear()
+    try:
+        assert [detailed(lambda: verify_parsed(r, stored)) for r in responses] == fast
+    finally:
+        verify._cached_stored_key.cache_clear()
+    assert {kind for kind, _, _ in fast} == {"Rejected"}
+
+
+# parse_authentication builds fido2's objects without their constructors: they must be the same.
+
+
+def _b64(text: str) -> bytes:
+    text = text.rstrip("=").replace("-", "+").replace("_", "/")
+    return base64.b64decode(text + "=" * (-len(text) % 4))
+
+
+def fido2_parse(data) -> AuthenticationResponse:
+    """What parse_authentication returned before: fido2's own constructors on the decoded fields."""
+    r = data["response"]
+    handle = r.get("userHandle")
+    return AuthenticationResponse(
+        raw_id=_b64(data["rawId"]),
+        response=AuthenticatorAssertionResponse(
+            client_data=CollectedClientData(_b64(r["clientDataJSON"])),
+            authenticator_data=AuthenticatorData(_b64(r["authenticatorData"])),
+            signature=_b64(r["signature"]), user_handle=_b64(handle) if handle else None),
+        authenticator_attachment=None, client_extension_results={}, type="public-key")
+
+
+def assert_same(a, b, where="response"):
+    """Same type, same bytes, and the same attributes all the way down."""
+    if a is b:
+        return
+    assert type(a) is type(b), where
+    if isinstance(a, bytes):
+        assert bytes(a) == bytes(b), where
+    if hasattr(a, "__dict__") and not isinstance(a, type):
+        assert vars(a).keys() == vars(b).keys(), where
+        for name in vars(a):
+            assert_same(vars(a)[name], vars(b)[name], f"{where}.{name}")
+    else:
+        assert a == b, where
+
+
+def _parse_corpus():
+    corpus = []
+    for alg in (ES256, EDDSA, RS256):
+        key = make_key(alg, synced=alg != RS256)
+        key.create(CHALLENGE, user_handle=HANDLE)
+        corpus += [key.get(CHALLENGE), key.get(CHALLENGE, user_handle=None), key.get(CHALLENGE, counter=2**32 - 1),
+                   key.get(CHALLENGE, flags=0), key.get(CHALLENGE, flags=0xFF & ~(AT | ED)),
+                   key.get(CHALLENGE, extensions={"credProtect": 2}), key.get(CHALLENGE, cross_origin=None),
+                   key.get(CHALLENGE, cross_origin=True), key.get(CHALLENGE, top_origin="https://evil.com"),
+                   key.get(CHALLENGE, token_binding={"status": "present", "id": "x"}),
+                   key.get(CHALLENGE, client_data={"other_keys_can_be_added_here": "x"}),
+                   key.get("AA", type="webauthn.create", origin="null")]
+    path = Path(__file__).resolve().parents[2] / "shared" / "vectors" / "authentication.json"
+    if path.exists():
+        corpus += [v["response"] for v in json.loads(path.read_text())]
+    return corpus
+
+
+@pytest.mark.parametrize("data", _parse_corpus())
+def test_parse_builds_what_fido2_builds(data, monkeypatch):
+    try:
+        parsed = verify.parse_authentication(data)
+    except Malformed:
+        pytest.skip("refused by the parser, never built")
+    assert_same(parsed, fido2_parse(data))
+    assert parsed == fido2_parse(data) and dict(parsed) == dict(fido2_parse(data))
+    # and through the constructors, when a fido2 release changes the fields
+    monkeypatch.setattr(verify, "_RESPONSE_FIELDS", ("another", "layout"))
+    assert_same(verify.parse_authentication(data), parsed)
+
+
+@pytest.mark.parametrize("flags", range(256))
+def test_authenticator_data_of_37_bytes_is_what_fido2_builds(flags):
+    raw = hashlib.sha256(b"localhost").digest() + bytes([flags]) + (flags * 0x01010101).to_bytes(4, "big")
+    try:
+        expected = AuthenticatorData(raw)
+    except (ValueError, IndexError, struct.error):  # what fido2 raises, all turned into Malformed
+        assert flags & (AT | ED)
+        assert outcome(lambda: verify._authenticator_data(raw)) == MALFORMED
+        return
+    assert_same(verify._authenticator_data(raw), expected)
+
+
+def _client_data_corpus():
+    key = make_key()
+    corpus = [key.client_data(kind, CHALLENGE, **kw) for kind in ("webauthn.get", "webauthn.create") for kw in (
+        {}, {"cross_origin": None}, {"cross_origin": True}, {"cross_origin": "false"}, {"top_origin": ORIGIN},
+        {"token_binding": {"status": "supported"}}, {"extra": {"other_keys_can_be_added_here": "x", "n": [1, {}]}})]
+    corpus += [key.client_data("webauthn.get", challenge) for challenge in ("", "A", "AA=", "AB", "é", "+/", "-_")]
+    vectors = Path(__file__).resolve().parents[2] / "shared" / "vectors"
+    for name in ("registration.json", "authentication.json"):
+        if (vectors / name).exists():
+            corpus += [_b64(v["response"]["response"]["clientDataJSON"]) for v in json.loads((vectors / name).read_text())]
+    return corpus
+
+
+@pytest.mark.parametrize("raw", _client_data_corpus())
+def test_client_data_is_what_fido2_builds(raw):
+    """_client_data (both ceremonies) builds CollectedClientData without parsing the JSON twice."""
+    try:
+        expected = CollectedClientData(raw)
+    except ValueError:  # a challenge that is not base64url: refused by both
+        assert outcome(lambda: verify._client_data(raw)) == MALFORMED
+        return
+    assert_same(verify._client_data(raw), expected)

@@ -335,3 +335,24 @@ def test_not_ready_when_the_database_does_not_answer(make_app):
         assert c.get("/healthz").status_code == 200
         r = c.get("/readyz")
         assert r.status_code == 503 and r.json()["error"]["code"] == "unavailable"
+
+
+@pytest.mark.parametrize("origin", ["http://localhost:8000", "https://example.com"])
+def test_the_session_cookie_header_is_what_starlettes_set_cookie_writes(origin):
+    """web/auth.py writes the Set-Cookie header itself (made once, for speed): it must stay the
+    very header Starlette's set_cookie would write with the same attributes."""
+    from starlette.responses import Response
+
+    from server.config import load_settings
+    from server.web.auth import Cookies
+
+    rp_id = "localhost" if "localhost" in origin else "example.com"
+    cookies = Cookies(load_settings({"TOBIRA_ORIGIN": origin, "TOBIRA_RP_ID": rp_id, "TOBIRA_SECRET_KEY": "k" * 40,
+                                     "TOBIRA_DATABASE_URL": "sqlite:////tmp/unused.db"}))
+    ours, theirs = Response(), Response()
+    cookies.set_session(ours, "session-id_0123456789")
+    theirs.set_cookie(cookies.session_name, cookies._signer.sign("session-id_0123456789").decode(),
+                      max_age=cookies.session_max_age, path="/", secure=cookies.secure, httponly=True, samesite="lax")
+    assert [h for h in ours.raw_headers if h[0] == b"set-cookie"] == \
+        [h for h in theirs.raw_headers if h[0] == b"set-cookie"]
+    assert (b"; Secure" in ours.raw_headers[-1][1]) == origin.startswith("https")

@@ -136,27 +136,25 @@ async def session_info(request: Request) -> Response:
     id_hash = request.app.state.cookies.session_hash(request)
 
     def read(db):
-        # One transaction for the session, its customer and the passkey count: this is the call
-        # every page and every other service makes, so it gets one database round trip.
-        row = sessions.load(db, id_hash, now=ctx.clock(), settings=ctx.settings) if id_hash else None
-        if row is None or row.state != sessions.ACTIVE:
-            return None
-        return row, store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)
+        # One statement for the session, its customer and the passkey count: this is the call
+        # every page and every other service makes.
+        row = sessions.load(db, id_hash, now=ctx.clock(), settings=ctx.settings,
+                            find=store.session_with_customer) if id_hash else None
+        return row if row is not None and row.state == sessions.ACTIVE and row.customer_code else None
 
-    found = await ctx.db.run(read)
-    if found is None:
+    row = await ctx.db.run_plain(read)
+    if row is None:
         raise NotAuthenticated()
-    row, user, passkey_count = found
     reason = policy.important_operations_reason(row, ctx.settings, ctx.clock())
     return JSONResponse({
-        "customer_code": user.customer_code,
-        "display_name": user.display_name,
+        "customer_code": row.customer_code,
+        "display_name": row.display_name,
         "auth_method": row.auth_method,
         "authenticated_at": _iso(row.authenticated_at),
         "verified_at": _iso(row.verified_at),
         "important_operations_allowed": reason is None,
         "important_operations_reason": reason,
-        "passkey_count": passkey_count,
+        "passkey_count": row.passkey_count,
     })
 
 

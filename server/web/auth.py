@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import ipaddress
 
 from itsdangerous import BadSignature, Signer
@@ -17,6 +19,21 @@ from ..models import Session
 DEVICE_MAX_CHARS = 100
 
 
+class _FastSigner(Signer):
+    """itsdangerous's Signer with the same signatures for less CPU (every request signs or checks one).
+
+    It derives the key from the secret again for every signature; the result never changes, so
+    it is kept. And `hashlib.sha1` itself (itsdangerous's default is a wrapper around it) lets
+    `hmac` use OpenSSL's HMAC instead of its pure-Python fallback."""
+
+    @functools.cached_property
+    def _derived(self) -> bytes:
+        return super().derive_key()
+
+    def derive_key(self, secret_key: str | bytes | None = None) -> bytes:
+        return self._derived if secret_key is None else super().derive_key(secret_key)
+
+
 class Cookies:
     """Cookie names and attributes: `__Host-` + Secure on https (no Domain, Path=/), Lax always."""
 
@@ -27,7 +44,11 @@ class Cookies:
         self.device_name = prefix + "tobira_device"
         self.session_max_age = int(settings.session_absolute.total_seconds())
         self.device_max_age = settings.trusted_device_days * 86400
-        self._signer = Signer(settings.secret_key, salt="tobira.session")
+        self._signer = _FastSigner(settings.secret_key, salt="tobira.session", digest_method=hashlib.sha1)
+        # The session cookie's attributes, as Starlette's set_cookie writes them, made once: its
+        # http.cookies machinery costs more than signing the value (every login sets one).
+        self._session_attributes = (f"; HttpOnly; Max-Age={self.session_max_age}; Path=/; SameSite=lax"
+                                    + ("; Secure" if self.secure else "")).encode("latin-1")
 
     def session_hash(self, request: Request) -> str | None:
         """The stored hash of this browser's session id, if its cookie carries a valid signature."""
@@ -45,8 +66,9 @@ class Cookies:
         return value if value and len(value) <= DEVICE_MAX_CHARS else None
 
     def set_session(self, response: Response, raw_id: str) -> None:
-        response.set_cookie(self.session_name, self._signer.sign(raw_id).decode(), max_age=self.session_max_age,
-                            path="/", secure=self.secure, httponly=True, samesite="lax")
+        # The value (token_urlsafe, ".", base64url) needs no quoting.
+        value = self._signer.sign(raw_id)
+        response.raw_headers.append((b"set-cookie", self.session_name.encode() + b"=" + value + self._session_attributes))
 
     def clear_session(self, response: Response) -> None:
         response.delete_cookie(self.session_name, path="/", secure=self.secure, httponly=True, samesite="lax")
@@ -57,39 +79,65 @@ class Cookies:
 
 
 def language(request: Request) -> str:
-    return choose_language(request.query_params.get("lang"), request.headers.get("accept-language"))
+    # Most requests have no query string: not parsing one saves most of the cost.
+    query = request.query_params.get("lang") if request.scope.get("query_string") else None
+    return _language(query, request.headers.get("accept-language"))
 
 
-def client_ip(request: Request, settings: Settings) -> str | None:
-    """The peer's address, or the client named by X-Forwarded-For when the peer is a trusted proxy."""
-    peer = request.client.host if request.client else None
-    if not peer or not settings.trusted_proxies:
-        return peer
+# Browsers send the same few Accept-Language values again and again (bounded: junk cannot grow it).
+_language = functools.lru_cache(maxsize=1024)(choose_language)
 
-    def trusted(addr: str) -> bool:
+
+class Clients:
+    """Works out who is asking: the client's address (through trusted proxies), browser and language.
+
+    Parsing addresses is slow next to a request's other work, and the same few proxies and
+    clients come again and again: whether an address is a trusted proxy is remembered (bounded,
+    so varied junk cannot grow it)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.networks = settings.trusted_proxies
+        self.trusted = functools.lru_cache(maxsize=4096)(self._trusted)
+
+    def _trusted(self, addr: str) -> bool:
         try:
             ip = ipaddress.ip_address(addr)
         except ValueError:
             return False
-        return any(ip in net for net in settings.trusted_proxies)
+        return any(ip in net for net in self.networks)
 
-    if not trusted(peer):
-        return peer
-    hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
-    # Walk from the nearest hop outward; the first address no trusted proxy vouches for is the client.
-    for hop in reversed(hops):
-        if not trusted(hop):
-            try:
-                return str(ipaddress.ip_address(hop))
-            except ValueError:
-                return peer
-    return hops[0] if hops else peer
+    def ip(self, request: Request) -> str | None:
+        """The peer's address, or the client named by X-Forwarded-For when the peer is a trusted proxy."""
+        peer = request.client.host if request.client else None
+        if not peer or not self.networks or not self.trusted(peer):
+            return peer
+        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        # Walk from the nearest hop outward; the first address no trusted proxy vouches for is the client.
+        for hop in reversed(hops):
+            if not self.trusted(hop):
+                return _canonical(hop) or peer
+        return hops[0] if hops else peer
+
+    def of(self, request: Request) -> Client:
+        ua = request.headers.get("user-agent")
+        return Client(ip=self.ip(request), user_agent=ua[:300] if ua else None, lang=language(request))
+
+
+@functools.lru_cache(maxsize=4096)
+def _canonical(addr: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(addr))
+    except ValueError:
+        return None
 
 
 def client(request: Request) -> Client:
-    ctx: Context = request.app.state.ctx
-    ua = request.headers.get("user-agent")
-    return Client(ip=client_ip(request, ctx.settings), user_agent=ua[:300] if ua else None, lang=language(request))
+    """Who is asking (worked out once per request)."""
+    state = request.scope.setdefault("state", {})
+    found = state.get("tobira_client")
+    if found is None:
+        found = state["tobira_client"] = request.app.state.clients.of(request)
+    return found
 
 
 async def current_session(request: Request) -> Session | None:
@@ -100,7 +148,7 @@ async def current_session(request: Request) -> Session | None:
     id_hash = request.app.state.cookies.session_hash(request)
     row = None
     if id_hash:
-        row = await ctx.db.run(sessions.load, id_hash, now=ctx.clock(), settings=ctx.settings)
+        row = await ctx.db.run_plain(sessions.load, id_hash, now=ctx.clock(), settings=ctx.settings)
     request.scope["state"]["tobira_session"] = row
     return row
 
