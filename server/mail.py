@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import secrets
+import smtplib
 import ssl
 import time
 from datetime import timedelta
@@ -31,6 +33,13 @@ from .db import Database
 from .errors import Unavailable
 
 log = logging.getLogger("tobira.mail")
+
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _crlf(text: str) -> str:
+    """SMTP's line ends (smtplib leaves those of a bytes message as they are)."""
+    return _LINE_END.sub("\r\n", text)
 
 
 class MailError(Exception):
@@ -58,13 +67,33 @@ class SmtpMailer:
         """(recipient, message text) pairs: queued mail, rendered when it was queued, goes out as it is.
 
         Parsing it back into a message object and flattening it again would cost more CPU than
-        the SMTP conversation itself (it did: a fifth of the server's time under load)."""
+        the SMTP conversation itself (it did: a fifth of the server's time under load). The
+        conversation runs on the standard library's blocking client in a thread: it costs less
+        than half of aiosmtplib's CPU per message (240 against 590 microseconds here, measured
+        with bench.sink), and queued mail has nobody waiting on the event loop for it."""
         jobs = []
         for to_addr, text in mails:
             sender = self.sender or parseaddr(HeaderParser(policy=compat32).parsestr(text, headersonly=True)["From"])[1]
-            jobs.append(lambda client, sender=sender, to_addr=to_addr, data=text.encode("utf-8"):
-                        client.sendmail(sender, [to_addr], data))
-        await self._session(jobs)
+            jobs.append((sender, to_addr, _crlf(text).encode("utf-8")))
+        if jobs:
+            await asyncio.to_thread(self._send_blocking, jobs)
+
+    def _send_blocking(self, jobs: list[tuple[str, str, bytes]]) -> None:
+        s = self.smtp
+        try:
+            if s.security == "ssl":
+                client = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=self.tls_context)
+            else:
+                client = smtplib.SMTP(s.host, s.port, timeout=self.timeout)
+            with client:
+                if s.security == "starttls":
+                    client.starttls(context=self.tls_context)  # refused by the server: an error, never plain
+                if s.username:
+                    client.login(s.username, s.password or "")
+                for sender, to_addr, data in jobs:
+                    client.sendmail(sender, [to_addr], data)
+        except (smtplib.SMTPException, OSError) as exc:  # OSError: refused, timed out, TLS failed
+            raise MailError(f"{type(exc).__name__}: {exc}".splitlines()[0][:200]) from None
 
     async def _session(self, jobs: list) -> None:
         if not jobs:
@@ -135,8 +164,8 @@ class OutboxWorker:
         """One pass over what is due; returns how many were sent."""
         now = self.clock()
         token = secrets.token_hex(16)
-        rows = await self.db.run(store.claim_mail, now=now, until=now + timedelta(minutes=2), token=token,
-                                 limit=self.batch)
+        rows = await self.db.run_plain(store.claim_mail, now=now, until=now + timedelta(minutes=2), token=token,
+                                       limit=self.batch)
         if not rows:
             return 0
         send_raw = getattr(self.mailer, "send_raw", None)
@@ -153,7 +182,7 @@ class OutboxWorker:
                 await self.db.run(store.mark_mail_failed, r.id, retry_at=self.clock() + timedelta(seconds=delay),
                                   error=str(exc))
             return 0
-        await self.db.run(store.mark_mail_sent, [r.id for r in rows], self.clock())
+        await self.db.run_plain(store.mark_mail_sent, [r.id for r in rows], self.clock())
         return len(rows)
 
     async def run(self) -> None:

@@ -319,32 +319,31 @@ def enqueue_mail(db: Db, *, kind: str, to_addr: str, message: str, when: datetim
                                  attempts=0))
 
 
-def claim_mail(db: Db, *, now: datetime, until: datetime, token: str, limit: int) -> list[OutboxMail]:
-    """Take up to `limit` due messages for this sender; another instance skips them until `until`."""
-    due = (
-        select(OutboxMail.id)
-        .where(
-            OutboxMail.sent_at.is_(None),
-            OutboxMail.next_attempt_at <= now,
-            or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now),
-        )
-        .order_by(OutboxMail.id)
-        .limit(limit)
-    )
-    ids = list(db.exec(due).scalars())
-    if not ids:
-        return []
-    db.exec(
-        update(OutboxMail)
-        .where(OutboxMail.id.in_(ids), or_(OutboxMail.claimed_until.is_(None), OutboxMail.claimed_until < now))
-        .values(claimed_until=until, claim_token=token)
-    )
-    return list(db.exec(select(OutboxMail).where(OutboxMail.claim_token == token, OutboxMail.id.in_(ids))).scalars())
+_CLAIM_SQL = (
+    "UPDATE mail_outbox SET claimed_until = :until, claim_token = :token"
+    " WHERE id IN (SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_attempt_at <= :now"
+    " AND (claimed_until IS NULL OR claimed_until < :now) ORDER BY id LIMIT :limit)"
+    # Checked again on the row itself: on PostgreSQL a second sender that chose the same rows waits
+    # for the first one's row locks, then finds them claimed and skips them.
+    " AND (claimed_until IS NULL OR claimed_until < :now)"
+    " RETURNING id, to_addr, message, attempts")
+
+
+def claim_mail(db: Db, *, now: datetime, until: datetime, token: str, limit: int) -> list[Plain]:
+    """Take up to `limit` due messages for this sender, oldest first; another sender skips them
+    until `until`. One statement: on SQLite the mail worker holds the write lock, which the web
+    process's logins wait for, only as long as that statement takes."""
+    cursor = _execute(db, _CLAIM_SQL, {"now": now, "until": until, "token": token, "limit": limit})
+    names = tuple(column[0] for column in cursor.description)
+    rows = [_converted(OutboxMail.__table__, names, row) for row in cursor.fetchall()]
+    return sorted(rows, key=lambda row: row.id)  # RETURNING promises no order
 
 
 def mark_mail_sent(db: Db, ids: list[int], when: datetime) -> None:
     if ids:
-        db.exec(update(OutboxMail).where(OutboxMail.id.in_(ids)).values(sent_at=when, claimed_until=None))
+        marks = {f"id{i}": mail_id for i, mail_id in enumerate(ids)}
+        _execute(db, f"UPDATE mail_outbox SET sent_at = :when, claimed_until = NULL"
+                     f" WHERE id IN ({', '.join(':' + k for k in marks)})", {"when": when, **marks})
 
 
 def delete_sent_mail(db: Db, sent_before: datetime) -> int:

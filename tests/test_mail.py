@@ -60,7 +60,17 @@ def send(mailer, *messages):
     asyncio.run(mailer.send(list(messages)))
 
 
-def test_plain_smtp_with_login():
+def send_queued(mailer, *messages):
+    """The outbox's way: the text stored when the mail was queued (SmtpMailer.send_raw)."""
+    asyncio.run(mailer.send_raw([(m["To"], m.as_string()) for m in messages]))
+
+
+# Every SMTP test runs both ways mail leaves: a code at once (a message object) and queued mail.
+by_both_paths = pytest.mark.parametrize("send", [send, send_queued], ids=["at_once", "queued"])
+
+
+@by_both_paths
+def test_plain_smtp_with_login(send):
     sink = MailSink(authenticator=authenticator, auth_require_tls=False).start()
     try:
         send(SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain", "tobira", "p@ss:word")), message())
@@ -71,7 +81,8 @@ def test_plain_smtp_with_login():
         sink.stop()
 
 
-def test_starttls(tls_files):
+@by_both_paths
+def test_starttls(tls_files, send):
     server_ctx, client_ctx = tls_files
     sink = MailSink(tls_context=server_ctx, require_starttls=True, authenticator=authenticator).start()
     try:
@@ -85,7 +96,8 @@ def test_starttls(tls_files):
         sink.stop()
 
 
-def test_smtps(tls_files):
+@by_both_paths
+def test_smtps(tls_files, send):
     server_ctx, client_ctx = tls_files
     sink = MailSink(ssl_context=server_ctx).start()
     try:
@@ -96,7 +108,23 @@ def test_smtps(tls_files):
         sink.stop()
 
 
-def test_unreachable_server_is_a_mail_error():
+@by_both_paths
+def test_lines_starting_with_a_dot_arrive_unchanged(send):
+    """SMTP ends a message at a line holding one dot: the sender must double leading dots."""
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "no-reply@example.com", "taro@example.com", "dots"
+    msg.set_content(".\n.one\n..two\nend\n")  # ASCII: sent as 7bit, the dots at the line starts
+    assert msg["Content-Transfer-Encoding"] == "7bit"
+    sink = MailSink().start()
+    try:
+        send(SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain")), msg)
+        assert body(sink.wait_for(lambda m: True)).replace("\r\n", "\n") == ".\n.one\n..two\nend\n"
+    finally:
+        sink.stop()
+
+
+@by_both_paths
+def test_unreachable_server_is_a_mail_error(send):
     with pytest.raises(MailError):
         send(SmtpMailer(SmtpSettings("127.0.0.1", free_port(), "plain"), timeout=3), message())
 
