@@ -275,6 +275,24 @@ class Window:
 
 Round = Callable[[Browser, int], Awaitable[None]]
 
+GOAL_RATIO = 0.35  # the ceremonies' goal, as a ratio to the floor (issue 5)
+
+
+def goal_budget(floor: dict, ceremonies: dict, cores: int) -> dict:
+    """What the ratio goal asks of this machine, from the run's own measurements: the ceremony rate
+    it means, and the cores that rate would need at the CPU each ceremony costs here. The server
+    (with its mail worker), the load generator and the SMTP sink all run on this machine, so at
+    that rate they would all have to fit in its cores; and a ceremony's three requests cost the
+    server at least what three of the floor's bare requests do."""
+    rate = GOAL_RATIO * floor["round_per_s"]
+    per = {"server": ceremonies["server_cpu_ms_per_ceremony"],
+           "load_generator": ceremonies["client_cpu_ms_per_ceremony"],
+           "smtp_sink": round(ceremonies["smtp_sink_cores_busy"] / ceremonies["ceremony_per_s"] * 1000, 3)}
+    return {"goal_ceremonies_per_s": round(rate, 1), "cpu_ms_per_ceremony": per,
+            "cores_needed": round(rate * sum(per.values()) / 1000, 2), "cores": cores,
+            "cpu_ms_per_ceremony_allowed": round(cores / rate * 1000, 3),
+            "three_bare_requests_ms": round(1.5 * floor["server_cpu_ms_per_round"], 3)}
+
 
 async def drive(*, server: Server, sink: MailCounter, clients: int, warmup: float, duration: float,
                 make_browser: Callable[[int], Browser], one_round: Round,
@@ -595,6 +613,13 @@ class Bench:
                 run["ceremonies"] = ceremonies
                 run["ratio"] = round(ceremonies["ceremony_per_s"] / floor["round_per_s"], 3)
                 self.log(f"  ratio to the floor: {run['ratio']}")
+                budget = run["goal_budget"] = goal_budget(floor, ceremonies, os.cpu_count() or 1)
+                per = budget["cpu_ms_per_ceremony"]
+                self.log(f"  goal {GOAL_RATIO}: {budget['goal_ceremonies_per_s']} ceremonies/s would need"
+                         f" {budget['cores_needed']} cores at this run's CPU per ceremony (server {per['server']},"
+                         f" load generator {per['load_generator']}, SMTP sink {per['smtp_sink']} ms);"
+                         f" {budget['cores']} cores allow {budget['cpu_ms_per_ceremony_allowed']} ms in all,"
+                         f" of which the floor's cost of three bare requests is {budget['three_bare_requests_ms']} ms")
                 wanted = set(args.workloads.split(",")) if config.name == "sqlite-1w" else set()
                 if "tail" in wanted:
                     tail_floor = await self.floor(config.workers, args.tail_clients)
@@ -689,7 +714,8 @@ def _headline(results: dict) -> dict:
                 run["floor"]["round_per_s"], "ratio": run["ratio"], "p50_ms": run["ceremonies"]["p50_ms"],
                 "p99_ms": run["ceremonies"]["p99_ms"], "errors": run["ceremonies"]["errors"],
                 "server_cpu_ms_per_ceremony": run["ceremonies"]["server_cpu_ms_per_ceremony"],
-                "client_cpu_ms_per_ceremony": run["ceremonies"]["client_cpu_ms_per_ceremony"]}
+                "client_cpu_ms_per_ceremony": run["ceremonies"]["client_cpu_ms_per_ceremony"],
+                "cores_needed_at_goal": run["goal_budget"]["cores_needed"]}
         if "tail" in run:
             line["tail_ratio_at_64"] = run["tail"]["tail_ratio"]
             line["tail_errors_timeouts"] = run["tail"]["ceremonies"]["errors"] + run["tail"]["ceremonies"]["timeouts"]

@@ -70,4 +70,19 @@ def test_benchmark_runs_every_workload_without_errors(tmp_path):
     assert sqlite["floor"]["round_per_s"] > 0 and sqlite["ratio"] > 0
     summary = json.loads(run.stdout)
     assert set(summary["sqlite-1w"]) >= {"ceremonies_per_s", "ratio", "p99_ms", "kept_under_attack",
-                                         "password_logins_per_server_cpu_s"}
+                                         "password_logins_per_server_cpu_s", "cores_needed_at_goal"}
+    assert sqlite["goal_budget"]["cores_needed"] > 0
+
+
+def test_the_goal_budget_is_the_goal_rate_times_all_cpu_per_ceremony():
+    from bench.run import goal_budget
+
+    floor = {"round_per_s": 10_000.0, "server_cpu_ms_per_round": 0.1}
+    ceremonies = {"ceremony_per_s": 500.0, "server_cpu_ms_per_ceremony": 1.5, "client_cpu_ms_per_ceremony": 0.3,
+                  "smtp_sink_cores_busy": 0.05}  # 0.1 ms per ceremony
+    budget = goal_budget(floor, ceremonies, cores=2)
+    assert budget["goal_ceremonies_per_s"] == 3500.0
+    assert budget["cpu_ms_per_ceremony"] == {"server": 1.5, "load_generator": 0.3, "smtp_sink": 0.1}
+    assert budget["cores_needed"] == 6.65  # 3,500/s x 1.9 ms
+    assert budget["cpu_ms_per_ceremony_allowed"] == 0.571  # 2 cores / 3,500/s
+    assert budget["three_bare_requests_ms"] == 0.15
