@@ -131,6 +131,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
                 await ctx.outbox.last_pass(5)
             if passwords is None:
                 ctx.passwords.close()
+            ctx.db.close()
             engine.dispose()
 
     app = Starlette(

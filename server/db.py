@@ -8,10 +8,12 @@ never waits on the database and a failure leaves nothing half-written.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import queue
+import select
 import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
@@ -101,8 +103,8 @@ class Database:
     SQLite allows one writer at a time, so it gets one thread (`DatabaseThread`) doing every
     transaction in turn, on one connection it keeps. Several threads would only queue on the file
     lock, and SQLite's busy handler waits in sleeps of up to 100 ms: under load that costs far more
-    than it overlaps. PostgreSQL runs transactions side by side, so it gets a pool of threads the
-    size of the connection pool, each transaction on a pooled (pre-pinged) connection.
+    than it overlaps. PostgreSQL runs transactions side by side, so it gets a pool of threads, each
+    keeping a connection for the plain transactions of the login path (see `_connection`).
     """
 
     def __init__(self, engine: Engine, *, threads: int | None = None) -> None:
@@ -112,9 +114,16 @@ class Database:
             self._thread = DatabaseThread("tobira-db")
             self._submit = self._thread.submit
         else:
-            executor = ThreadPoolExecutor(max_workers=threads or 8, thread_name_prefix="tobira-db")
+            executor = ThreadPoolExecutor(max_workers=threads or 8, thread_name_prefix="tobira-db",
+                                          initializer=_mark_database_thread)
             self._submit = lambda fn: asyncio.wrap_future(executor.submit(fn))
-        self._held = threading.local()  # SQLite: the connection the database thread keeps
+        self._held = threading.local()  # the connection each thread keeps (see _connection)
+        self._kept: list[_Kept] = []  # all of them, to give back when this Database closes or is collected
+        weakref.finalize(self, _close_kept, self._kept)
+
+    def close(self) -> None:
+        """Give back the connections the threads keep (at shutdown, before the engine is disposed)."""
+        _close_kept(self._kept)
 
     def run_sync(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run fn(db, ...) in one transaction on this thread (for the CLI and tests)."""
@@ -136,31 +145,44 @@ class Database:
 
     def run_plain_sync(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """Run fn(tx, ...) in one transaction on a bare DB-API connection (see `Tx`)."""
-        fairy = self._connection()
-        tx = Tx(fairy, self.engine.dialect)
-        try:
-            tx.begin()
-            result = fn(tx, *args, **kwargs)
-            tx.commit()
-            _log_events(tx)
-            return result
-        except BaseException as exc:
-            tx.rollback()
-            _raise_outage(exc)
-            raise
-        finally:
-            if not self._sqlite:
-                fairy.close()  # back to the pool
+        with self._connection() as fairy:
+            tx = Tx(fairy, self.engine.dialect)
+            try:
+                tx.begin()
+                result = fn(tx, *args, **kwargs)
+                tx.commit()
+                _log_events(tx)
+                return result
+            except BaseException as exc:
+                tx.rollback()
+                _raise_outage(exc)
+                raise
 
+    @contextlib.contextmanager
     def _connection(self):
-        """SQLite: this thread's own connection, kept (a pool checkout and its reset cost more than
-        the login path's transactions); PostgreSQL: a pre-pinged pool checkout."""
-        if self._sqlite:
-            held = getattr(self._held, "fairy", None)
-            if held is None or not held.is_valid:
-                held = self._held.fairy = self._checkout()
-            return held
-        return self._checkout()
+        """The connection for a plain transaction. A thread keeps one between transactions: a pool
+        checkout costs more than the login path's transactions do (SQLite: the pool's reset;
+        PostgreSQL: the pre-ping and the reset on return, a round trip each). A kept PostgreSQL
+        connection is checked by a poll of its socket instead (`_still_open`); only database
+        threads keep one (any other thread, a CLI command say, takes and returns a pooled one)."""
+        if not (self._sqlite or getattr(_thread_role, "database", False)):
+            fairy = self._checkout()
+            try:
+                yield fairy
+            finally:
+                fairy.close()
+            return
+        kept = getattr(self._held, "kept", None)
+        if kept is None:
+            kept = self._held.kept = _Kept()
+            self._kept.append(kept)
+        with kept.lock:  # close() gives it back between transactions, never during one
+            if kept.fairy is not None and not (kept.fairy.is_valid and (self._sqlite or _still_open(kept.fairy))):
+                _drop(kept.fairy)
+                kept.fairy = None
+            if kept.fairy is None:
+                kept.fairy = self._checkout()
+            yield kept.fairy
 
     def _checkout(self):
         try:
@@ -171,6 +193,55 @@ class Database:
     async def run_plain(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """fn(tx, ...) in one transaction on a database thread, without the ORM (the login path)."""
         return await self._submit(functools.partial(self.run_plain_sync, fn, *args, **kwargs))
+
+
+_thread_role = threading.local()
+
+
+def _mark_database_thread() -> None:
+    _thread_role.database = True
+
+
+def _still_open(fairy) -> bool:
+    """Whether a kept, idle PostgreSQL connection is still open, without a round trip: the server
+    sends nothing unasked to an idle connection unless it is ending it (a restart, a terminated
+    backend), so anything to read (its farewell, end-of-file) means: take a new one."""
+    try:
+        poller = select.poll()
+        poller.register(fairy.driver_connection.fileno(), select.POLLIN)
+        return not poller.poll(0)
+    except Exception:  # noqa: BLE001 -- closed or broken: not usable either way
+        return False
+
+
+class _Kept:
+    """A thread's kept connection (None until its first transaction, or after close())."""
+
+    __slots__ = ("fairy", "lock")
+
+    def __init__(self) -> None:
+        self.fairy = None
+        self.lock = threading.Lock()
+
+
+def _drop(fairy) -> None:
+    with contextlib.suppress(Exception):
+        if fairy.is_valid:
+            fairy.invalidate()  # its connection is closed, not handed to anyone else
+        fairy.close()  # and its place in the pool given back
+
+
+def _close_kept(kept: list) -> None:
+    for one in list(kept):
+        # A transaction still running (a database that hangs, say) keeps its connection.
+        if one.lock.acquire(timeout=5):
+            try:
+                if one.fairy is not None:
+                    with contextlib.suppress(Exception):
+                        one.fairy.close()
+                    one.fairy = None
+            finally:
+                one.lock.release()
 
 
 class DatabaseThread:

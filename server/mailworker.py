@@ -44,6 +44,7 @@ def run(settings: Settings) -> None:
     # take SQLite's write lock from the web process.
     worker = OutboxWorker(database, make_mailer(settings), utcnow, idle_seconds=POLL_SECONDS, batch=200)
     asyncio.run(_serve(worker))
+    database.close()
     database.engine.dispose()
 
 

@@ -112,3 +112,53 @@ def test_a_database_that_cannot_be_opened_is_an_outage_on_the_plain_path(tmp_pat
     database = dbmod.Database(dbmod.make_engine(f"sqlite:///{tmp_path}"))  # a directory, not a database file
     with pytest.raises(Unavailable):
         database.run_plain_sync(lambda tx: None)
+
+
+# --- the connections database threads keep --------------------------------------------------
+
+
+def _backend_pid(tx) -> int:
+    return store._execute(tx, "SELECT pg_backend_pid()").fetchone()[0]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_kept_connection_ended_by_the_server_is_replaced_without_a_failed_request(app):
+    """A database thread keeps its connection between transactions. When PostgreSQL ends it while
+    it is idle (a restart, an operator's pg_terminate_backend), the next transaction notices before
+    using it and runs on a new one: no 503 for the customer who happens to come next."""
+    import asyncio
+
+    db = app.state.ctx.db
+
+    async def on_database_threads():
+        first = await db.run_plain(_backend_pid)
+        assert await db.run_plain(_backend_pid) == first  # kept, not a new checkout each time
+        with db.engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(first)})")
+            other.commit()
+        await asyncio.sleep(0.2)  # the farewell reaches the kept connection's socket
+        second = await db.run_plain(_backend_pid)
+        assert second != first
+        return second
+
+    asyncio.run(on_database_threads())
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_kept_connections_are_given_back_when_the_database_closes(app):
+    import asyncio
+
+    db = app.state.ctx.db
+    asyncio.run(db.run_plain(_backend_pid))
+    assert db.engine.pool.checkedout() >= 1
+    db.close()
+    assert db.engine.pool.checkedout() == 0
+    assert asyncio.run(db.run_plain(_backend_pid))  # and it still works: a new one is taken
+
+
+def test_a_thread_that_is_not_a_database_thread_keeps_no_postgresql_connection(app):
+    """The CLI and tests run transactions on their own threads: those go back to the pool."""
+    db = app.state.ctx.db
+    db.run_plain_sync(store.count_credentials, 1)
+    expected = 1 if db.engine.dialect.name == "sqlite" else 0  # SQLite: one connection, kept by any thread
+    assert db.engine.pool.checkedout() == expected
