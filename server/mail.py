@@ -37,6 +37,10 @@ log = logging.getLogger("tobira.mail")
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
+def _reason(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}".splitlines()[0][:200]
+
+
 def _crlf(text: str) -> str:
     """SMTP's line ends (smtplib leaves those of a bytes message as they are)."""
     return _LINE_END.sub("\r\n", text)
@@ -63,23 +67,26 @@ class SmtpMailer:
     async def send(self, messages: list[EmailMessage]) -> None:
         await self._session([lambda client, msg=msg: client.send_message(msg) for msg in messages])
 
-    async def send_raw(self, mails: list[tuple[str, str]]) -> None:
+    async def send_raw(self, mails: list[tuple[str, str]]) -> list[str | None]:
         """(recipient, message text) pairs: queued mail, rendered when it was queued, goes out as it is.
+        Returns, per mail, None when the server took it, else why not: a recipient or message the
+        server refuses fails alone, so the rest of the batch is not sent again with its retry.
+        A server that cannot be reached or logged into raises MailError (nothing was sent).
 
-        Parsing it back into a message object and flattening it again would cost more CPU than
-        the SMTP conversation itself (it did: a fifth of the server's time under load). The
+        Parsing the text back into a message object and flattening it again would cost more CPU
+        than the SMTP conversation itself (it did: a fifth of the server's time under load). The
         conversation runs on the standard library's blocking client in a thread: it costs less
-        than half of aiosmtplib's CPU per message (240 against 590 microseconds here, measured
-        with bench.sink), and queued mail has nobody waiting on the event loop for it."""
+        than half of aiosmtplib's CPU per message (240 against 590 microseconds here, sending to
+        bench/sink.py), and queued mail has nobody waiting on the event loop for it."""
         jobs = []
         for to_addr, text in mails:
             sender = self.sender or parseaddr(HeaderParser(policy=compat32).parsestr(text, headersonly=True)["From"])[1]
             jobs.append((sender, to_addr, _crlf(text).encode("utf-8")))
-        if jobs:
-            await asyncio.to_thread(self._send_blocking, jobs)
+        return await asyncio.to_thread(self._send_blocking, jobs) if jobs else []
 
-    def _send_blocking(self, jobs: list[tuple[str, str, bytes]]) -> None:
+    def _send_blocking(self, jobs: list[tuple[str, str, bytes]]) -> list[str | None]:
         s = self.smtp
+        outcomes: list[str | None] = []
         try:
             if s.security == "ssl":
                 client = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=self.tls_context)
@@ -91,9 +98,16 @@ class SmtpMailer:
                 if s.username:
                     client.login(s.username, s.password or "")
                 for sender, to_addr, data in jobs:
-                    client.sendmail(sender, [to_addr], data)
+                    try:
+                        client.sendmail(sender, [to_addr], data)
+                        outcomes.append(None)
+                    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as exc:
+                        outcomes.append(_reason(exc))  # this one only: smtplib has reset the transaction
         except (smtplib.SMTPException, OSError) as exc:  # OSError: refused, timed out, TLS failed
-            raise MailError(f"{type(exc).__name__}: {exc}".splitlines()[0][:200]) from None
+            if not outcomes:
+                raise MailError(_reason(exc)) from None
+            outcomes += [_reason(exc)] * (len(jobs) - len(outcomes))  # the connection broke mid-batch
+        return outcomes
 
     async def _session(self, jobs: list) -> None:
         if not jobs:
@@ -111,7 +125,7 @@ class SmtpMailer:
                 for job in jobs:
                     await job(client)
         except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
-            raise MailError(f"{type(exc).__name__}: {exc}".splitlines()[0][:200]) from None
+            raise MailError(_reason(exc)) from None
 
 
 class DevOutbox:
@@ -171,19 +185,23 @@ class OutboxWorker:
         send_raw = getattr(self.mailer, "send_raw", None)
         try:
             if send_raw is not None:
-                await send_raw([(r.to_addr, r.message) for r in rows])
+                outcomes = await send_raw([(r.to_addr, r.message) for r in rows])
             else:
                 await self.mailer.send([message_from_string(r.message, policy=default_policy) for r in rows])
+                outcomes = [None] * len(rows)
         except MailError as exc:
-            log.warning("outbox delivery failed", extra={"error": str(exc), "count": len(rows)})
-            for r in rows:
-                # Back off: 30 s, 1 min, 2 min ... at most an hour between tries.
-                delay = min(3600, 30 * 2 ** min(r.attempts, 7))
-                await self.db.run(store.mark_mail_failed, r.id, retry_at=self.clock() + timedelta(seconds=delay),
-                                  error=str(exc))
-            return 0
-        await self.db.run_plain(store.mark_mail_sent, [r.id for r in rows], self.clock())
-        return len(rows)
+            outcomes = [str(exc)] * len(rows)
+        sent = [r.id for r, why in zip(rows, outcomes) if why is None]
+        if sent:
+            await self.db.run_plain(store.mark_mail_sent, sent, self.clock())
+        failed = [(r, why) for r, why in zip(rows, outcomes) if why is not None]
+        if failed:
+            log.warning("outbox delivery failed", extra={"error": failed[0][1], "count": len(failed)})
+        for r, why in failed:
+            # Back off: 30 s, 1 min, 2 min ... at most an hour between tries.
+            delay = min(3600, 30 * 2 ** min(r.attempts, 7))
+            await self.db.run(store.mark_mail_failed, r.id, retry_at=self.clock() + timedelta(seconds=delay), error=why)
+        return len(sent)
 
     async def run(self) -> None:
         """Deliver until stop(). Stops on a flag, not by cancellation: a cancel that lands while a

@@ -23,6 +23,12 @@ class _Handler:
     def __init__(self, sink: "MailSink") -> None:
         self.sink = sink
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.sink.refused:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=default_policy)
         with self.sink.lock:
@@ -33,6 +39,7 @@ class _Handler:
 class MailSink:
     def __init__(self, **controller_kwargs) -> None:
         self.messages: list[EmailMessage] = []
+        self.refused: set[str] = set()  # recipients it answers 550 (a mailbox that does not exist)
         self.lock = threading.RLock()  # a wait_for predicate may call to()
         self.port = free_port()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **controller_kwargs)

@@ -169,6 +169,31 @@ def test_queued_mail_survives_an_outage_and_is_sent_once(app, clock):
     assert db.run_sync(store.pending_mail_count) == 0 and len(mailer.sent) == 3
 
 
+def test_a_refused_recipient_fails_alone_and_the_rest_of_its_batch_goes_once(app, clock):
+    """One address the mail server refuses (a mailbox that no longer exists) must not hold back, or
+    on every retry send again, the notices of the other customers queued in the same batch."""
+    sink = MailSink().start()
+    sink.refused.add("gone@example.com")
+    try:
+        db = app.state.ctx.db
+        for to in ("a@example.com", "gone@example.com", "b@example.com"):
+            db.run_sync(store.enqueue_mail, kind="login", to_addr=to, message=message(to=to).as_string(), when=clock())
+        worker = OutboxWorker(db, SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain")), clock)
+        assert asyncio.run(worker.deliver_due()) == 2
+        assert sorted(str(m["To"]) for m in sink.messages) == ["a@example.com", "b@example.com"]
+        assert db.run_sync(store.pending_mail_count) == 1  # the refused one waits for its retry
+        clock.advance(31)
+        assert asyncio.run(worker.deliver_due()) == 0  # refused again, alone
+        assert len(sink.messages) == 2, "the others were not sent twice"
+        sink.refused.clear()  # the mailbox is back
+        clock.advance(61)
+        assert asyncio.run(worker.deliver_due()) == 1
+        assert sorted(str(m["To"]) for m in sink.messages) == ["a@example.com", "b@example.com", "gone@example.com"]
+        assert db.run_sync(store.pending_mail_count) == 0
+    finally:
+        sink.stop()
+
+
 def test_a_claimed_batch_is_not_sent_by_a_second_worker(app, clock):
     db = app.state.ctx.db
     db.run_sync(store.enqueue_mail, kind="login", to_addr="a@example.com", message=message().as_string(),
