@@ -30,6 +30,8 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        if self.sink.closing & set(envelope.rcpt_tos):
+            return "421 4.3.2 shutting down"  # the client closes the connection on 421
         msg = message_from_bytes(envelope.original_content or envelope.content, policy=default_policy)
         with self.sink.lock:
             self.sink.messages.append(msg)
@@ -40,6 +42,7 @@ class MailSink:
     def __init__(self, **controller_kwargs) -> None:
         self.messages: list[EmailMessage] = []
         self.refused: set[str] = set()  # recipients it answers 550 (a mailbox that does not exist)
+        self.closing: set[str] = set()  # a message to one of these is answered 421 (the server goes away)
         self.lock = threading.RLock()  # a wait_for predicate may call to()
         self.port = free_port()
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **controller_kwargs)

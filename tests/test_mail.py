@@ -194,6 +194,24 @@ def test_a_refused_recipient_fails_alone_and_the_rest_of_its_batch_goes_once(app
         sink.stop()
 
 
+def test_a_connection_lost_mid_batch_fails_what_was_left_and_sends_nothing_twice(app, clock):
+    sink = MailSink().start()
+    sink.closing.add("b@example.com")
+    try:
+        db = app.state.ctx.db
+        for to in ("a@example.com", "b@example.com", "c@example.com"):
+            db.run_sync(store.enqueue_mail, kind="login", to_addr=to, message=message(to=to).as_string(), when=clock())
+        worker = OutboxWorker(db, SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain")), clock)
+        assert asyncio.run(worker.deliver_due()) == 1  # a went out; b was cut off, c never had a connection
+        assert db.run_sync(store.pending_mail_count) == 2
+        sink.closing.clear()
+        clock.advance(31)
+        assert asyncio.run(worker.deliver_due()) == 2
+        assert sorted(str(m["To"]) for m in sink.messages) == ["a@example.com", "b@example.com", "c@example.com"]
+    finally:
+        sink.stop()
+
+
 def test_a_claimed_batch_is_not_sent_by_a_second_worker(app, clock):
     db = app.state.ctx.db
     db.run_sync(store.enqueue_mail, kind="login", to_addr="a@example.com", message=message().as_string(),
