@@ -169,16 +169,21 @@ def test_queued_mail_survives_an_outage_and_is_sent_once(app, clock):
     assert db.run_sync(store.pending_mail_count) == 0 and len(mailer.sent) == 3
 
 
+def _queued_for(app, sink, clock, *addresses):
+    """A login notice queued for each address, and an outbox worker sending to `sink`."""
+    db = app.state.ctx.db
+    for to in addresses:
+        db.run_sync(store.enqueue_mail, kind="login", to_addr=to, message=message(to=to).as_string(), when=clock())
+    return db, OutboxWorker(db, SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain")), clock)
+
+
 def test_a_refused_recipient_fails_alone_and_the_rest_of_its_batch_goes_once(app, clock):
     """One address the mail server refuses (a mailbox that no longer exists) must not hold back, or
     on every retry send again, the notices of the other customers queued in the same batch."""
     sink = MailSink().start()
     sink.refused.add("gone@example.com")
     try:
-        db = app.state.ctx.db
-        for to in ("a@example.com", "gone@example.com", "b@example.com"):
-            db.run_sync(store.enqueue_mail, kind="login", to_addr=to, message=message(to=to).as_string(), when=clock())
-        worker = OutboxWorker(db, SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain")), clock)
+        db, worker = _queued_for(app, sink, clock, "a@example.com", "gone@example.com", "b@example.com")
         assert asyncio.run(worker.deliver_due()) == 2
         assert sorted(str(m["To"]) for m in sink.messages) == ["a@example.com", "b@example.com"]
         assert db.run_sync(store.pending_mail_count) == 1  # the refused one waits for its retry
@@ -198,10 +203,7 @@ def test_a_connection_lost_mid_batch_fails_what_was_left_and_sends_nothing_twice
     sink = MailSink().start()
     sink.closing.add("b@example.com")
     try:
-        db = app.state.ctx.db
-        for to in ("a@example.com", "b@example.com", "c@example.com"):
-            db.run_sync(store.enqueue_mail, kind="login", to_addr=to, message=message(to=to).as_string(), when=clock())
-        worker = OutboxWorker(db, SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain")), clock)
+        db, worker = _queued_for(app, sink, clock, "a@example.com", "b@example.com", "c@example.com")
         assert asyncio.run(worker.deliver_due()) == 1  # a went out; b was cut off, c never had a connection
         assert db.run_sync(store.pending_mail_count) == 2
         sink.closing.clear()
