@@ -334,8 +334,7 @@ def claim_mail(db: Db, *, now: datetime, until: datetime, token: str, limit: int
     until `until`. One statement: on SQLite the mail worker holds the write lock, which the web
     process's logins wait for, only as long as that statement takes."""
     cursor = _execute(db, _CLAIM_SQL, {"now": now, "until": until, "token": token, "limit": limit})
-    names = tuple(column[0] for column in cursor.description)
-    rows = [_converted(OutboxMail.__table__, names, row) for row in cursor.fetchall()]
+    rows = [_plain(OutboxMail.__table__, _CLAIM_SQL, cursor, row) for row in cursor.fetchall()]
     return sorted(rows, key=lambda row: row.id)  # RETURNING promises no order
 
 
