@@ -47,7 +47,8 @@ def measure(alg: int, number: int, repeat: int) -> dict[str, float]:
     def verify_once():
         return verify.verify_authentication(response=response, expected_challenge=CHALLENGE,
                                             expected_origins=(ORIGIN,), rp_id="localhost",
-                                            public_key=public_key, stored_sign_count=0)
+                                            public_key=public_key, stored_sign_count=0,
+                                            stored_backup_eligible=key.synced)
 
     clear = getattr(getattr(verify, "_cached_stored_key", None), "cache_clear", None)
 

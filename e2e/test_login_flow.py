@@ -93,7 +93,7 @@ def test_wrong_password_shows_alert(page: Page, server, mailsink):
     submit_password(page, server, password="not the password")
     alert = page.locator("[role=alert]")
     expect(alert).to_be_visible()
-    expect(alert).to_have_text("お客様コードまたはパスワードが正しくありません。")
+    expect(alert).to_contain_text("お客様コードまたはパスワードが正しくありません。")
     expect(page).to_have_url(re.compile(r"/login$"))
     expect(page.locator("input[name=password]")).to_have_value("")
     assert code_mails(mailsink) == []

@@ -226,7 +226,7 @@ def test_create_from_account_then_log_in_with_a_passkey(page: Page, server, mail
     assert held[0]["userDisplayName"] == NAME
     assert b64url(held[0]["credentialId"]) == first.get_attribute("data-passkey-id")
     mailsink.wait_for(lambda m: EMAIL in m["To"] and "パスキーを登録しました" in m["Subject"]
-                      and "パスキー：パスキー" in body(m))
+                      and "：「パスキー」" in body(m))
 
     page.goto(server.url + "/account")
     expect(page.locator("#passkey-invite")).to_have_count(0)
@@ -371,7 +371,7 @@ def test_rename_and_delete_then_autofill_login(page: Page, server, mailsink, aut
     expect(page.locator("#step-up-dialog")).to_be_hidden()
     expect(page.locator(f"[data-passkey-id='{second_id}']")).to_have_count(0)
     mailsink.wait_for(lambda m: EMAIL in m["To"] and "パスキーを削除しました" in m["Subject"]
-                      and "パスキー：YubiKey 5C NFC" in body(m))
+                      and "：「YubiKey 5C NFC」" in body(m))
     page.reload()
     expect(rows(page)).to_have_count(1)
     expect(rows(page).first).to_have_attribute("data-passkey-id", first_id)

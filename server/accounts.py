@@ -11,12 +11,12 @@ from sqlmodel import Session as Db
 
 import json
 
-from . import devices, store
+from . import devices, policy, store
 from .login import CUSTOMER_CODE
 from .models import User
 
 # Deliberately plain: one @, a dotted domain, no spaces or angle brackets (header injection).
-_EMAIL = re.compile(r"[^@\s<>,;\"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+")
+_EMAIL = re.compile(r"[^@\s<>,;\"\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+")
 
 
 class AccountError(ValueError):
@@ -65,13 +65,44 @@ def require_user(db: Db, customer_code: str) -> User:
     return user
 
 
-def unlock(db: Db, customer_code: str, *, now: datetime) -> bool:
-    """Unlock and reset the failure count; False when it was not locked (still resets the count)."""
+def unlock(db: Db, customer_code: str, *, now: datetime) -> str:
+    """Lift either lock and reset the failure count; which lock it was ("no" when none: the count is
+    still reset)."""
     user = require_user(db, customer_code)
-    was_locked = user.locked_at is not None
+    was = policy.lock_state(user)
     store.unlock_user(db, user.id)
-    store.add_event(db, kind="account_unlocked", when=now, user_id=user.id, actor="support")
-    return was_locked
+    store.add_event(db, kind="account_unlocked", when=now, user_id=user.id, actor="support", lock=was)
+    return was
+
+
+def check_hold_reason(reason: str | None) -> str | None:
+    if reason is None:
+        return None
+    reason = " ".join(reason.split())
+    if len(reason) > 200 or any(ord(c) < 0x20 for c in reason):
+        raise AccountError("a reason is at most 200 printable characters")
+    return reason or None
+
+
+def hold(db: Db, customer_code: str, *, now: datetime, reason: str | None) -> int:
+    """The support desk's lock on a suspected takeover: every sign-in stops, passkeys included, and
+    every session ends at once; only `unlock` lifts it. Returns the sessions ended."""
+    user = require_user(db, customer_code)
+    reason = check_hold_reason(reason)
+    store.hold_user(db, user.id, now, reason)
+    ended = store.delete_user_sessions(db, user.id)
+    store.add_event(db, kind="account_held", when=now, user_id=user.id, actor="support", reason=reason,
+                    sessions_ended=ended)
+    return ended
+
+
+def release_hold(db: Db, customer_code: str, *, now: datetime) -> int:
+    """After the desk has checked the customer's identity by phone: the customer's new passkeys, and
+    the sessions made with them, count at once. Returns how many passkeys were on hold."""
+    user = require_user(db, customer_code)
+    released = store.release_passkey_holds(db, user.id, now)
+    store.add_event(db, kind="passkey_hold_released", when=now, user_id=user.id, actor="support", count=released)
+    return released
 
 
 def set_email(db: Db, customer_code: str, email: str, *, now: datetime) -> None:
@@ -87,15 +118,19 @@ def describe(db: Db, customer_code: str, *, now: datetime) -> dict[str, str]:
     """What the support desk sees; the look itself is recorded (who saw what is part of the audit)."""
     user = require_user(db, customer_code)
     trusted = store.trusted_devices_of(db, user.id)
+    passkeys = store.credentials_of(db, user.id)
     store.add_event(db, kind="support_viewed", when=now, user_id=user.id, actor="support")
     return {
         "customer_code": user.customer_code,
         "name": user.display_name,
         "email": user.email or "-",
-        "locked": "yes" if user.locked_at else "no",
+        "locked": policy.lock_state(user),
         "locked_at": user.locked_at.isoformat() if user.locked_at else "-",
+        "held_at": user.held_at.isoformat() if user.held_at else "-",
+        "hold_reason": user.hold_reason or "-",
         "failed_logins": str(user.failed_logins),
-        "passkeys": str(store.count_credentials(db, user.id)),
+        "passkeys": str(len(passkeys)),
+        "passkeys_on_hold": str(sum(policy.on_hold(c.hold_until, now) for c in passkeys)),
         "last_login": user.last_login_at.isoformat() if user.last_login_at else "-",
         "trusted_devices": str(len(trusted)),
         "created_at": user.created_at.isoformat(),

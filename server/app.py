@@ -65,6 +65,7 @@ def routes() -> list:
         Route("/api/passkeys/{passkey_id}", api.passkey_delete, methods=["DELETE"]),
         Route("/api/authorize", api.authorize, methods=["POST"]),
         Route("/api/account/email", api.change_email, methods=["POST"]),
+        Route("/api/account/unlock-password", api.unlock_password, methods=["POST"]),
         Route("/auth/check", api.auth_check, methods=["GET"]),
         Mount("/static", app=pages.VersionedStatic(directory=str(pages.STATIC)), name="static"),
     ]

@@ -8,7 +8,7 @@ from sqlmodel import Session as Db
 
 from . import accounts, devices, messages, policy, store
 from .context import Client, Context
-from .errors import InvalidField, NotAuthenticated, PasskeyRequired, StepUpRequired
+from .errors import InvalidField, NotAuthenticated, refused
 from .models import Session
 
 
@@ -34,16 +34,14 @@ async def authorize(ctx: Context, *, session: Session | None, operation: str | N
             refusal = policy.important_operation_refusal(session, ctx.settings, ctx.clock())
         if refusal:
             store.add_event(db, kind="authorization_refused", when=ctx.clock(), user_id=user.id, ip=client.ip,
-                            user_agent=client.user_agent, operation=operation, reason=refusal,
+                            user_agent=client.user_agent, operation=operation, reason=refusal.reason,
                             auth_method=session.auth_method)
             return refusal
         return Allowed(user.customer_code, session.auth_method)
 
     decision = await ctx.db.run(decide)
-    if decision == "passkey_required":
-        raise PasskeyRequired()
-    if decision == "step_up_required":
-        raise StepUpRequired()
+    if isinstance(decision, policy.Refusal):
+        raise refused(decision)
     return decision
 
 

@@ -22,7 +22,7 @@ from fido2.webauthn import (PublicKeyCredentialDescriptor, PublicKeyCredentialPa
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session as Db
 
-from . import notices, passkeys, sessions, stepup, store, verify
+from . import devices, notices, passkeys, policy, sessions, stepup, store, verify
 from .context import Client, Context
 from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, NotAuthenticated, PasskeyRejected,
                      ServiceError, UnknownCredential)
@@ -30,6 +30,7 @@ from .login import DEFAULT_REDIRECT, LoginStep, safe_next
 from .models import Ceremony, Credential, Session
 
 CEREMONY_TTL = timedelta(minutes=5)
+LOGIN_CEREMONIES_KEPT = 3  # per browser session: the newest login options stay answerable
 
 
 @functools.lru_cache(maxsize=8)
@@ -95,9 +96,10 @@ async def begin_registration(ctx: Context, *, session: Session) -> dict:
             raise NotAuthenticated()
         if not user.email:
             raise Conflict("email_required")
-        # Checked here: a registration ceremony is only ever issued inside the step-up window.
-        stepup.require_fresh(session, ctx.settings, ctx.clock())
         existing = store.credentials_of(db, user.id)
+        # Checked here: a registration ceremony is only ever issued inside the step-up window (and,
+        # from the passkey date, to a customer with a passkey only after a passkey step-up).
+        stepup.require_passkey_change_allowed(session, ctx.settings, ctx.clock(), has_passkey=bool(existing))
         if len(existing) >= ctx.settings.max_passkeys:
             raise Conflict("passkey_limit_reached", limit=ctx.settings.max_passkeys)
         challenge = _store_ceremony(db, ctx, kind="registration", session_id_hash=session.id_hash, user_id=user.id)
@@ -141,19 +143,22 @@ async def complete_registration(ctx: Context, *, session: Session, credential: A
         if store.credential_by_raw_id(db, new.credential_id) is not None:
             raise Conflict("credential_exists")
         chosen = passkeys.clean_name(name) if name else None
+        hold_until = policy.new_passkey_hold(session, ctx.settings, now)
         row = Credential(
             user_id=user.id, credential_id=new.credential_id, public_key=new.public_key, algorithm=new.algorithm,
             sign_count=new.sign_count, aaguid=new.aaguid, transports=",".join(transports),
             backup_eligible=new.backup_eligible, backup_state=new.backup_state,
             name=chosen or passkeys.default_name(new.aaguid, transports, {c.name for c in existing}, client.lang),
-            created_at=now)
+            created_at=now, hold_until=hold_until)
         try:
             with db.begin_nested():
                 store.add_credential(db, row)
         except IntegrityError:  # the UNIQUE index: another customer registered it a moment ago
             raise Conflict("credential_exists") from None
-        view = passkeys.view(row)
-        notices.passkey_added(db, ctx, user, view.name, view.provider, client, now)
+        view = passkeys.view(row, now)
+        # A remembered PC skips the code: whoever added a passkey must not also keep that (security.md 23, 40).
+        devices.forget_all(db, user.id)
+        notices.passkey_added(db, ctx, user, view.name, view.provider, client, now, hold_until=hold_until)
         return view
 
     view = await ctx.db.run(save)
@@ -172,9 +177,16 @@ class AuthenticationOptions:
 
 async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: str | None,
                       client: Client) -> AuthenticationOptions:
-    """Usernameless: empty allowCredentials; the authenticator offers the customer's passkeys."""
+    """Usernameless: empty allowCredentials; the authenticator offers the customer's passkeys.
+
+    Anyone may ask, and each ask without a session writes a session and a ceremony (security.md
+    §37): every ask counts against its address's options limit, refused before anything is
+    written; a browser that asks again keeps only its newest few login ceremonies; the sweep
+    (app.py) removes the rest once they expire."""
+    await ctx.throttle.turn_away_known(ip=client.ip, login_options=True)
 
     def begin(db: Db) -> AuthenticationOptions:
+        ctx.throttle.login_options(ip=client.ip, db=db)
         now = ctx.clock()
         row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings) if session_id_hash else None
         new_id = None
@@ -183,6 +195,11 @@ async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: s
             made = sessions.create(db, now=now, state=sessions.ANONYMOUS, user=None, next_path=safe_next(next_path),
                                    ip=client.ip, user_agent=client.user_agent)
             row, new_id = made.row, made.raw_id
+        else:
+            # The login page asks more than once (autofill, then the button): the older asks stay
+            # answerable, but one cookie looping cannot pile up rows.
+            store.keep_newest_ceremonies(db, session_id_hash=row.id_hash, kind="login",
+                                         keep=LOGIN_CEREMONIES_KEPT - 1)
         challenge = _store_ceremony(db, ctx, kind="login", session_id_hash=row.id_hash, user_id=None)
         public_key = {**_login_options(ctx.settings.rp_id, ctx.settings.rp_name), "challenge": websafe_encode(challenge),
                       "allowCredentials": []}
@@ -248,8 +265,6 @@ def _log_in(db: Db, ctx: Context, client: Client, response, *, challenge: bytes,
             _count_failure(db, ctx, None, client, "unknown_credential")
             # Definitely unknown (not a transient error): the page may ask the browser to forget it.
             raise UnknownCredential(credential_id=websafe_encode(response.raw_id), reason="no such credential")
-        if owner.locked_at is not None:
-            raise AccountLocked(reason="passkey login to a locked account")
         # Usernameless: the user handle is how the authenticator says whose passkey this is.
         handle = response.response.user_handle
         if handle is None or not secrets.compare_digest(handle, owner.user_handle):
@@ -257,13 +272,21 @@ def _log_in(db: Db, ctx: Context, client: Client, response, *, challenge: bytes,
             raise PasskeyRejected(reason="userHandle missing or not the credential's owner")
         now = ctx.clock()
         result = _verified(db, ctx, response, ceremony, stored, owner, client, now)
+        if owner.held_at is not None:
+            # Only now, after the assertion was verified: a credential ID alone must not reveal the
+            # hold. The automatic lock (locked_at) closes the password path only: a passkey cannot be
+            # guessed, and ten wrong passwords must not shut out a passkey customer (security.md 31).
+            notices.record(db, ctx, "login_refused", owner.id, client, method="passkey", reason="account_held")
+            refusal = AccountLocked(reason="passkey login to an account under a support hold")
+            refusal.message_key = "account_held"
+            raise refusal
         if not _record_use(db, stored, result, now):
             _count_failure(db, ctx, owner.id, client, "counter_raced")
             raise PasskeyRejected(reason="the sign counter moved during this login")
         # The session that asked goes (a new id at login), and where it was headed comes along.
         next_path = store.end_session_for_next(db, session_id_hash)
         new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
-                              ip=client.ip, user_agent=client.user_agent)
+                              ip=client.ip, user_agent=client.user_agent, hold_until=stored.hold_until)
         redirect = next_path or DEFAULT_REDIRECT
         notices.logged_in(db, ctx, owner, "passkey", client, now)
         return LoginStep("ok", new.raw_id, redirect=redirect)
@@ -301,7 +324,7 @@ def _step_up(db: Db, ctx: Context, client: Client, session: Session, response, *
         if not _record_use(db, stored, result, now):
             _count_failure(db, ctx, owner.id, client, "counter_raced", step_up=True)
             raise PasskeyRejected(reason="the sign counter moved during this step-up")
-        return stepup.stepped_up(db, ctx, session, "passkey", client)
+        return stepup.stepped_up(db, ctx, session, "passkey", client, hold_until=stored.hold_until)
     except ServiceError as refusal:
         return refusal
 
@@ -331,7 +354,8 @@ def _verified(db: Db, ctx: Context, response, ceremony: Ceremony, stored: Creden
     try:
         return verify.verify_authentication(
             response=response, expected_challenge=ceremony.challenge, expected_origins=ctx.settings.origins,
-            rp_id=ctx.settings.rp_id, public_key=stored.public_key, stored_sign_count=stored.sign_count)
+            rp_id=ctx.settings.rp_id, public_key=stored.public_key, stored_sign_count=stored.sign_count,
+            stored_backup_eligible=stored.backup_eligible)
     except verify.Rejected as exc:
         if exc.reason == "counter":
             received = response.response.authenticator_data.counter

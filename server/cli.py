@@ -143,8 +143,20 @@ def cmd_user_show(args) -> None:
 
 
 def cmd_user_unlock(args) -> None:
-    was_locked = _run(_database(_settings()), accounts.unlock, args.code, now=utcnow())
-    print(f"unlocked {args.code}" if was_locked else f"{args.code} was not locked; failure count reset")
+    was = _run(_database(_settings()), accounts.unlock, args.code, now=utcnow())
+    lock = {"password": "password lock", "hold": "support hold"}.get(was)
+    print(f"unlocked {args.code} ({lock} lifted)" if lock else f"{args.code} was not locked; failure count reset")
+
+
+def cmd_user_hold(args) -> None:
+    ended = _run(_database(_settings()), accounts.hold, args.code, now=utcnow(), reason=args.reason)
+    print(f"{args.code} is on hold: every sign-in refused, passkeys included, until `tobira user unlock`; "
+          f"ended {ended} session(s)")
+
+
+def cmd_user_release_hold(args) -> None:
+    released = _run(_database(_settings()), accounts.release_hold, args.code, now=utcnow())
+    print(f"released the hold on {released} passkey(s) of {args.code}")
 
 
 def cmd_user_set_email(args) -> None:
@@ -211,13 +223,20 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--password-stdin", action="store_true", help="read the password from standard input")
     add.set_defaults(fn=cmd_user_add)
     for name, fn, help_ in (("show", cmd_user_show, "show a customer"),
-                            ("unlock", cmd_user_unlock, "unlock after too many failed logins"),
+                            ("unlock", cmd_user_unlock,
+                             "lift the password lock (too many failed logins) or the support hold"),
+                            ("release-hold", cmd_user_release_hold,
+                             "after an identity check by phone: the customer's new passkeys count at once"),
                             ("end-sessions", cmd_user_end_sessions, "log the customer out everywhere"),
                             ("reset-passkeys", cmd_user_reset_passkeys,
                              "lost device: remove every passkey, end every session, forget trusted devices")):
         cmd = user.add_parser(name, help=help_)
         cmd.add_argument("code")
         cmd.set_defaults(fn=fn)
+    hold = user.add_parser("hold", help="suspected takeover: refuse every sign-in (passkeys too), end sessions")
+    hold.add_argument("code")
+    hold.add_argument("--reason", help="why, for the record (at most 200 characters)")
+    hold.set_defaults(fn=cmd_user_hold)
     set_email = user.add_parser("set-email", help="change a customer's e-mail address")
     set_email.add_argument("code")
     set_email.add_argument("email")

@@ -54,12 +54,14 @@ class Settings:
     lock_after_failures: int = 10
     trusted_device_days: int = 30
     step_up_window: int = 600
+    new_passkey_hold: int = 86400  # seconds; 0 = no holds
     rate_limit: tuple[int, int] | None = (30, 60)  # (failures, per seconds); None = off
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # Additions to the contract's table (see ratelimit.py for why each exists); (count, per seconds), None = off.
     customer_rate_limit: tuple[int, int] | None = (20, 900)  # failed sign-ins per customer code
     code_send_limit: tuple[int, int] | None = (10, 3600)  # code e-mails per customer
     code_send_address_limit: tuple[int, int] | None = (100, 3600)  # code e-mails per client address
+    login_options_limit: tuple[int, int] | None = (60, 60)  # passkey-login options requests per client address
     redis_url: str | None = field(default=None, repr=False)  # unset: the counters live in the database
     # Not in the environment: keeps these counters apart from others in a shared Redis (tests use their own).
     redis_key_prefix: str = "tobira"
@@ -270,6 +272,7 @@ def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".en
         lock_after_failures=lock_after,
         trusted_device_days=_int(env, "TOBIRA_TRUSTED_DEVICE_DAYS", 30, minimum=0),
         step_up_window=_int(env, "TOBIRA_STEP_UP_WINDOW", 600),
+        new_passkey_hold=_int(env, "TOBIRA_NEW_PASSKEY_HOLD", 86400, minimum=0),
         rate_limit=_rate_limit(env.get("TOBIRA_RATE_LIMIT", "30/minute")),
         trusted_proxies=_proxies(env.get("TOBIRA_TRUSTED_PROXIES", "")),
         customer_rate_limit=_customer_rate_limit(env.get("TOBIRA_CUSTOMER_RATE_LIMIT"), lock_after),
@@ -277,6 +280,8 @@ def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".en
                                     "10/hour"),
         code_send_address_limit=_rate_limit(env.get("TOBIRA_CODE_SEND_ADDRESS_LIMIT", "100/hour"),
                                             "TOBIRA_CODE_SEND_ADDRESS_LIMIT", "100/hour"),
+        login_options_limit=_rate_limit(env.get("TOBIRA_LOGIN_OPTIONS_LIMIT", "60/minute"),
+                                        "TOBIRA_LOGIN_OPTIONS_LIMIT", "60/minute"),
         redis_url=_redis_url(redis_url) if redis_url else None,
     )
 

@@ -2,7 +2,7 @@
 
 The domain raises these; the web layer turns them into `{"error": {"code", "message", ...}}`
 with the message in the request's language (see i18n.py). `extra` holds the contract's extra
-fields (attempts_left, retry_after, credential_id).
+fields (attempts_left, retry_after, credential_id, hold_until).
 """
 
 from __future__ import annotations
@@ -97,3 +97,19 @@ class Conflict(ServiceError):
 
 class PasskeyRequired(ServiceError):
     status, code = 403, "passkey_required"
+
+
+class PasskeyOnHold(ServiceError):
+    """The session's passkey was registered from a session that was not phishing-resistant and is on
+    hold until `hold_until` (an ISO time in the body)."""
+
+    status, code = 403, "passkey_on_hold"
+
+
+def refused(refusal) -> ServiceError:
+    """The error for a policy.Refusal."""
+    if refusal.reason == "passkey_required":
+        return PasskeyRequired()
+    if refusal.reason == "passkey_on_hold":
+        return PasskeyOnHold(hold_until=refusal.hold_until.isoformat())
+    return StepUpRequired()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from .config import JST
+
 LANGUAGES = ("ja", "en")
 
 
@@ -32,12 +36,17 @@ def choose_language(query_lang: str | None, accept_language: str | None) -> str:
 ERRORS: dict[str, tuple[str, str]] = {
     "invalid_request": ("入力内容を確認してください。", "Please check what you entered."),
     "invalid_credentials": (
-        "お客様コードまたはパスワードが正しくありません。",
-        "The customer code or password is not correct.",
+        "お客様コードまたはパスワードが正しくありません。失敗が続くと、パスワードでのログインはロックされます。",
+        "The customer code or password is not correct. After repeated failures, password sign-in is locked.",
     ),
     "account_locked": (
-        "ログインの失敗が続いたため、アカウントをロックしました。お客様サポートへご連絡ください。",
-        "This account is locked after too many failed logins. Please contact customer support.",
+        "ログインの失敗が続いたため、パスワードと確認コードでのログインをロックしました。パスキーをお持ちの場合はパスキーでログインできます。お持ちでない場合はお客様サポートへご連絡ください。",
+        "Sign-in with a password and code is locked after too many failures. If you have a passkey, log in with it; "
+        "otherwise please contact customer support.",
+    ),
+    "account_held": (
+        "現在このアカウントにはログインできません。お客様サポートへご連絡ください。",
+        "This account cannot be signed in to at the moment. Please contact customer support.",
     ),
     "not_authenticated": ("ログインしてください。", "Please log in."),
     "no_pending_login": (
@@ -67,6 +76,10 @@ ERRORS: dict[str, tuple[str, str]] = {
     "rate_limited_codes": (
         "確認コードの送信が続いたため、しばらく送信を停止しています。{wait}後にもう一度お試しください。",
         "Too many codes have been sent. Please try again in {wait}.",
+    ),
+    "rate_limited_requests": (
+        "リクエストが続いたため、しばらく受け付けを停止しています。{wait}後にもう一度お試しください。",
+        "Too many requests. Please try again in {wait}.",
     ),
     "passkey_rejected": (
         "パスキーを確認できませんでした。もう一度お試しください。",
@@ -107,6 +120,15 @@ ERRORS: dict[str, tuple[str, str]] = {
     "passkey_required": (
         "この操作には、パスキーでのログインが必要です。パスキーでログインし直してください。",
         "This needs a login with a passkey. Please log in again with your passkey.",
+    ),
+    "passkey_on_hold": (
+        "このパスキーは新しく登録されたため、{hold_until_text}まではお取引・ご出金に使えません。お心当たりのない登録であれば、すぐにお客様サポートへご連絡ください。",
+        "This passkey was added recently: it cannot be used for trading or withdrawals until {hold_until_text}. "
+        "If you did not add it, call customer support at once.",
+    ),
+    "step_up_passkey_required": (
+        "この操作の前に、登録済みのパスキーでご本人確認をお願いします（メールの確認コードでは行えません）。",
+        "Please confirm it is you with one of your passkeys first (an e-mailed code cannot be used for this).",
     ),
     "csrf_rejected": (
         "このページからのリクエストは受け付けられません。ページを再読み込みしてください。",
@@ -161,6 +183,8 @@ def message(code: str, lang: str, **values) -> str:
     if "why" in values:
         ja_why, en_why = REJECTION_REASONS.get(values["why"], REJECTION_REASONS["parse"])
         values = {**values, "why": en_why if lang == "en" else ja_why}
+    if isinstance(values.get("hold_until"), str):
+        values = {**values, "hold_until_text": _local_time(values["hold_until"], lang)}
     if isinstance(values.get("retry_after"), int):
         values = {**values, "wait": _wait(values["retry_after"], lang)}
     ja, en = ERRORS.get(code) or NOTICES.get(code) or ERRORS["internal_error"]
@@ -177,3 +201,11 @@ def _wait(seconds: int, lang: str) -> str:
         return f"{seconds} seconds" if lang == "en" else f"{seconds}秒"
     minutes = -(-seconds // 60)
     return f"{minutes} minutes" if lang == "en" else f"{minutes}分"
+
+
+def _local_time(iso: str, lang: str) -> str:
+    """An ISO time as the customer reads it: Japan time, to the minute."""
+    local = datetime.fromisoformat(iso).astimezone(JST)
+    if lang == "en":
+        return local.strftime("%B %-d, %Y %H:%M (Japan time)")
+    return f"{local.year}年{local.month}月{local.day}日 {local:%H:%M}"

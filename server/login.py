@@ -16,7 +16,7 @@ from sqlmodel import Session as Db
 from . import codes, devices, notices, policy, sessions, store
 from .context import Client, Context
 from .errors import (AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin,
-                     ResendTooSoon)
+                     NotAuthenticated, ResendTooSoon, StepUpRequired)
 from .mail import MailError
 from .models import Session, User
 
@@ -56,25 +56,21 @@ async def submit_password(ctx: Context, *, customer_code: str, password: str, cu
     # Before any hashing: an address or a customer code that keeps failing is turned away for the
     # price of a read per key.
     await ctx.throttle.turn_away_known(ip=client.ip, customer=key)  # a known refusal costs no round trip
-
-    def look_up(db: Db) -> User | None:
-        ctx.throttle.check(ip=client.ip, customer=key, db=db)  # one transaction with the lookup
-        return store.user_by_code(db, key) if key else None
-
-    user = await ctx.db.run(look_up)
-    # Unknown customers are checked against a dummy hash: same work, same time, same answer.
-    ok = await ctx.passwords.verify_async(user.password_hash if user else None, password)
+    attempt = await ctx.db.run(_count_attempt, ctx, key, client)
+    user = attempt.user
+    # Unknown customers, and locked accounts, are checked against a dummy hash: the same work, the
+    # same time and the same answer as a wrong password, so neither a lock nor a right password
+    # behind it shows (security.md 30).
+    ok = await ctx.passwords.verify_async(user.password_hash if attempt.checkable else None, password)
     if not ok:
-        locked_now = await ctx.db.run(_password_failed, ctx, user, key, client)
+        locked_now = await ctx.db.run(_password_failed, ctx, attempt, key, client)
         if locked_now:
             ctx.outbox.wake()
-        raise InvalidCredentials(reason="unknown customer" if user is None else "wrong password")
-    if user.locked_at is not None:
-        await ctx.db.run(notices.record, ctx, "login_refused", user.id, client, reason="account_locked")
-        raise AccountLocked(reason="locked account, right password")
+        raise InvalidCredentials(reason="unknown customer" if user is None else
+                                 "wrong password" if attempt.checkable else "locked: password not checked")
 
     step, code, email = await ctx.db.run(
-        _password_accepted, ctx, user, current_session=current_session, device_token=device_token,
+        _password_accepted, ctx, user, key, current_session=current_session, device_token=device_token,
         next_path=safe_next(next_path), client=client)
     if code is None:
         ctx.outbox.wake()
@@ -88,22 +84,52 @@ async def submit_password(ctx: Context, *, customer_code: str, password: str, cu
     return step
 
 
-def _password_failed(db: Db, ctx: Context, user: User | None, key: str | None, client: Client) -> bool:
+@dataclass(frozen=True)
+class PasswordAttempt:
+    user: User | None
+    failures: int  # the customer's failure count with this attempt in it (0: unknown customer)
+    checkable: bool  # False: unknown, locked, or past the lock's count: the password is not looked at
+
+
+def _count_attempt(db: Db, ctx: Context, key: str | None, client: Client) -> PasswordAttempt:
+    """Count the attempt before its password is hashed, so N parallel guesses count N first
+    (security.md 32): against the address and the customer code (429 past their limits), and as one
+    more consecutive failure of the customer; a right password gives both back."""
+    ctx.throttle.attempt(ip=client.ip, customer=key, db=db)
+    # Asked before the password: a budget refusal that only a right password reaches would tell a
+    # guesser that it is right (security.md 33).
+    ctx.throttle.code_mail_allowed(ip=client.ip, customer=key, db=db)
+    user = store.user_by_code(db, key) if key else None
+    if user is None:
+        return PasswordAttempt(None, 0, False)
+    failures = store.add_failed_login(db, user.id)
+    checkable = policy.lock_state(user) == "no" and failures <= ctx.settings.lock_after_failures
+    return PasswordAttempt(user, failures, checkable)
+
+
+def _password_failed(db: Db, ctx: Context, attempt: PasswordAttempt, key: str | None, client: Client) -> bool:
     now = ctx.clock()
-    ctx.throttle.failed(ip=client.ip, customer=key, db=db)
+    user = attempt.user
     if user is None:
         # A row either way, so the two paths do the same database work.
         store.add_event(db, kind="login_failed", when=now, user_id=None, ip=client.ip,
                         user_agent=client.user_agent, method="password", reason="unknown_customer")
         return False
     outcome = notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="password",
-                                     reason="wrong_password")
+                                     reason="wrong_password" if attempt.checkable else "locked",
+                                     counted=attempt.failures)
     return outcome.locked_now
 
 
-def _password_accepted(db: Db, ctx: Context, user: User, *, current_session: str | None, device_token: str | None,
-                       next_path: str | None, client: Client) -> tuple[LoginStep, str | None, str | None]:
+def _password_accepted(db: Db, ctx: Context, user: User, key: str, *, current_session: str | None,
+                       device_token: str | None, next_path: str | None,
+                       client: Client) -> tuple[LoginStep, str | None, str | None]:
     now = ctx.clock()
+    # The lock is read again as the count is given back: a right guess that lands after a parallel
+    # wrong one locked the account gets the wrong password's answer, and no code, mail or session.
+    if not store.give_back_failure(db, user.id):
+        raise InvalidCredentials(reason="locked while the password was checked")
+    ctx.throttle.give_back(ip=client.ip, customer=key, db=db)
     device = None
     if policy.trusted_devices_apply(ctx.settings, now):
         device = devices.recognise(db, device_token, user_id=user.id, now=now)
@@ -159,6 +185,9 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
     check = codes.check(db, ctx.codes, session_id_hash=pending.id_hash, purpose="login", entered=entered,
                         now=now, max_attempts=ctx.settings.code_max_attempts)
     if check.ok:
+        # Read again as the login is written: a lock set since _continue_login read it wins.
+        if not notices.logged_in(db, ctx, user, "email_code", client, now, unless_locked=True):
+            return "account_locked"
         new = sessions.create(db, now=now, state=sessions.ACTIVE, user=user, auth_method="email_code",
                               verified=True, ip=client.ip, user_agent=client.user_agent, replacing=pending.id_hash)
         token = None
@@ -167,7 +196,6 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
                                      user_agent=client.user_agent)
             store.add_event(db, kind="trusted_device_added", when=now, user_id=user.id, ip=client.ip,
                             user_agent=client.user_agent)
-        notices.logged_in(db, ctx, user, "email_code", client, now)
         # From the passkey date a password login lands where the restriction is explained.
         landing = RESTRICTED_LANDING if policy.passkeys_mandatory(ctx.settings, now) else None
         return LoginStep("ok", new.raw_id, redirect=landing or pending.next_path or DEFAULT_REDIRECT,
@@ -231,6 +259,37 @@ async def logout(ctx: Context, session: Session, client: Client) -> None:
     await ctx.db.run(end)
 
 
+# --- lifting the password lock ---------------------------------------------------------------
+
+
+async def unlock_password(ctx: Context, *, session: Session, client: Client) -> bool:
+    """The customer lifts the automatic lock themselves, after a passkey step-up (a fresh passkey
+    login counts): a guesser who locked the password cannot make a passkey customer call the broker.
+    A code cannot do this: the lock closes the code path, and a code can be phished. True when a lock
+    was lifted."""
+    now = ctx.clock()
+    if not policy.fresh(session, ctx.settings, now) or session.verified_by != "passkey":
+        error = StepUpRequired(reason="unlocking the password needs a passkey step-up")
+        error.message_key = "step_up_passkey_required"
+        raise error
+
+    def lift(db: Db) -> bool:
+        user = store.user_by_id(db, session.user_id)
+        if user is None:
+            raise NotAuthenticated()
+        if policy.lock_state(user) == "hold":  # only the support desk lifts its own hold
+            raise AccountLocked(reason="support hold")
+        if not store.unlock_password(db, user.id):
+            return False
+        notices.password_unlocked(db, ctx, user, client, now)
+        return True
+
+    lifted = await ctx.db.run(lift)
+    if lifted:
+        ctx.outbox.wake()
+    return lifted
+
+
 # --- shared pieces ---------------------------------------------------------------------------
 
 
@@ -242,7 +301,7 @@ def _continue_login(db: Db, ctx: Context, session_id_hash: str | None, now: date
     user = store.user_by_id(db, row.user_id)
     if user is None:
         return None, None, "no_pending_login"
-    if user.locked_at is not None:
+    if policy.lock_state(user) != "no":  # both locks close the password and code path
         return None, None, "account_locked"
     return row, user, None
 

@@ -10,6 +10,7 @@ import itertools
 import re
 import secrets
 import time
+import unicodedata
 from binascii import b2a_base64
 from datetime import datetime
 from email.charset import Charset
@@ -20,6 +21,8 @@ from email.mime.text import MIMEText
 from email.policy import compat32
 from email.utils import formatdate
 from functools import lru_cache
+
+import ua_parser
 
 from .config import JST
 
@@ -53,6 +56,71 @@ def jst(when: datetime, lang: str) -> str:
     if lang == "en":
         return f"{local.year}-{local.month:02d}-{local.day:02d} {hh_mm} (Japan time)"  # = "%Y-%m-%d %H:%M"
     return f"{local.year}年{local.month}月{local.day}日 {hh_mm}（日本時間）"
+
+
+# --- text that someone else chose (security.md 39) -------------------------------------------
+#
+# A User-Agent header and a passkey's name are typed by whoever holds the browser, an attacker
+# included ("Tobira support: please call 0120-..."). A mail never prints the header; it names the
+# browser and system only with names from the lists below, which ua-parser's rules map a header
+# onto (its family can also be text captured from the header itself, e.g. "CallUsNowBot", which
+# is why an unlisted family is "unknown", never shown). A name is quoted, labelled as chosen by
+# whoever added the passkey, and stripped of what could make it look like our own lines.
+
+_BROWSERS = {  # ua-parser's user_agent.family -> the name a customer knows
+    "Chrome": "Chrome", "Chrome Mobile": "Chrome", "Chrome Mobile iOS": "Chrome", "Chromium": "Chromium",
+    "Safari": "Safari", "Mobile Safari": "Safari",
+    "Firefox": "Firefox", "Firefox Mobile": "Firefox", "Firefox iOS": "Firefox",
+    "Edge": "Edge", "Edge Mobile": "Edge", "Opera": "Opera", "Opera Mobile": "Opera",
+    "Samsung Internet": "Samsung Internet", "Brave": "Brave", "Vivaldi": "Vivaldi",
+    "Yandex Browser": "Yandex Browser", "DuckDuckGo Mobile": "DuckDuckGo", "IE": "Internet Explorer",
+}
+_SYSTEMS = {  # ua-parser's os.family -> ditto
+    "Windows": "Windows", "Mac OS X": "Mac", "iOS": "iOS", "Android": "Android", "Chrome OS": "ChromeOS",
+    "Linux": "Linux", "Ubuntu": "Linux", "Debian": "Linux", "Fedora": "Linux",
+}
+_APPLE_DEVICES = frozenset({"iPhone", "iPad", "iPod"})  # device.family on iOS: "Safari on iPhone"
+_UNKNOWN_BROWSER = ("不明なブラウザ", "an unknown browser")
+_UA_PARSED = 1024  # a real User-Agent is a few hundred characters; more only costs matching time
+
+
+def browser_summary(user_agent: str | None, lang: str) -> str:
+    """"Chrome on Windows" / "Windows の Chrome" from a User-Agent header, with nothing of the
+    header's own text: names from _BROWSERS and _SYSTEMS only, else "an unknown browser"."""
+    return _summary(user_agent[:_UA_PARSED] if user_agent else None, lang)
+
+
+@lru_cache(maxsize=512)  # a login notice per login; customers have few browsers between them
+def _summary(user_agent: str | None, lang: str) -> str:
+    found = ua_parser.parse(user_agent) if user_agent else None
+    browser = _BROWSERS.get(found.user_agent.family) if found and found.user_agent else None
+    system = _SYSTEMS.get(found.os.family) if found and found.os else None
+    if system == "iOS" and found.device and found.device.family in _APPLE_DEVICES:
+        system = found.device.family
+    if lang == "en":
+        what = browser or _UNKNOWN_BROWSER[1]
+        return f"{what} on {system}" if system else what
+    what = browser or _UNKNOWN_BROWSER[0]
+    return f"{system} の{' ' if browser else ''}{what}" if system else what
+
+
+_QUOTES = str.maketrans({"「": "『", "」": "』", '"': "'", "“": "‘", "”": "’"})  # no closing our quote early
+_SHOWN = frozenset({"Lu", "Ll", "Lt", "Lm", "Lo", "Mn", "Mc", "Me", "Nd", "Nl", "No", "Pc", "Pd", "Ps", "Pe", "Pi",
+                    "Pf", "Po", "Sm", "Sc", "Sk", "So"})  # Unicode categories kept; Zs becomes one space
+
+
+def shown_name(name: str | None, lang: str) -> str:
+    """A passkey's name as a mail quotes it: 「name」 / “name” on one line. Control and format
+    characters (bidi overrides U+202A-E, isolates U+2066-9, zero-width ones), line and paragraph
+    separators and unassigned code points are dropped; any run of spaces becomes one; our quote
+    marks inside are swapped for look-alikes; cut to the API's length limit."""
+    from .passkeys import NAME_MAX  # here, not at the top: passkeys -> notices -> messages
+
+    kept = "".join(c if unicodedata.category(c) in _SHOWN else " " if c.isspace() else "" for c in name or "")
+    clean = " ".join(kept.translate(_QUOTES).split())
+    if len(clean) > NAME_MAX:
+        clean = clean[:NAME_MAX - 1] + "…"
+    return f"“{clean}”" if lang == "en" else f"「{clean}」"
 
 
 # --- the message itself -------------------------------------------------------------------
@@ -185,6 +253,7 @@ def code_mail(*, sender: str, to: str, rp_name: str, lang: str, code: str, ttl: 
 
 def login_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, method: str,
                ip: str | None, browser: str | None) -> Message:
+    """`browser` is the raw User-Agent header; the mail shows only browser_summary() of it."""
     ja_method, en_method = METHODS.get(method, (method, method))
     if lang == "en":
         subject = "New login to your account"
@@ -193,7 +262,7 @@ def login_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
             f"When:    {jst(when, 'en')}\n"
             f"How:     {en_method}\n"
             f"From:    {ip or 'unknown'}\n"
-            f"Browser: {browser or 'unknown'}\n\n"
+            f"Browser: {browser_summary(browser, 'en')}\n\n"
             f"If this was you, there is nothing to do.\n\n{_NOT_YOU[1]}"
         )
     else:
@@ -203,7 +272,7 @@ def login_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
             f"日時：{jst(when, 'ja')}\n"
             f"方法：{ja_method}\n"
             f"接続元：{ip or '不明'}\n"
-            f"ブラウザ：{browser or '不明'}\n\n"
+            f"ブラウザ：{browser_summary(browser, 'ja')}\n\n"
             f"お客様ご自身によるログインであれば、対応は不要です。\n\n{_NOT_YOU[0]}"
         )
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
@@ -211,47 +280,82 @@ def login_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
 
 def locked_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, ip: str | None) -> Message:
     if lang == "en":
-        subject = "Your account has been locked"
+        subject = "Password sign-in to your account has been locked"
         body = (
-            f"After repeated failed logins, your account was locked at {jst(when, 'en')} "
-            f"(last attempt from {ip or 'unknown'}).\n\n"
-            "To unlock it, please phone our customer support; we will confirm it is you.\n\n"
+            f"After repeated failed logins, sign-in with your password was locked at {jst(when, 'en')} "
+            f"(last attempt from {ip or 'unknown'}). From now on a password is not accepted, "
+            "even the right one.\n\n"
+            "If you have a passkey, you can still log in with it, and lift the lock yourself on your "
+            "account page. Otherwise, please phone our customer support; we will confirm it is you.\n\n"
             "If the failed logins were not yours, someone may be trying to guess your password.\n"
             "Our e-mails never contain links to a login or password page."
         )
     else:
-        subject = "アカウントをロックしました"
+        subject = "パスワードでのログインをロックしました"
         body = (
-            f"ログインの失敗が続いたため、{jst(when, 'ja')}にお客様のアカウントをロックしました"
-            f"（最後の試行の接続元：{ip or '不明'}）。\n\n"
-            "ロックの解除は、お客様サポートへお電話でお申し付けください。ご本人確認のうえ解除いたします。\n\n"
+            f"ログインの失敗が続いたため、{jst(when, 'ja')}にお客様のパスワードでのログインをロックしました"
+            f"（最後の試行の接続元：{ip or '不明'}）。以後、正しいパスワードでもログインできません。\n\n"
+            "パスキーをお持ちの場合は、パスキーでログインでき、マイアカウントのページからご自身でロックを解除できます。"
+            "パスキーをお持ちでない場合は、お客様サポートへお電話でお申し付けください。ご本人確認のうえ解除いたします。\n\n"
             "お心当たりがない場合は、第三者がパスワードを推測しようとしている可能性があります。\n"
             "当社からのメールに、ログインページやパスワード変更ページへのリンクが含まれることはありません。"
         )
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
 
 
+def password_unlocked_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
+                           ip: str | None) -> Message:
+    if lang == "en":
+        subject = "Password sign-in is unlocked"
+        body = (
+            f"At {jst(when, 'en')} the lock on password sign-in was lifted after a confirmation with your "
+            f"passkey (from {ip or 'unknown'}).\n\n"
+            "If this was not you, please phone our customer support at once.\n"
+            "Our e-mails never contain links to a login or password page."
+        )
+    else:
+        subject = "パスワードでのログインのロックを解除しました"
+        body = (
+            f"{jst(when, 'ja')}に、パスキーでのご本人確認のうえ、パスワードでのログインのロックが解除されました"
+            f"（接続元：{ip or '不明'}）。\n\n"
+            "お心当たりがない場合は、すぐにお客様サポートへお電話ください。\n"
+            "当社からのメールに、ログインページやパスワード変更ページへのリンクが含まれることはありません。"
+        )
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
+
+
 def passkey_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, added: bool, name: str,
-                 provider: str | None, ip: str | None) -> Message:
+                 provider: str | None, ip: str | None, hold_until: datetime | None = None) -> Message:
+    """`name` is whatever the person who added (or renamed) the passkey typed: quoted and labelled
+    as theirs. `hold_until`: a new passkey on hold until then (contract, "New passkeys on hold")."""
+    held = added and hold_until is not None
     if lang == "en":
         subject = "A passkey was added to your account" if added else "A passkey was removed from your account"
         what = "added" if added else "removed"
+        hold = (f"Until {jst(hold_until, 'en')} this new passkey cannot be used for trading or withdrawals.\n"
+                "If you did not add it, phone our customer support at once (see our website for the number).\n\n"
+                if held else "")
         body = (
             f"A passkey was {what} at {jst(when, 'en')}.\n\n"
-            f"Passkey:  {name}\n"
+            f"Name (chosen by whoever added or renamed it): {shown_name(name, 'en')}\n"
             f"Provider: {provider or 'unknown'}\n"
-            f"From:     {ip or 'unknown'}\n\n"
-            f"If this was you, there is nothing to do.\n\n{_NOT_YOU[1]}"
+            f"From:     {ip or 'unknown'}\n"
+            "(Anyone adding a passkey can name it as they like: the name is not a message from us.)\n\n"
+            f"{hold}If this was you, there is nothing to do.\n\n{_NOT_YOU[1]}"
         )
     else:
         subject = "パスキーを登録しました" if added else "パスキーを削除しました"
         what = "登録" if added else "削除"
+        hold = (f"この新しいパスキーは、{jst(hold_until, 'ja')}まで、お取引やご出金には使えません。\n"
+                "このパスキーの登録にお心当たりがない場合は、ただちにお客様サポートへお電話でご連絡ください"
+                "（連絡先は当社ウェブサイトでご確認ください）。\n\n" if held else "")
         body = (
             f"{jst(when, 'ja')}に、お客様のアカウントでパスキーが{what}されました。\n\n"
-            f"パスキー：{name}\n"
+            f"名前（登録・変更時に付けられた名前）：{shown_name(name, 'ja')}\n"
             f"提供元：{provider or '不明'}\n"
-            f"接続元：{ip or '不明'}\n\n"
-            f"お客様ご自身による操作であれば、対応は不要です。\n\n{_NOT_YOU[0]}"
+            f"接続元：{ip or '不明'}\n"
+            "（パスキーの名前は登録した方が自由に付けられるもので、当社からのご案内ではありません）\n\n"
+            f"{hold}お客様ご自身による操作であれば、対応は不要です。\n\n{_NOT_YOU[0]}"
         )
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
 
@@ -261,7 +365,8 @@ def clone_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
     if lang == "en":
         subject = "A login with your passkey was refused"
         body = (
-            f"At {jst(when, 'en')} a login with your passkey “{name}” was refused (from {ip or 'unknown'}): "
+            f"At {jst(when, 'en')} a login with your passkey {shown_name(name, 'en')} was refused "
+            f"(from {ip or 'unknown'}): "
             "the security key reported a usage count we had already seen, which can mean it was copied.\n\n"
             "Please phone our customer support. Until then, log in with another passkey or your password.\n"
             "Our e-mails never contain links to a login or password page."
@@ -269,7 +374,7 @@ def clone_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime,
     else:
         subject = "パスキーでのログインをお断りしました"
         body = (
-            f"{jst(when, 'ja')}に、パスキー「{name}」でのログインをお断りしました（接続元：{ip or '不明'}）。"
+            f"{jst(when, 'ja')}に、パスキー{shown_name(name, 'ja')}でのログインをお断りしました（接続元：{ip or '不明'}）。"
             "セキュリティキーが報告した使用回数が過去の値と矛盾しており、キーが複製された可能性があります。\n\n"
             "お手数ですが、お客様サポートへお電話でご連絡ください。それまでは、別のパスキーまたはパスワードでログインしてください。\n"
             "当社からのメールに、ログインページやパスワード変更ページへのリンクが含まれることはありません。"

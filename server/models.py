@@ -54,7 +54,11 @@ class User(SQLModel, table=True):
     # WebAuthn user.id: random, never personal data (WebAuthn §14.6.1).
     user_handle: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
     failed_logins: int = Field(default=0)
+    # The automatic lock: password sign-in stops after too many failures; passkeys still work.
     locked_at: datetime | None = _when(nullable=True)
+    # The support desk's hold on a suspected takeover: every sign-in stops, passkeys included.
+    held_at: datetime | None = _when(nullable=True)
+    hold_reason: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     created_at: datetime = _when()
     last_login_at: datetime | None = _when(nullable=True)
 
@@ -77,6 +81,11 @@ class Session(SQLModel, table=True):
     # How the last verification was made (email_code | passkey): after the passkey date only a
     # passkey counts for important operations.
     verified_by: str | None = Field(default=None, sa_column=Column(String(20), nullable=True))
+    # The hold of the passkey this session logged in with, and of the one its last step-up used,
+    # as they were then (see Credential.hold_until): a passkey that is deleted later must not take
+    # its hold with it. `tobira user release-hold` clears them with the passkeys' own.
+    login_hold_until: datetime | None = _when(nullable=True)
+    verified_hold_until: datetime | None = _when(nullable=True)
     next_path: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
     ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     user_agent: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
@@ -178,6 +187,10 @@ class Credential(SQLModel, table=True):
     name: str = Field(sa_column=Column(String(64), nullable=False))
     created_at: datetime = _when()
     last_used_at: datetime | None = _when(nullable=True)
+    # Registered from a session a phishing proxy could hold (an e-mailed code, a remembered PC, a
+    # passkey itself on hold): until then it does not count as passkey-verified for important
+    # operations once passkeys are mandatory. None: not held.
+    hold_until: datetime | None = _when(nullable=True)
 
 
 class Ceremony(SQLModel, table=True):

@@ -42,20 +42,30 @@ def _mail(db: Db, ctx: Context, user: User, kind: str, build, **values) -> None:
     store.enqueue_mail(db, kind=kind, to_addr=user.email, message=msg.as_string(), when=values.get("when") or ctx.clock())
 
 
-def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now: datetime) -> None:
-    """Everything a successful login does besides the session: reset failures, record, notify."""
-    store.record_login(db, user.id, now)
+def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now: datetime, *,
+              unless_locked: bool = False) -> bool:
+    """Everything a successful login does besides the session: reset failures, record, notify.
+    unless_locked: the lock is read again as the login is written; when one came first, nothing is
+    written and the answer is False (security.md 32: no guess gets in after the lock)."""
+    if not store.record_login(db, user.id, now, unless_locked=unless_locked):
+        return False
     store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method=method)
     _mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
           browser=client.user_agent)
+    return True
 
 
 def failed_sign_in(db: Db, ctx: Context, user: User, client: Client, now: datetime, *, kind: str, method: str,
-                   reason: str) -> policy.FailureOutcome:
+                   reason: str, counted: int | None = None) -> policy.FailureOutcome:
     """A wrong password or code: one more consecutive failure, recorded; the one that reaches the
-    threshold locks the account and tells the customer."""
-    outcome = policy.count_failure(db, user.id, now=now, lock_after=ctx.settings.lock_after_failures)
+    threshold locks the account and tells the customer. counted: the failure count this attempt
+    already added before it was checked (a password: login._count_attempt)."""
+    lock_after = ctx.settings.lock_after_failures
+    if counted is None:
+        outcome = policy.count_failure(db, user.id, now=now, lock_after=lock_after)
+    else:
+        outcome = policy.lock_if_due(db, user.id, counted, now=now, lock_after=lock_after)
     store.add_event(db, kind=kind, when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method=method, reason=reason, failures=outcome.failures)
     if outcome.locked_now:
@@ -69,12 +79,19 @@ def locked(db: Db, ctx: Context, user: User, client: Client, now: datetime) -> N
     _mail(db, ctx, user, "locked", messages.locked_mail, lang=client.lang, when=now, ip=client.ip)
 
 
+def password_unlocked(db: Db, ctx: Context, user: User, client: Client, now: datetime) -> None:
+    store.add_event(db, kind="password_unlocked", when=now, user_id=user.id, ip=client.ip,
+                    user_agent=client.user_agent, actor="customer")
+    _mail(db, ctx, user, "password_unlocked", messages.password_unlocked_mail, lang=client.lang, when=now,
+          ip=client.ip)
+
+
 def passkey_added(db: Db, ctx: Context, user: User, name: str, provider: str | None, client: Client,
-                  now: datetime) -> None:
+                  now: datetime, *, hold_until: datetime | None = None) -> None:
     store.add_event(db, kind="passkey_added", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
-                    name=name, provider=provider)
+                    name=name, provider=provider, hold_until=hold_until.isoformat() if hold_until else None)
     _mail(db, ctx, user, "passkey_added", messages.passkey_mail, lang=client.lang, when=now, added=True, name=name,
-          provider=provider, ip=client.ip)
+          provider=provider, ip=client.ip, hold_until=hold_until)
 
 
 def passkey_removed(db: Db, ctx: Context, user: User, name: str, provider: str | None, client: Client,

@@ -8,7 +8,8 @@ allowed origins, the cookie names) are arguments, so the document is true for th
 Each operation below is one `_Op(...)`: its body, its success answer and the error codes its
 handler raises. What every request can meet on its way in is added by `_Op.build`: the `Origin`
 check on state-changing methods (403), the body limit (413), a body that is not a JSON object
-(400) or not JSON at all (415), and a database that does not answer (503). Limits and names come
+(400; a string holding a lone surrogate too) or not JSON at all (415), and a database that does
+not answer (503). Limits and names come
 from the code that enforces them (verify.CAPS, passkeys.NAME_MAX, policy.IMPORTANT_OPERATIONS).
 """
 
@@ -25,16 +26,20 @@ STATE_CHANGING = {"post", "put", "patch", "delete"}
 
 # Every error code, with what it tells the client (the message itself is in the request's language).
 CODES = {
-    "invalid_request": "the body is not JSON or not a JSON object, or a WebAuthn response cannot be parsed",
+    "invalid_request": "the body is not JSON or not a JSON object (a string holding a lone surrogate counts "
+                       "as not JSON), or a WebAuthn response cannot be parsed",
     "unsupported_media_type": "a body was sent with a Content-Type other than application/json",
     "payload_too_large": "the body is over 64 KiB",
     "csrf_rejected": "a state-changing request without an Origin header equal to a configured origin",
     "unavailable": "the database does not answer",
     "mail_unavailable": "the e-mail with the code could not be sent; nothing was changed",
     "invalid_credentials": "wrong customer code or password (the same answer for an unknown customer)",
-    "account_locked": "the account is locked after too many failed sign-ins; the support desk unlocks it",
-    "rate_limited": "too many failed sign-ins from this address or for this customer code, or too many code "
-                    "e-mails; `retry_after` seconds until the next try",
+    "account_locked": "the account is under the support desk's hold (every sign-in, passkeys included, after the "
+                      "assertion was verified), or password and code sign-in is locked after too many failures "
+                      "(the code path; the password itself then just answers invalid_credentials)",
+    "rate_limited": "too many failed sign-ins from this address or for this customer code, too many code "
+                    "e-mails, or too many passkey-login options from this address (TOBIRA_LOGIN_OPTIONS_LIMIT); "
+                    "an IPv6 address counts by its /64; `retry_after` seconds until the next try",
     "no_pending_login": "no login is waiting for a code in this browser: start again with the password",
     "code_invalid": "the code is wrong; `attempts_left` more wrong entries are allowed",
     "code_expired": "the code is too old, used, or was never sent",
@@ -47,6 +52,8 @@ CODES = {
     "ceremony_expired": "the challenge is unknown, used, older than 5 minutes or issued to another session",
     "step_up_required": "no verification within TOBIRA_STEP_UP_WINDOW: step up first",
     "passkey_required": "only a passkey session may do important operations (TOBIRA_PASSKEY_MANDATORY_FROM)",
+    "passkey_on_hold": "the session's passkey, or the one its step-up used, was added from a session that was not "
+                       "phishing-resistant and is on hold until `hold_until` (TOBIRA_NEW_PASSKEY_HOLD)",
     "passkey_limit_reached": "the customer has TOBIRA_MAX_PASSKEYS passkeys already",
     "email_required": "the customer has no registered e-mail address",
     "credential_exists": "this credential is registered already",
@@ -59,6 +66,7 @@ EXTRAS = {
     "attempts_left": {"type": "integer", "minimum": 0, "description": "wrong entries the code still allows"},
     "retry_after": {"type": "integer", "minimum": 1, "description": "seconds to wait (also in Retry-After)"},
     "credential_id": {"$ref": "#/components/schemas/Base64URL"},
+    "hold_until": {"type": "string", "format": "date-time", "description": "when the passkey's hold ends"},
 }
 
 # Where one code means different things at different statuses.
@@ -153,10 +161,11 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
             body=_object({"customer_code": _string(256), "password": _string(1024)}, optional={"next": next_path}),
             ok={200: _json("A code was e-mailed, or (a trusted device) logged in",
                            {"oneOf": [_ref("CodeSent"), _ref("LoggedIn")]})},
-            errors={401: ["invalid_credentials"], 422: ["invalid_request"], 423: ["account_locked"],
+            errors={401: ["invalid_credentials"], 422: ["invalid_request"],
                     429: [("rate_limited", "retry_after")], 503: ["mail_unavailable"]},
-            description="Wrong password and unknown customer answer alike, with the same timing. Sets the "
-                        "session cookie (a pending login, or the new session).")},
+            description="Wrong password, unknown customer and a locked account (right password or not) answer "
+                        "alike, with the same timing. Sets the session cookie (a pending login, or the new "
+                        "session).")},
         "/api/login/code": {"post": _Op(
             "login_code", "Step 2 of the legacy login: the e-mailed 6-digit code", tag="login", session="required",
             body=_object({"code": code}, optional={"remember_device": {"type": "boolean", "default": False}}),
@@ -178,7 +187,7 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
             body=_object({}, optional={"next": next_path}), body_required=False,
             ok={200: _json("Options for navigator.credentials.get(); sets a session cookie when there was none",
                            _public_key("LoginRequestOptions"))},
-            errors={422: ["invalid_request"]})},
+            errors={422: ["invalid_request"], 429: [("rate_limited", "retry_after")]})},
         "/api/login/passkey/verify": {"post": _Op(
             "passkey_login_verify", "Finish a passkey login", tag="login", session="required",
             body=_ref("AuthenticationResponseJSON"),
@@ -201,8 +210,17 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
             session="required", body=_object({"email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN}}),
             ok={200: _json("Changed; the old address is told, trusted devices are forgotten",
                            _object({"status": {"const": "ok"}, "email": {"type": "string"}}, closed=True))},
-            errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
+            errors={401: ["not_authenticated"], 403: ["passkey_required", ("passkey_on_hold", "hold_until"),
+                                                      "step_up_required"],
                     422: ["invalid_request"]})},
+        "/api/account/unlock-password": {"post": _Op(
+            "unlock_password", "Lift the automatic lock on password sign-in (needs a recent passkey step-up)",
+            tag="session", session="required", body=BODILESS,
+            ok={200: _json("`unlocked`: whether a lock was lifted; an event and an e-mail when it was",
+                           _object({"status": {"const": "ok"}, "unlocked": {"type": "boolean"}}, closed=True))},
+            errors={401: ["not_authenticated"], 403: ["step_up_required"], 423: ["account_locked"]},
+            description="A fresh passkey login counts as the step-up; an e-mailed code does not. A support hold "
+                        "is lifted by the support desk only (423).")},
         # --- step-up
         "/api/step-up/code/send": {"post": _Op(
             "step_up_code_send", "E-mail a step-up code", tag="step-up", session="required", body=BODILESS,
@@ -273,9 +291,11 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
             "authorize", "May this session do an important operation now?", tag="decisions", session="required",
             body=_object({"operation": {"type": "string", "enum": list(IMPORTANT_OPERATIONS)}}),
             ok={200: _json("Allowed", _ref("Allowed"))},
-            errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
+            errors={401: ["not_authenticated"], 403: ["passkey_required", ("passkey_on_hold", "hold_until"),
+                                                      "step_up_required"],
                     422: ["invalid_request"]},
-            description="When both apply, `passkey_required` wins over `step_up_required`.")},
+            description="When several apply, `passkey_required` wins, then `passkey_on_hold`, then "
+                        "`step_up_required`.")},
         "/auth/check": {"get": _Op(
             "auth_check", "Forward auth (nginx auth_request, Traefik forwardAuth)", tag="decisions",
             session="required", params=[operation],
@@ -283,7 +303,8 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
                 "X-Tobira-Customer": {"required": True, "schema": {"type": "string"},
                                       "description": "The customer code"},
                 "X-Tobira-Auth-Method": {"required": True, "schema": _ref("AuthMethod")}}}},
-            errors={401: ["not_authenticated"], 403: ["passkey_required", "step_up_required"],
+            errors={401: ["not_authenticated"], 403: ["passkey_required", ("passkey_on_hold", "hold_until"),
+                                                      "step_up_required"],
                     422: ["invalid_request"]},
             description="The same rules as POST /api/authorize; without `operation` a live session is enough.")},
         # --- for load balancers and tools
@@ -475,7 +496,9 @@ def _schemas() -> dict:
                             "description": "The last code, passkey or step-up; not a trusted-device login"},
             "important_operations_allowed": {"type": "boolean",
                                              "description": "The passkey rule only; freshness is verified_at"},
-            "important_operations_reason": {"enum": [None, "passkey_required"]},
+            "important_operations_reason": {"enum": [None, "passkey_required", "passkey_on_hold"]},
+            "hold_until": {"type": ["string", "null"], "format": "date-time",
+                           "description": "With passkey_on_hold: when the hold of the login's passkey ends"},
             "passkey_count": {"type": "integer", "minimum": 0},
         }, closed=True),
         "Passkey": _object({
@@ -488,6 +511,8 @@ def _schemas() -> dict:
             "created_at": date_time,
             "last_used_at": {"type": ["string", "null"], "format": "date-time"},
             "transports": {"type": "array", "items": {"type": "string", "enum": sorted(TRANSPORTS)}},
+            "hold_until": {"type": ["string", "null"], "format": "date-time",
+                           "description": "Until when the passkey is on hold (TOBIRA_NEW_PASSKEY_HOLD); null: none"},
         }, closed=True),
         # What the server sends: python-fido2's WebAuthn Level 3 JSON forms (open: the spec grows).
         "CreationOptions": _object({

@@ -11,7 +11,7 @@ from pathlib import Path
 from fido2.utils import websafe_encode
 from sqlmodel import Session as Db
 
-from . import notices, stepup, store, verify
+from . import devices, notices, policy, stepup, store, verify
 from .errors import InvalidField, NotFound
 from .models import Credential
 
@@ -74,6 +74,7 @@ class PasskeyView:
     created_at: datetime
     last_used_at: datetime | None
     transports: list[str]
+    hold_until: datetime | None  # None when not on hold (see policy.new_passkey_hold)
 
     def as_json(self) -> dict:
         return {
@@ -81,20 +82,23 @@ class PasskeyView:
             "synced": self.synced, "created_at": self.created_at.isoformat(),
             "last_used_at": self.last_used_at.isoformat() if self.last_used_at else None,
             "transports": self.transports,
+            "hold_until": self.hold_until.isoformat() if self.hold_until else None,
         }
 
 
-def view(credential: Credential) -> PasskeyView:
+def view(credential: Credential, now: datetime) -> PasskeyView:
+    """How the customer sees a passkey now (a hold that has ended is no hold)."""
     return PasskeyView(
         id=websafe_encode(credential.credential_id), name=credential.name, provider=provider_of(credential.aaguid),
         backup_eligible=credential.backup_eligible, synced=credential.backup_state,
         created_at=credential.created_at, last_used_at=credential.last_used_at,
         transports=[t for t in credential.transports.split(",") if t],
+        hold_until=credential.hold_until if policy.on_hold(credential.hold_until, now) else None,
     )
 
 
-def list_views(db: Db, user_id: int) -> list[PasskeyView]:
-    return [view(c) for c in store.credentials_of(db, user_id)]
+def list_views(db: Db, user_id: int, now: datetime) -> list[PasskeyView]:
+    return [view(c, now) for c in store.credentials_of(db, user_id)]
 
 
 def _raw_id(passkey_id: str) -> bytes | None:
@@ -118,7 +122,7 @@ async def rename(ctx, *, session, passkey_id: str, name: str, client) -> Passkey
             raise NotFound()
         store.add_event(db, kind="passkey_renamed", when=ctx.clock(), user_id=session.user_id, ip=client.ip,
                         user_agent=client.user_agent, name=clean)
-        return view(row)
+        return view(row, ctx.clock())
 
     return await ctx.db.run(save)
 
@@ -131,10 +135,11 @@ async def delete(ctx, *, session, passkey_id: str, client) -> None:
         # Existence first, so a stranger's ID answers 404 whatever the step-up state.
         if raw is None or not any(c.credential_id == raw for c in store.credentials_of(db, session.user_id)):
             raise NotFound()
-        stepup.require_fresh(session, ctx.settings, now)
+        stepup.require_passkey_change_allowed(session, ctx.settings, now, has_passkey=True)
         row = store.delete_credential(db, session.user_id, raw)
         if row is None:
             raise NotFound()
+        devices.forget_all(db, session.user_id)  # security.md 40: a passkey change revokes remembered PCs
         user = store.user_by_id(db, session.user_id)
         notices.passkey_removed(db, ctx, user, row.name, provider_of(row.aaguid), client, now)
 

@@ -28,11 +28,21 @@ The limits, and why each is what it is:
   signature is not a guessable secret, and counting them would let anyone holding a credential ID
   refuse its owner. For the same reason the per-customer check guards the password and the codes
   only: a customer under a guessing attack can still log in and step up with a passkey.
+- **Passkey-login options per client address** (`TOBIRA_LOGIN_OPTIONS_LIMIT`, 60/minute): every
+  `POST /api/login/passkey/options`, answered or not, because each one without a session cookie
+  makes an anonymous session and a ceremony row (security.md §37). A login page asks once or twice
+  (the autofill and the button); 60 a minute spares a carrier NAT address, and a flood of them is
+  refused before it writes anything.
 - **Code e-mails per customer** (`TOBIRA_CODE_SEND_LIMIT`, 10/hour): every login code, resend and
   step-up code to one customer, so nobody can bomb a customer's inbox through us.
 - **Code e-mails per client address** (`TOBIRA_CODE_SEND_ADDRESS_LIMIT`, 100/hour): sending a code
   needs the right password (or a session), so this only bounds one address holding many stolen
   passwords; it is generous because successful logins from a carrier NAT address count here.
+
+A client address is an IPv4 address, or an IPv6 address's /64 (security.md §36): one customer
+line or host is handed a whole /64 and may send from any of its 2^64 addresses, so per address
+would mean no limit. Only the counters' keys use the /64 (`address_key`); logs, events and
+sessions keep the real address.
 
 A code e-mail is counted before the code is made, inside the transaction that makes it: a refused
 send leaves nothing behind (no pending login, no code). With `SqlStorage` the counter itself is
@@ -43,6 +53,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
+import ipaddress
 import math
 import threading
 import time
@@ -63,6 +75,7 @@ from .errors import ServiceError, Unavailable
 
 FAILURES = "failed-sign-in"
 CODE_MAILS = "code-mail"
+LOGIN_OPTIONS = "login-options"
 
 
 class RateLimited(ServiceError):
@@ -71,6 +84,28 @@ class RateLimited(ServiceError):
 
 class TooManyCodeMails(RateLimited):
     message_key = "rate_limited_codes"
+
+
+class TooManyRequests(RateLimited):
+    message_key = "rate_limited_requests"
+
+
+@functools.lru_cache(maxsize=4096)
+def address_key(ip: str | None) -> str | None:
+    """The rate-limit key of a client address: IPv4 as it is, IPv6 by its /64 (one customer's
+    network hands out any address in it). An IPv4-mapped IPv6 address is its IPv4 address; what
+    does not parse (a test client's name) is kept as it is."""
+    if not ip:
+        return ip
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if addr.version == 4:
+        return str(addr)
+    if addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
 
 
 class SqlStorage(Storage):
@@ -110,6 +145,8 @@ class SqlStorage(Storage):
 
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = self.clock()
+        if amount < 0:  # a count given back (Throttle.give_back) never opens a window of its own
+            return self._run(store.take_from_counter, key, amount=-amount, now=now)
         return self._run(store.bump_counter, key, amount=amount, now=now, expires_at=now + timedelta(seconds=expiry))
 
     def get(self, key: str) -> int:
@@ -162,6 +199,7 @@ class Throttle:
         self.failures_per_customer = _item(settings.customer_rate_limit)
         self.mails_per_customer = _item(settings.code_send_limit)
         self.mails_per_address = _item(settings.code_send_address_limit)
+        self.options_per_address = _item(settings.login_options_limit)
         # limits' Redis storage keeps windows in real time; SqlStorage in the app's clock.
         self._now = storage.now if isinstance(storage, SqlStorage) else time.time
         # Refusals this process has already seen, until their window ends: a flood from an address
@@ -171,13 +209,18 @@ class Throttle:
         self._refused: dict[tuple, float] = {}
         self.tarpit_seconds = 1.0
 
-    async def turn_away_known(self, *, ip: str | None = None, customer: str | None = None) -> None:
+    async def turn_away_known(self, *, ip: str | None = None, customer: str | None = None,
+                              login_options: bool = False) -> None:
         """On the event loop, before any other work: a refusal already known is answered from
         memory, and a second late. A client that keeps sending after a 429 (a flood) is held to one
         request per connection per second for the price of a sleeping task, instead of taking the
-        server's time at the rate it can send."""
+        server's time at the rate it can send. login_options: the address's options limit is
+        asked about instead of its failed sign-ins."""
         try:
-            self.refused_recently(ip=ip, customer=customer)
+            if login_options:
+                self._known_refusal(self._options_key(ip), TooManyRequests)
+            else:
+                self.refused_recently(ip=ip, customer=customer)
         except RateLimited:
             if self.tarpit_seconds:
                 await asyncio.sleep(self.tarpit_seconds)
@@ -188,14 +231,8 @@ class Throttle:
         or customer is known and its window has not ended."""
         if not self._refused:
             return
-        now = self._now()
         for _, key in self._failure_keys(ip, customer):
-            until = self._refused.get(key)
-            if until is not None:
-                if now < until:
-                    raise RateLimited(retry_after=max(1, math.ceil(until - now)),
-                                      reason=f"failed sign-ins: {key[1]} (known)")
-                self._refused.pop(key, None)
+            self._known_refusal(key, RateLimited)
 
     def check(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
         """Raise RateLimited when this address or this customer has used up its failed sign-ins."""
@@ -221,17 +258,72 @@ class Throttle:
             for item, key in self._failure_keys(ip, customer):
                 self.limiter.hit(item, *key)
 
+    def attempt(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+        """Count one sign-in attempt now, before its password is hashed, and refuse it (RateLimited)
+        when that goes past a limit: N parallel guesses count N before any of them is checked
+        (security.md 32). A success gives its count back (`give_back`), so only failures stay."""
+        self.refused_recently(ip=ip, customer=customer)
+        with self._using(db):
+            for item, key in self._failure_keys(ip, customer):
+                if not self.limiter.hit(item, *key):
+                    wait = self._wait(item, key)
+                    self._remember_refusal(key, wait)
+                    raise RateLimited(retry_after=wait, reason=f"failed sign-ins: {key[1]}")
+
+    def give_back(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+        """An attempt counted by `attempt` succeeded: it is no failure."""
+        with self._using(db):
+            for item, key in self._failure_keys(ip, customer):
+                self.limiter.hit(item, *key, cost=-1)
+
+    def code_mail_allowed(self, *, ip: str | None = None, customer: str | None = None,
+                          db: Db | None = None) -> None:
+        """TooManyCodeMails when a code e-mail to this customer or address would be over budget.
+        Asked before the password is checked: a refusal that only a right password reaches would
+        tell a guesser the password is right (security.md 33). `code_mail` counts the send."""
+        keys = [(self.mails_per_customer, (CODE_MAILS, "customer", customer)),
+                (self.mails_per_address, (CODE_MAILS, "address", address_key(ip)))]
+        with self._using(db):
+            for item, key in keys:
+                if item is not None and key[2] and not self.limiter.test(item, *key):
+                    raise TooManyCodeMails(retry_after=self._wait(item, key), reason=f"code e-mails: {key[1]}")
+
     def code_mail(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
         """Count one code e-mail about to be made; TooManyCodeMails when this customer or address is over budget."""
         keys = [(self.mails_per_customer, (CODE_MAILS, "customer", customer)),
-                (self.mails_per_address, (CODE_MAILS, "address", ip))]
+                (self.mails_per_address, (CODE_MAILS, "address", address_key(ip)))]
         with self._using(db):
             for item, key in keys:
                 if item is not None and key[2] and not self.limiter.hit(item, *key):
                     raise TooManyCodeMails(retry_after=self._wait(item, key), reason=f"code e-mails: {key[1]}")
 
+    def login_options(self, *, ip: str | None, db: Db | None = None) -> None:
+        """Count one passkey-login options request from this address, answered or not;
+        TooManyRequests when the address is over its limit (a refusal already known is answered
+        from memory, without a storage round trip)."""
+        item, key = self.options_per_address, self._options_key(ip)
+        if item is None or not key[2]:
+            return
+        self._known_refusal(key, TooManyRequests)
+        with self._using(db):
+            if not self.limiter.hit(item, *key):
+                wait = self._wait(item, key)
+                self._remember_refusal(key, wait)
+                raise TooManyRequests(retry_after=wait, reason="login options per address")
+
+    def _options_key(self, ip: str | None) -> tuple:
+        return LOGIN_OPTIONS, "address", address_key(ip)
+
+    def _known_refusal(self, key: tuple, refusal: type[RateLimited]) -> None:
+        until = self._refused.get(key) if self._refused else None
+        if until is not None:
+            now = self._now()
+            if now < until:
+                raise refusal(retry_after=max(1, math.ceil(until - now)), reason=f"{key[0]}: {key[1]} (known)")
+            self._refused.pop(key, None)
+
     def _failure_keys(self, ip: str | None, customer: str | None):
-        keys = [(self.failures_per_address, (FAILURES, "address", ip)),
+        keys = [(self.failures_per_address, (FAILURES, "address", address_key(ip))),
                 (self.failures_per_customer, (FAILURES, "customer", customer))]
         return [(item, key) for item, key in keys if item is not None and key[2]]
 

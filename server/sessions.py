@@ -34,8 +34,10 @@ class NewSession:
 
 def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method: str | None = None,
            verified: bool = False, next_path: str | None = None, ip: str | None = None,
-           user_agent: str | None = None, replacing: str | None = None) -> NewSession:
-    """Make a session with a fresh id; the one it replaces (if any) is gone for good."""
+           user_agent: str | None = None, replacing: str | None = None,
+           hold_until: datetime | None = None) -> NewSession:
+    """Make a session with a fresh id; the one it replaces (if any) is gone for good.
+    hold_until: the hold of the passkey it logs in with (policy.important_operations_reason)."""
     if replacing:
         store.delete_session(db, replacing)
     raw_id = secrets.token_urlsafe(32)
@@ -45,14 +47,17 @@ def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method:
         verified_at=now if verified else None, verified_by=auth_method if verified else None,
         next_path=next_path, ip=ip,
         user_agent=(user_agent or "")[:300] or None,
+        login_hold_until=hold_until, verified_hold_until=hold_until if verified else None,
     ))
     return NewSession(raw_id, row)
 
 
-def rotate(db: Db, row: Session, *, now: datetime, verified_by: str | None) -> NewSession:
+def rotate(db: Db, row: Session, *, now: datetime, verified_by: str | None,
+           hold_until: datetime | None = None) -> NewSession:
     """The same login under a new id (after a step-up): the old id stops working at once.
 
     Creation and login times carry over, so the absolute limit still counts from the login.
+    hold_until: the hold of the passkey the step-up used.
     """
     store.delete_session(db, row.id_hash)
     raw_id = secrets.token_urlsafe(32)
@@ -60,7 +65,8 @@ def rotate(db: Db, row: Session, *, now: datetime, verified_by: str | None) -> N
         id_hash=hash_id(raw_id), user_id=row.user_id, state=row.state, auth_method=row.auth_method,
         created_at=row.created_at, last_seen_at=now, authenticated_at=row.authenticated_at,
         verified_at=now if verified_by else row.verified_at, verified_by=verified_by or row.verified_by,
-        next_path=None, ip=row.ip, user_agent=row.user_agent,
+        next_path=None, ip=row.ip, user_agent=row.user_agent, login_hold_until=row.login_hold_until,
+        verified_hold_until=hold_until if verified_by else row.verified_hold_until,
     ))
     return NewSession(raw_id, new)
 

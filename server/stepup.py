@@ -16,9 +16,16 @@ from .mail import MailError
 from .models import Session
 
 
-def require_fresh(session: Session, settings: Settings, now: datetime) -> None:
-    if not policy.fresh(session, settings, now):
-        raise StepUpRequired()
+def require_passkey_change_allowed(session: Session, settings: Settings, now: datetime, *, has_passkey: bool) -> None:
+    """Adding or deleting a passkey (policy.passkey_change_refusal): 403 step_up_required, which asks
+    for a passkey when an e-mailed code would not do."""
+    refusal = policy.passkey_change_refusal(session, settings, now, has_passkey=has_passkey)
+    if refusal is None:
+        return
+    error = StepUpRequired(reason="passkey step-up needed" if policy.fresh(session, settings, now) else "not fresh")
+    if has_passkey and policy.passkeys_mandatory(settings, now):
+        error.message_key = "step_up_passkey_required"
+    raise error
 
 
 @dataclass(frozen=True)
@@ -27,10 +34,12 @@ class SteppedUp:
     verified_at: datetime
 
 
-def stepped_up(db: Db, ctx: Context, session: Session, method: str, client: Client) -> SteppedUp:
-    """Record a successful step-up: verified now, under a new session id."""
+def stepped_up(db: Db, ctx: Context, session: Session, method: str, client: Client, *,
+               hold_until: datetime | None = None) -> SteppedUp:
+    """Record a successful step-up: verified now, under a new session id.
+    hold_until: the hold of the passkey that stepped up, if any."""
     now = ctx.clock()
-    new = sessions.rotate(db, session, now=now, verified_by=method)
+    new = sessions.rotate(db, session, now=now, verified_by=method, hold_until=hold_until)
     store.add_event(db, kind="step_up", when=now, user_id=session.user_id, ip=client.ip,
                     user_agent=client.user_agent, method=method)
     return SteppedUp(new.raw_id, now)
@@ -40,7 +49,7 @@ def _customer(db: Db, session: Session):
     user = store.user_by_id(db, session.user_id)
     if user is None:
         raise NotAuthenticated()
-    if user.locked_at is not None:
+    if policy.lock_state(user) != "no":  # the code path is what the automatic lock closes
         raise AccountLocked()
     return user
 

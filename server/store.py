@@ -164,13 +164,37 @@ def lock_user(db: Db, user_id: int, when: datetime) -> bool:
     return db.exec(stmt).rowcount == 1
 
 
-def record_login(db: Db, user_id: int, when: datetime) -> None:
-    _execute(db, "UPDATE users SET failed_logins = 0, last_login_at = :when WHERE id = :id",
-             {"when": when, "id": user_id})
+def record_login(db: Db, user_id: int, when: datetime, *, unless_locked: bool = False) -> bool:
+    """Reset the failure count and note the login. unless_locked: only while neither lock is set,
+    read as the row is written (False when a lock came first: the password path then lets no one in)."""
+    sql = "UPDATE users SET failed_logins = 0, last_login_at = :when WHERE id = :id"
+    if unless_locked:
+        sql += " AND locked_at IS NULL AND held_at IS NULL"
+    return _execute(db, sql, {"when": when, "id": user_id}).rowcount == 1
+
+
+def give_back_failure(db: Db, user_id: int) -> bool:
+    """A password attempt counted in advance (add_failed_login) was right: take its count back.
+    False, and nothing changed, when the account was locked meanwhile."""
+    return _execute(db, "UPDATE users SET failed_logins = CASE WHEN failed_logins > 0 THEN failed_logins - 1"
+                        " ELSE 0 END WHERE id = :id AND locked_at IS NULL AND held_at IS NULL",
+                    {"id": user_id}).rowcount == 1
 
 
 def unlock_user(db: Db, user_id: int) -> None:
-    db.exec(update(User).where(User.id == user_id).values(failed_logins=0, locked_at=None))
+    """Lift both locks (the automatic one and the support desk's hold)."""
+    db.exec(update(User).where(User.id == user_id).values(failed_logins=0, locked_at=None, held_at=None,
+                                                          hold_reason=None))
+
+
+def unlock_password(db: Db, user_id: int) -> bool:
+    """Lift the automatic lock only; True when it was set."""
+    stmt = update(User).where(User.id == user_id, User.locked_at.is_not(None)).values(failed_logins=0, locked_at=None)
+    return db.exec(stmt).rowcount == 1
+
+
+def hold_user(db: Db, user_id: int, when: datetime, reason: str | None) -> None:
+    db.exec(update(User).where(User.id == user_id).values(held_at=when, hold_reason=reason))
 
 
 def lock_user_row(db: Db, user_id: int) -> None:
@@ -377,6 +401,14 @@ def bump_counter(db: Db, key: str, *, amount: int, now: datetime, expires_at: da
                     {"key": key, "amount": amount, "now": now, "expires": expires_at}).fetchone()[0]
 
 
+def take_from_counter(db: Db, key: str, *, amount: int, now: datetime) -> int:
+    """Lower a live window's counter (never below zero); 0 when there is no live window."""
+    row = _execute(db, "UPDATE rate_limits SET count = CASE WHEN count > :amount THEN count - :amount ELSE 0 END"
+                       " WHERE key = :key AND expires_at > :now RETURNING count",
+                   {"key": key, "amount": amount, "now": now}).fetchone()
+    return row[0] if row else 0
+
+
 def counter(db: Db, key: str, now: datetime) -> Plain | None:
     row = _one(db, RateLimitCounter, "SELECT * FROM rate_limits WHERE key = :key", {"key": key})
     return row if row is not None and row.expires_at > now else None
@@ -409,6 +441,13 @@ def take_ceremony(db: Db, *, challenge_hash: str, session_id_hash: str, kind: st
 
 def delete_expired_ceremonies(db: Db, now: datetime) -> int:
     return db.exec(delete(Ceremony).where(Ceremony.expires_at <= now)).rowcount
+
+
+def keep_newest_ceremonies(db: Db, *, session_id_hash: str, kind: str, keep: int) -> int:
+    """Delete this session's ceremonies of this kind but its `keep` newest, in one statement."""
+    return _execute(db, "DELETE FROM ceremonies WHERE session_id_hash = :s AND kind = :k AND challenge_hash NOT IN"
+                        " (SELECT challenge_hash FROM ceremonies WHERE session_id_hash = :s AND kind = :k"
+                        " ORDER BY expires_at DESC LIMIT :n)", {"s": session_id_hash, "k": kind, "n": keep}).rowcount
 
 
 # --- credentials (passkeys) ----------------------------------------------------------------
@@ -478,6 +517,15 @@ def delete_credential(db: Db, user_id: int, credential_id: bytes) -> Credential 
             .where(Credential.user_id == user_id, Credential.credential_id == credential_id)
             .returning(Credential))
     return db.exec(stmt).scalars().first()
+
+
+def release_passkey_holds(db: Db, user_id: int, now: datetime) -> int:
+    """End the holds on the customer's passkeys, and on the sessions and step-ups made with them;
+    how many passkeys were still on hold."""
+    released = db.exec(update(Credential).where(Credential.user_id == user_id, Credential.hold_until > now)
+                       .values(hold_until=None)).rowcount
+    db.exec(update(Session).where(Session.user_id == user_id).values(login_hold_until=None, verified_hold_until=None))
+    return released
 
 
 def delete_credentials_of(db: Db, user_id: int) -> int:

@@ -3,8 +3,10 @@
 python-fido2's `Fido2Server` does type, origin (with our exact-match callback), challenge,
 rpIdHash, UP, UV and the signature of a registration. What it leaves to the caller (security.md) is
 here: sizes capped before any CBOR is decoded, strict base64, `id` == `rawId` == the attested ID,
-`crossOrigin` / `topOrigin`, tokenBinding, BE/BS consistency, the credential ID length, the
-algorithm among those offered, `fmt: none` with a statement, and the sign counter.
+`crossOrigin` / `topOrigin`, tokenBinding, BE/BS consistency, BE equal to the stored value at login,
+the credential ID length, the algorithm among those offered, a COSE key with only its key type's
+parameters, RSA keys of the usual exponent and sizes, `fmt: none` with a statement, and the sign
+counter.
 
 Two kinds of refusal: `Malformed` (cannot be parsed: 400 invalid_request) and `Rejected`
 (parses, fails a check: passkey_rejected). Both carry a reason code for logs and events.
@@ -49,6 +51,26 @@ from fido2.webauthn import (Aaguid, AttestationObject, AttestedCredentialData, A
 # EdDSA, ES256, RS256 (Windows Hello keys are RSA), in the order we prefer them.
 ALGORITHMS = (-8, -7, -257)
 MAX_CREDENTIAL_ID = 1023  # WebAuthn §5.1: credential IDs longer than this are invalid
+_KEY_TYPES = {-7: 2, -8: 1, -257: 3}  # kty of each: EC2, OKP (RFC 9053 §7.1, §7.2), RSA (RFC 8230 §4)
+
+# The parameters a public key of each key type has, with their CBOR types (RFC 9052 §7.1; RFC 9053
+# §7.1.1 EC2, §7.2 OKP; RFC 8230 §4 RSA). WebAuthn §6.5.1: the credential public key "MUST NOT
+# contain any other OPTIONAL parameters", so kid (2), key_ops (4), Base IV (5) and private parts
+# (d) are refused like any unknown label: no real authenticator sends them (tests/test_vectors.py),
+# and whatever rides along in a stored key is something a later reader may trust.
+_KEY_PARAMETERS = {
+    2: {1: int, 3: int, -1: int, -2: bytes, -3: bytes},  # kty, alg, crv, x, y
+    1: {1: int, 3: int, -1: int, -2: bytes},  # kty, alg, crv, x
+    3: {1: int, 3: int, -1: bytes, -2: bytes},  # kty, alg, n, e
+}
+
+# RSA keys (security.md case 34): the exponent every authenticator uses and the usual moduli. The
+# verifier pays for the exponent, not the signer: a 3072-bit key with a 3071-bit exponent cost ~60x
+# a normal verify here (~6 ms), on the database thread, at every login an attacker cares to send.
+RSA_EXPONENT = 65537
+RSA_MODULUS_BITS = (2048, 3072, 4096)
+# fido2's RSA key types: each verifies with key[-1] as n and key[-2] as e, whatever kty says.
+_RSA_KEYS = (cose.RS256, cose.PS256, cose.RS1)
 
 # Caps in bytes, checked on the base64 text before anything is decoded: fido2's CBOR decoder is
 # superlinear on hostile input. A real assertion is well under these.
@@ -389,12 +411,21 @@ def verify_registration(*, response: RegistrationResponse, expected_challenge: b
 
 
 def _check_key(key: CoseKey) -> None:
-    """Load the key as the signature check will: a point off the curve, the wrong curve, a short RSA
-    modulus or text labels are refused at registration, not discovered at the first login."""
+    """Load the key as the signature check will: a point off the curve, the wrong curve, an RSA key
+    outside RSA_EXPONENT / RSA_MODULUS_BITS, or a label its key type does not define (text labels
+    included) are refused at registration, not discovered at the first login."""
     try:
         alg = key[3]
-        if key.get(1) != {-7: 2, -8: 1, -257: 3}.get(alg):  # kty: EC2, OKP, RSA (RFC 9053)
+        kty = _KEY_TYPES.get(alg)
+        if kty is None or key.get(1) != kty:
             raise ValueError("key type does not match the algorithm")
+        parameters = _KEY_PARAMETERS[kty]
+        for label, value in key.items():
+            # type(), not isinstance: True is an int, and CBOR's true is not a COSE label or crv.
+            if type(label) is not int or label not in parameters:
+                raise ValueError(f"label {str(label)[:16]!r} is not a parameter of key type {kty}")
+            if type(value) is not parameters[label]:
+                raise ValueError(f"label {label} holds {type(value).__name__}, not {parameters[label].__name__}")
         if alg == -7:
             if key[-1] != 1 or len(key[-2]) != 32 or len(key[-3]) != 32:
                 raise ValueError("ES256 needs P-256 coordinates of 32 bytes")
@@ -405,12 +436,32 @@ def _check_key(key: CoseKey) -> None:
                 raise ValueError("EdDSA needs Ed25519")
             ed25519.Ed25519PublicKey.from_public_bytes(key[-2])
         elif alg == -257:
-            modulus = int.from_bytes(key[-1], "big")
-            if modulus.bit_length() < 2048:
-                raise ValueError("RSA modulus under 2048 bits")
-            rsa.RSAPublicNumbers(int.from_bytes(key[-2], "big"), modulus).public_key()
+            refusal = _rsa_refusal(key)
+            if refusal is not None:
+                raise ValueError(refusal)
+            rsa.RSAPublicNumbers(bytes2int(key[-2]), bytes2int(key[-1])).public_key()
     except (KeyError, TypeError, ValueError) as exc:
         raise Rejected("parse", f"malformed COSE key: {exc}") from None
+
+
+def _rsa_refusal(key: Mapping) -> str | None:
+    """Why an RSA key is not one Tobira verifies with, or None. Read with fido2's own bytes2int, so
+    the numbers judged are the numbers its RSA key types would verify with."""
+    try:
+        modulus, exponent = bytes2int(key[-1]), bytes2int(key[-2])
+    except (KeyError, TypeError, ValueError):
+        return "RSA key without n and e as byte strings"
+    if exponent != RSA_EXPONENT:
+        return f"RSA exponent other than {RSA_EXPONENT}"
+    if modulus.bit_length() not in RSA_MODULUS_BITS:
+        return f"RSA modulus of {modulus.bit_length()} bits, not one of {RSA_MODULUS_BITS}"
+    return None
+
+
+def _stored_key_refusal(key: CoseKey) -> str | None:
+    """Why a stored key that parses must still never reach the signature math, or None: a row stored
+    before registration refused such keys (a huge RSA exponent is a CPU bomb at every login)."""
+    return _rsa_refusal(key) if isinstance(key, _RSA_KEYS) else None
 
 
 @dataclass(frozen=True)
@@ -429,13 +480,15 @@ def check_credential_id(raw_id: bytes) -> None:
 def load_public_key(public_key: bytes, algorithms: Collection[int] = ALGORITHMS) -> CoseKey:
     """A stored key as a fresh CoseKey (verify_authentication uses its cached _stored_key)."""
     key = CoseKey.parse(cbor.decode(public_key))
-    _check_algorithm(key, algorithms)
+    _check_stored_key(key, _stored_key_refusal(key), algorithms)
     return key
 
 
-def _check_algorithm(key: CoseKey, algorithms: Collection[int]) -> None:
+def _check_stored_key(key: CoseKey, refusal: str | None, algorithms: Collection[int]) -> None:
     if isinstance(key, UnsupportedKey) or key.get(3) not in algorithms:
         raise Rejected("alg_not_requested", f"stored key algorithm {key.get(3)} is not one Tobira accepts")
+    if refusal is not None:
+        raise Rejected("parse", f"stored key refused: {refusal}")
 
 
 # --- the stored key, loaded once ------------------------------------------------------------------
@@ -454,6 +507,9 @@ class _StoredKey(NamedTuple):
     cose: CoseKey
     # verify(message, signature), raising as cryptography does; None: verify through fido2 itself.
     verify: Callable[[bytes, bytes], None] | None
+    # Why the key must not be verified with at all (_stored_key_refusal), or None. Judged once, at
+    # load, so a refused key costs a dict lookup per login and builds no cryptography key.
+    refusal: str | None
 
 
 _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
@@ -463,7 +519,8 @@ _SHA256 = hashes.SHA256()
 
 def _load_stored_key(public_key: bytes) -> _StoredKey:
     key = CoseKey.parse(cbor.decode(public_key))  # raises, as load_public_key always has
-    return _StoredKey(key, _ready_verify(key))
+    refusal = _stored_key_refusal(key)
+    return _StoredKey(key, None if refusal else _ready_verify(key), refusal)
 
 
 _cached_stored_key = functools.lru_cache(maxsize=KEY_CACHE_SIZE)(_load_stored_key)
@@ -515,11 +572,11 @@ def _rp_id_hash(rp_id: str) -> bytes:
 
 def verify_authentication(*, response: AuthenticationResponse, expected_challenge: bytes,
                           expected_origins: Collection[str], rp_id: str, public_key: bytes, stored_sign_count: int,
-                          algorithms: Collection[int] = ALGORITHMS,
+                          stored_backup_eligible: bool, algorithms: Collection[int] = ALGORITHMS,
                           require_user_verification: bool = True) -> VerifiedAssertion:
     """WebAuthn §7.2 for one known credential: raises Rejected, or returns the new counter and flags."""
     key = _stored_key(public_key)
-    _check_algorithm(key.cose, algorithms)
+    _check_stored_key(key.cose, key.refusal, algorithms)
     check_credential_id(response.raw_id)
     _client_data_checks(response.response.client_data, expected_challenge)
     if key.verify is None:
@@ -529,6 +586,13 @@ def verify_authentication(*, response: AuthenticationResponse, expected_challeng
         _assertion_checks(response, key.verify, expected_origins, rp_id, require_user_verification)
     auth_data = response.response.authenticator_data
     _flag_checks(auth_data)
+    # §7.2 (currentBe): BE is fixed when the credential is created (§6.1.3). An assertion saying
+    # otherwise is not from the authenticator that registered it, or would let a device-bound
+    # passkey pass as synced (or the reverse) for any policy that reads the flag. Checked after the
+    # signature, so only signed flags are judged; anything but a bool stored (None) is refused.
+    if bool(auth_data.flags & _BE) != stored_backup_eligible:
+        raise Rejected("flags", f"backup eligibility {bool(auth_data.flags & _BE)} differs from the stored "
+                                f"{bool(stored_backup_eligible)}")
     # §6.1.1: a counter that does not move forward, while either side uses counters, may mean a
     # cloned authenticator. Synced passkeys report 0 forever, and that is fine.
     if (auth_data.counter or stored_sign_count) and auth_data.counter <= stored_sign_count:

@@ -195,10 +195,10 @@ def test_consecutive_failures_lock_the_account(client, customer, mailsink, app, 
     assert app.state.ctx.db.run_sync(store.user_by_code, "TARO1234").locked_at is not None
     lock_mail = mailsink.wait_for(lambda m: "taro@example.com" in m["To"] and "ロック" in str(m["Subject"]))
     assert "http" not in body(lock_mail)
-    # From now on the right password says locked, a wrong one says nothing new.
-    assert password(client).status_code == 423
-    assert password(client).json()["error"]["code"] == "account_locked"
-    assert password(client, pw="still wrong").json()["error"]["code"] == "invalid_credentials"
+    # From now on the password is not checked: the right one is answered exactly like a wrong one.
+    right, still_wrong = password(client), password(client, pw="still wrong")
+    assert right.status_code == still_wrong.status_code == 401
+    assert right.json() == still_wrong.json() and right.json()["error"]["code"] == "invalid_credentials"
 
 
 def test_the_locking_failure_answers_as_a_failure(make_app, mailsink):
@@ -207,7 +207,7 @@ def test_the_locking_failure_answers_as_a_failure(make_app, mailsink):
     with TestClient(app, headers={"Origin": ORIGIN}) as c:
         assert password(c, pw="wrong one").status_code == 401
         assert password(c, pw="wrong two").json()["error"]["code"] == "invalid_credentials"
-        assert password(c).status_code == 423
+        assert password(c).json()["error"]["code"] == "invalid_credentials"  # locked: not even checked
 
 
 def test_parallel_wrong_passwords_all_count(make_app):
@@ -216,14 +216,15 @@ def test_parallel_wrong_passwords_all_count(make_app):
     with TestClient(app, headers={"Origin": ORIGIN}) as c:
         with ThreadPoolExecutor(5) as pool:
             list(pool.map(lambda _: password(c, pw="wrong password"), range(5)))
-        assert password(c).status_code == 423
+        assert app.state.ctx.db.run_sync(store.user_by_code, "TARO1234").locked_at is not None
+        assert password(c).status_code == 401
 
 
 def test_unlock_restores_login(client, customer, app, mailsink):
     from server import accounts
     db = app.state.ctx.db
     db.run_sync(lambda d: store.lock_user(d, customer.id, app.state.ctx.clock()))
-    assert password(client).status_code == 423
+    assert password(client).status_code == 401
     db.run_sync(accounts.unlock, "TARO1234", now=app.state.ctx.clock())
     login(client, mailsink)
     assert client.get("/api/session").status_code == 200
@@ -289,7 +290,8 @@ def test_login_notification_says_when_how_and_from_where(client, customer, mails
     msg = mailsink.wait_for(lambda m: "ログインのお知らせ" in str(m["Subject"]))
     text = body(msg)
     assert "2026年11月20日 10:00（日本時間）" in text  # the clock's 01:00 UTC, in JST
-    assert "メールの確認コード" in text and "testclient" in text and "TestBrowser" in text
+    assert "メールの確認コード" in text and "testclient" in text
+    assert "ブラウザ：Windows の Chrome\n" in text and "TestBrowser" not in text  # a summary, never the header
     assert "お客様サポート" in text and "http" not in text.lower()
 
 
@@ -425,3 +427,32 @@ def test_session_reports_the_passkey_rule(make_app, mailsink, clock):
         # From the date, the remembered PC no longer skips the code.
         c.post("/api/logout")
         assert password(c).json()["status"] == "code_sent"
+
+
+@pytest.mark.parametrize("synced, flags", [(False, 0x01 | 0x04 | 0x08), (True, 0x01 | 0x04)],
+                         ids=["device-bound-now-BE", "synced-now-not-BE"])
+def test_case35_a_passkey_login_whose_backup_eligibility_differs_from_the_stored_one_is_refused(
+        client, customer, mailsink, app, synced, flags):
+    """security.md case 35 through the API: a validly signed assertion whose BE flag (0x08) is not
+    the one stored at registration is refused like a bad signature, and changes nothing."""
+    from server.models import Credential
+    from softkey import ES256, SoftKey, b64url_decode
+
+    login(client, mailsink)
+    opts = client.post("/api/passkeys/register/options", json={}).json()["publicKey"]
+    key = SoftKey(ES256, synced=synced)
+    created = key.create(b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"]))
+    assert client.post("/api/passkeys/register/verify", json={"credential": created}).status_code == 201
+    assert rows(app, Credential)[0].backup_eligible is synced
+    client.post("/api/logout")
+
+    def passkey_login(**overrides):
+        challenge = client.post("/api/login/passkey/options", json={}).json()["publicKey"]["challenge"]
+        return client.post("/api/login/passkey/verify", json=key.get(b64url_decode(challenge), **overrides))
+
+    r = passkey_login(flags=flags)
+    assert r.status_code == 401 and r.json()["error"]["code"] == "passkey_rejected"
+    assert client.get("/api/session").status_code == 401
+    assert rows(app, Credential)[0].sign_count == 0 and rows(app, Credential)[0].last_used_at is None
+    assert any(e.kind == "login_failed" and "flags" in (e.detail or "") for e in rows(app, SecurityEvent))
+    assert passkey_login().status_code == 200  # the same passkey, its flags as registered

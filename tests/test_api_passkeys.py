@@ -339,10 +339,19 @@ def test_registration_challenge_does_not_serve_a_login(client, registered, app, 
     assert r.status_code == 400 and r.json()["error"]["code"] == "ceremony_expired"
 
 
-def test_passkey_login_to_a_locked_account(client, registered, app):
+def test_passkey_login_to_a_password_locked_account_works(client, registered, app):
+    # security.md 31: the automatic lock closes the password path only.
     user = app.state.ctx.db.run_sync(store.user_by_code, "TARO1234")
     app.state.ctx.db.run_sync(store.lock_user, user.id, app.state.ctx.clock())
-    assert passkey_login(client, registered).status_code == 423
+    assert passkey_login(client, registered).status_code == 200
+
+
+def test_passkey_login_to_an_account_on_hold_is_refused(client, registered, app):
+    from server import accounts
+    app.state.ctx.db.run_sync(accounts.hold, "TARO1234", now=app.state.ctx.clock(), reason="takeover?")
+    r = passkey_login(client, registered)
+    assert r.status_code == 423 and r.json()["error"]["code"] == "account_locked"
+    assert client.get("/api/session").status_code == 401
 
 
 def test_wrong_origin_at_login(client, registered):
@@ -417,7 +426,7 @@ def test_list_is_oldest_first(logged_in, clock):
     listed = logged_in.get("/api/passkeys").json()
     assert [p["name"] for p in listed["passkeys"]] == names and listed["limit"] == 5
     assert set(listed["passkeys"][0]) == {"id", "name", "provider", "backup_eligible", "synced", "created_at",
-                                          "last_used_at", "transports"}
+                                          "last_used_at", "transports", "hold_until"}
 
 
 def test_list_needs_a_session(client):

@@ -89,7 +89,8 @@ def _run(response: dict) -> None:
             parsed = verify.parse_authentication(response)
             verify.verify_authentication(response=parsed, expected_challenge=CHALLENGE,
                                          expected_origins=["http://localhost:8000"], rp_id="localhost",
-                                         public_key=SoftKey().cose_public_key, stored_sign_count=0)
+                                         public_key=SoftKey().cose_public_key, stored_sign_count=0,
+                                         stored_backup_eligible=True)
     except (verify.Malformed, verify.Rejected):
         pass
 

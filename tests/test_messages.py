@@ -88,6 +88,8 @@ def kinds(lang: str, **over):
                                      ip="203.0.113.5", **over)),
         (messages.passkey_mail, base(lang=lang, when=WHEN, added=False, name="仕事用のキー", provider=None, ip=None,
                                      **over)),
+        (messages.passkey_mail, base(lang=lang, when=WHEN, added=True, name="Tobira support: call 0120\n\u202e",
+                                     provider=None, ip=None, hold_until=WHEN + timedelta(days=1), **over)),
         (messages.clone_mail, base(lang=lang, when=WHEN, name="YubiKey", ip="203.0.113.5", **over)),
         (messages.reset_mail, base(lang=lang, when=WHEN, count=3, **over)),
         (messages.email_changed_mail, base(lang=lang, when=WHEN, new_address="hanako@example.net", ip=None, **over)),
@@ -151,10 +153,11 @@ def test_login_notice_body_is_the_wording_as_before():
     text = message_from_string(new.as_string(), policy=default).get_content()
     assert text.startswith("お客様のアカウントにログインがありました。\n\n日時：2026年11月22日 10:30（日本時間）\n"
                            "方法：パスキー\n接続元：203.0.113.5\n")
-    assert f"ブラウザ：{UA}\n" in text
+    assert "ブラウザ：Windows の Chrome\n" in text and "Mozilla" not in text and "537.36" not in text
     new, _ = both(messages.login_mail, **base(lang="en", when=WHEN, method="passkey", ip=None, browser=None))
     text = message_from_string(new.as_string(), policy=default).get_content()
-    assert "When:    2026-11-22 10:30 (Japan time)\nHow:     passkey\nFrom:    unknown\nBrowser: unknown\n" in text
+    assert ("When:    2026-11-22 10:30 (Japan time)\nHow:     passkey\nFrom:    unknown\n"
+            "Browser: an unknown browser\n") in text
 
 
 def test_date_and_message_id_are_new_for_each_message(monkeypatch):
@@ -226,8 +229,10 @@ def test_line_breaks_in_rp_name_or_browser_stay_inside_their_value(evil, lang):
             parsed = message_from_bytes(raw, policy=default)
             assert {k.lower() for k in parsed.keys()} == HEADERS and not parsed.defects
             assert parsed["Subject"].startswith("[X") and "Bcc" not in parsed and "X-Evil" not in parsed
-            if build is messages.login_mail:
-                assert f"ブラウザ：{evil}\n" in parsed.get_content() or f"Browser: {evil}\n" in parsed.get_content()
+            if build is messages.login_mail:  # and the browser line names no browser from it
+                assert "ブラウザ：不明なブラウザ\n" in parsed.get_content() or \
+                    "Browser: an unknown browser\n" in parsed.get_content()
+                assert "Bcc" not in parsed.get_content() and "Evil" not in parsed.get_content()
 
 
 @pytest.mark.parametrize("evil", INJECT + ["a@example.com\nfoo bar", "a@example.com\r\n"])
@@ -335,3 +340,168 @@ def test_a_code_mail_goes_through_smtp(monkeypatch):
         assert "\n246810\n" in body(got) and got.get_content_charset() == "utf-8"
     finally:
         sink.stop()
+
+
+# --- what someone else typed is not shown as our words (security.md 39) -------------------------
+
+def content(msg) -> str:
+    return message_from_string(msg.as_string(), policy=default).get_content()
+
+
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) "
+          "Version/17.5 Mobile/15E148 Safari/604.1")
+BROWSERS = [
+    (UA, "Windows の Chrome", "Chrome on Windows"),
+    (IPHONE, "iPhone の Safari", "Safari on iPhone"),
+    ("Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0", "Linux の Firefox", "Firefox on Linux"),
+    ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 "
+     "Safari/605.1.15", "Mac の Safari", "Safari on Mac"),
+    (UA + " Edg/131.0.0.0", "Windows の Edge", "Edge on Windows"),
+    ("Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile "
+     "Safari/537.36", "Android の Chrome", "Chrome on Android"),
+    ("Mozilla/5.0 (iPad; CPU OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) CriOS/131.0 "
+     "Mobile/15E148 Safari/604.1", "iPad の Chrome", "Chrome on iPad"),
+]
+
+
+@pytest.mark.parametrize("user_agent, ja, en", BROWSERS, ids=[en for _, _, en in BROWSERS])
+def test_the_login_mail_names_browser_and_system_not_the_header(user_agent, ja, en):
+    for lang, summary, label in (("ja", ja, "ブラウザ："), ("en", en, "Browser: ")):
+        text = content(messages.login_mail(**base(lang=lang, when=WHEN, method="passkey", ip=None,
+                                                  browser=user_agent)))
+        assert f"\n{label}{summary}\n" in text
+        assert "Mozilla" not in text and "KHTML" not in text and "/5.0" not in text
+
+
+# Each of these is a User-Agent an attacker sends from the browser that logs in (or adds a passkey).
+HOSTILE_UAS = [
+    pytest.param(None, None, id="none"),
+    pytest.param("", None, id="empty"),
+    pytest.param("Tobira support: call 0120-000-000 at once", None, id="a-sentence"),
+    # ua-parser's own answer for this family is the attacker's text ("TobiraSupportCall0120Bot"):
+    pytest.param("Mozilla/5.0 (compatible; TobiraSupportCall0120Bot/1.0)", None, id="a-bot-family"),
+    pytest.param("TobiraSupportCall0120/99.0 (Windows NT 10.0)", "Windows", id="an-unknown-product"),
+    pytest.param("Mozilla/5.0 (Windows NT 10.0; Tobira support 0120) AppleWebKit/537.36 (KHTML, like Gecko) "
+                 "Chrome/131.0.0.0 Safari/537.36 Call-0120-Now/1.0", "Windows", id="chrome-with-extras"),
+    pytest.param("Mozilla/5.0 (Linux; Android 14; TobiraSupport 0120 Build/X) AppleWebKit/537.36 (KHTML, like Gecko) "
+                 "Chrome/131.0.0.0 Mobile Safari/537.36", "Android", id="a-device-model"),
+    pytest.param("\u202eTobira\x00 0120\r\nSubject: x", None, id="controls"),
+    pytest.param("Tobira 0120 " * 20000, None, id="huge"),
+]
+
+
+@pytest.mark.parametrize("user_agent, system", HOSTILE_UAS)
+def test_no_text_of_a_hostile_user_agent_reaches_the_mail(user_agent, system):
+    for lang in ("ja", "en"):
+        summary = messages.browser_summary(user_agent, lang)
+        # Made of known names only: the neutral word, or a known browser and system.
+        assert "Tobira" not in summary and "0120" not in summary and "Call" not in summary
+        assert len(summary) <= 40 and summary.isprintable()
+        text = content(messages.login_mail(**base(lang=lang, when=WHEN, method="passkey", ip=None,
+                                                  browser=user_agent)))
+        assert "Tobira" not in text.replace("[Tobira Bank]", "") and "0120" not in text
+    if system is None:
+        assert messages.browser_summary(user_agent, "ja") == "不明なブラウザ"
+        assert messages.browser_summary(user_agent, "en") == "an unknown browser"
+    else:  # the system is a known name; the browser is what we know of it (Chrome) or nothing
+        assert messages.browser_summary(user_agent, "en").endswith(f" on {system}")
+        assert messages.browser_summary(user_agent, "ja").startswith(f"{system} の")
+
+
+def test_ua_parser_alone_would_have_echoed_the_attacker():
+    """Why browser_summary keeps to its own lists: the library's family can be the header's text."""
+    import ua_parser
+    assert ua_parser.parse("Mozilla/5.0 (compatible; TobiraSupportCall0120Bot/1.0)").user_agent.family == \
+        "TobiraSupportCall0120Bot"
+    assert messages.browser_summary("Mozilla/5.0 (compatible; TobiraSupportCall0120Bot/1.0)", "en") == \
+        "an unknown browser"
+
+
+HOSTILE_NAME = "Tobira support: call 0120-xxx\nnew line"
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200b\u200e\u200f\ufeff\u061c"
+LABEL = {"ja": "名前（登録・変更時に付けられた名前）：", "en": "Name (chosen by whoever added or renamed it): "}
+
+
+def name_line(text: str, lang: str) -> str:
+    lines = [line for line in text.split("\n") if line.startswith(LABEL[lang])]
+    assert len(lines) == 1, text
+    return lines[0][len(LABEL[lang]):]
+
+
+@pytest.mark.parametrize("added", [True, False], ids=["added", "removed"])
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_a_passkey_name_is_quoted_as_the_adders_words(lang, added):
+    name = f"{HOSTILE_NAME}\r\n\u2028{BIDI}\x00\x1b[31m\t end"
+    text = content(messages.passkey_mail(**base(lang=lang, when=WHEN, added=added, name=name, provider=None,
+                                                ip="203.0.113.5")))
+    quoted = "「Tobira support: call 0120-xxx new line [31m end」" if lang == "ja" else \
+        "“Tobira support: call 0120-xxx new line [31m end”"
+    assert name_line(text, lang) == quoted
+    # Every line of the mail is ours: the name starts none of them and brings no line of its own.
+    assert not any(line.startswith(("Tobira", "new line", "end", " end")) for line in text.split("\n"))
+    assert not any(c in text for c in BIDI + "\x00\x1b\r\u2028")
+    assert ("当社からのご案内ではありません" if lang == "ja" else "not a message from us") in text
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_a_name_cannot_close_our_quote_or_run_on(lang):
+    kw = base(lang=lang, when=WHEN, added=True, provider=None, ip=None)
+    for name in ("本物」 当社サポートへお電話ください「", 'real" - call support at 0120 "', "x“y”z"):
+        quoted = name_line(content(messages.passkey_mail(**kw, name=name)), lang)
+        open_, close = ("「", "」") if lang == "ja" else ("“", "”")
+        assert quoted.startswith(open_) and quoted.endswith(close)
+        inner = quoted[1:-1]
+        assert not any(q in inner for q in "「」\"“”"), inner
+    from server.passkeys import NAME_MAX
+    quoted = name_line(content(messages.passkey_mail(**kw, name="あ" * 1000)), lang)
+    assert len(quoted) == NAME_MAX + 2 and quoted[-2] == "…"
+    assert name_line(content(messages.passkey_mail(**kw, name="\ud800\u202e")), lang) in ("「」", "“”")
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_the_clone_mail_quotes_the_name_cleaned_too(lang):
+    text = content(messages.clone_mail(**base(lang=lang, when=WHEN, name=HOSTILE_NAME + "\u202e", ip=None)))
+    assert ("「Tobira support: call 0120-xxx new line」" if lang == "ja"
+            else "“Tobira support: call 0120-xxx new line”") in text
+    assert "\u202e" not in text and not any(line.startswith("new line") for line in text.split("\n"))
+
+
+HOLD = datetime(2026, 11, 22, 15, 5, tzinfo=timezone.utc)  # 00:05 on the 23rd in Tokyo
+
+
+@pytest.mark.parametrize("lang", ["ja", "en"])
+def test_a_held_passkey_mail_says_until_when_and_to_phone_at_once(lang):
+    kw = base(lang=lang, when=WHEN, added=True, name="iPhone", provider="iCloud Keychain", ip="203.0.113.5")
+    held, plain = content(messages.passkey_mail(**kw, hold_until=HOLD)), content(messages.passkey_mail(**kw))
+    if lang == "ja":
+        hold = "この新しいパスキーは、2026年11月23日 00:05（日本時間）まで、お取引やご出金には使えません。"
+        call = "このパスキーの登録にお心当たりがない場合は、ただちにお客様サポートへお電話でご連絡ください"
+    else:
+        hold = "Until 2026-11-23 00:05 (Japan time) this new passkey cannot be used for trading or withdrawals."
+        call = "If you did not add it, phone our customer support at once"
+    assert hold in held and call in held
+    assert hold not in plain and call not in plain and "00:05" not in plain
+    removed = content(messages.passkey_mail(**{**kw, "added": False}, hold_until=HOLD))
+    assert "00:05" not in removed, "a removed passkey holds nothing"
+    for text in (held, plain, removed):
+        assert "http" not in text.lower() and "://" not in text and "www." not in text.lower()
+
+
+def test_notices_passkey_added_hands_the_hold_to_the_mail(monkeypatch):
+    from types import SimpleNamespace
+
+    from server import notices
+    from server.context import Client
+
+    queued = []
+    monkeypatch.setattr(notices.store, "add_event", lambda db, **kw: None)
+    monkeypatch.setattr(notices.store, "enqueue_mail", lambda db, **kw: queued.append(kw))
+    ctx = SimpleNamespace(settings=SimpleNamespace(mail_from="no-reply@example.com", rp_name="Tobira"),
+                          clock=lambda: WHEN)
+    user = SimpleNamespace(id=1, email="taro@example.com", customer_code="TARO1234")
+    client = Client(ip="203.0.113.5", user_agent=IPHONE, lang="en")
+    notices.passkey_added(None, ctx, user, "iPhone", None, client, WHEN, hold_until=HOLD)
+    notices.passkey_added(None, ctx, user, "iPhone", None, client, WHEN)
+    held, plain = (message_from_string(q["message"], policy=default).get_content() for q in queued)
+    assert "Until 2026-11-23 00:05 (Japan time) this new passkey cannot be used" in held
+    assert "cannot be used" not in plain

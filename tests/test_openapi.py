@@ -195,7 +195,13 @@ def test_every_answer_of_a_customers_day_conforms(client, customer, mailsink, cl
     allowed = check(get("/auth/check?operation=withdrawal"), 200)
     assert allowed.headers["x-tobira-customer"] == "TARO1234"
     check(get("/auth/check?operation=lunch"), 422, "invalid_request")
-    # Logged out; back in on the trusted device, which needs a step-up before sensitive actions.
+    # Adding the passkey forgot the remembered PC: remembered again, then back in on it, which needs a
+    # step-up before sensitive actions.
+    check(post("/api/logout"), 204)
+    check(post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD}), 200)
+    check(post("/api/login/code", json={"code": mailsink.last_code("taro@example.com"), "remember_device": True}),
+          200)
+    check(post("/api/account/unlock-password"), 403, "step_up_required")
     check(post("/api/logout"), 204)
     check(post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD}), 200)
     check(post("/api/account/email", json={"email": "new@example.com"}), 403, "step_up_required")
@@ -205,6 +211,7 @@ def test_every_answer_of_a_customers_day_conforms(client, customer, mailsink, cl
     options = check(post("/api/login/passkey/options", json={"next": "/account/passkeys"}), 200).json()["publicKey"]
     check(post("/api/login/passkey/verify", json=key.get(b64url_decode(options["challenge"]))), 200)
     check(post("/api/account/email", json={"email": "new@example.com"}), 200)
+    check(post("/api/account/unlock-password"), 200)
     check(client.delete(f"/api/passkeys/{passkey_id}"), 204)
     check(client.delete(f"/api/passkeys/{passkey_id}"), 404, "not_found")
     check(post("/api/passkeys/register/verify", json={"credential": {"type": "public-key"}}), 400, "invalid_request")
@@ -273,7 +280,7 @@ def live_server(tmp_path, mailsink, database_url):
            "TOBIRA_SECRET_KEY": "k" * 16 + "test-secret-not-for-production", "TOBIRA_SMTP_URL": mailsink.url,
            # Thousands of generated failures: without these every sign-in path would soon answer
            # only 429 or 423 and the handlers behind them would go untested.
-           "TOBIRA_RATE_LIMIT": "0", "TOBIRA_LOCK_AFTER_FAILURES": "100000"}
+           "TOBIRA_RATE_LIMIT": "0", "TOBIRA_LOCK_AFTER_FAILURES": "100000", "TOBIRA_LOGIN_OPTIONS_LIMIT": "0"}
     subprocess.run([sys.executable, "-m", "server", "user", "add", "TARO1234", "--email", "taro@example.com",
                     "--name", "山田 太郎", "--password-stdin"], input=PASSWORD + "\n", text=True, env=env,
                    cwd=tmp_path, check=True, capture_output=True)

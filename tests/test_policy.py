@@ -78,7 +78,7 @@ def test_before_the_mandatory_date_any_two_step_session_qualifies(settings):
         assert policy.important_operations_reason(_session(method), s, before) is None
     assert policy.trusted_devices_apply(s, before)
     for method in ("email_code", "trusted_device"):
-        assert policy.important_operations_reason(_session(method), s, date) == "passkey_required"
+        assert policy.important_operations_reason(_session(method), s, date).reason == "passkey_required"
     assert policy.important_operations_reason(_session("passkey"), s, date) is None
     assert not policy.trusted_devices_apply(s, date)
     # No date: never mandatory.

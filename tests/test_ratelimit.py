@@ -278,8 +278,8 @@ def test_a_code_no_customer_can_have_is_not_counted_per_customer(make_app):
 
 
 def test_never_refused_before_the_lockout_would_lock(make_app, settings, mailsink, clock):
-    """With the defaults: failures 1..10 answer 401 and the 10th locks; the contract's answers
-    after a lock (423 right password, 401 wrong) hold until the limit, twice the lockout, is used up."""
+    """With the defaults: failures 1..10 answer 401 and the 10th locks; after a lock every password,
+    right or wrong, answers 401 until the limit, twice the lockout, is used up."""
     assert (settings.lock_after_failures, settings.customer_rate_limit) == (10, (20, 900))
     app = make_app()
     customer = add_customer(app)
@@ -290,12 +290,12 @@ def test_never_refused_before_the_lockout_would_lock(make_app, settings, mailsin
         assert r.status_code == 401 and r.json()["error"]["code"] == "invalid_credentials", i
     assert db.run_sync(store.user_by_id, customer.id).locked_at is not None
     mailsink.wait_for(lambda m: "ロック" in str(m["Subject"]))
-    assert from_address(app, 11, pw=PASSWORD).status_code == 423
-    for i in range(11, 21):  # failures 11..20: still the contract's answers
+    assert from_address(app, 11, pw=PASSWORD).status_code == 401
+    for i in range(12, 21):  # failures 11..20: still the contract's answers
         assert from_address(app, 100 + i).status_code == 401
     assert_limited(from_address(app, 200, pw=PASSWORD), most=900)  # the 21st try: the limit
     clock.advance(901)
-    assert from_address(app, 202, pw=PASSWORD).status_code == 423, "the window passed; the lock stays"
+    assert from_address(app, 202, pw=PASSWORD).status_code == 401, "the window passed; the lock stays"
 
 
 def test_catches_failures_interleaved_with_the_customers_logins(make_app, mailsink, clock):

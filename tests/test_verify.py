@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import inspect
 import json
 import random
 import struct
@@ -60,13 +61,19 @@ def register(data, *, challenge=CHALLENGE, origins=(ORIGIN,), rp_id=RP_ID, algor
                                       require_user_verification=uv)
 
 
-def authenticate(data, public_key: bytes, *, stored=0, challenge=CHALLENGE, origins=(ORIGIN,), rp_id=RP_ID,
-                 algorithms=verify.ALGORITHMS, uv=True) -> verify.VerifiedAssertion:
+def authenticate(data, public_key: bytes, *, stored=0, be=None, challenge=CHALLENGE, origins=(ORIGIN,),
+                 rp_id=RP_ID, algorithms=verify.ALGORITHMS, uv=True) -> verify.VerifiedAssertion:
+    """be: the stored backup eligibility; None stores what the assertion says (the tests of that
+    check, case 35, pass it explicitly)."""
     response = verify.parse_authentication(data)
     return verify.verify_authentication(response=response, expected_challenge=challenge,
                                         expected_origins=list(origins), rp_id=rp_id, public_key=public_key,
-                                        stored_sign_count=stored, algorithms=algorithms,
-                                        require_user_verification=uv)
+                                        stored_sign_count=stored, stored_backup_eligible=_stored_be(response, be),
+                                        algorithms=algorithms, require_user_verification=uv)
+
+
+def _stored_be(response, be: bool | None) -> bool:
+    return bool(response.response.authenticator_data.flags & BE) if be is None else be
 
 
 def outcome(run) -> tuple[str, str | None]:
@@ -850,12 +857,12 @@ def detailed(run) -> tuple:
     return ("ok", None, None)
 
 
-def verify_parsed(response, public_key: bytes, *, stored=0, challenge=CHALLENGE, origins=(ORIGIN,), rp_id=RP_ID,
-                  algorithms=verify.ALGORITHMS, uv=True) -> verify.VerifiedAssertion:
+def verify_parsed(response, public_key: bytes, *, stored=0, be=None, challenge=CHALLENGE, origins=(ORIGIN,),
+                  rp_id=RP_ID, algorithms=verify.ALGORITHMS, uv=True) -> verify.VerifiedAssertion:
     return verify.verify_authentication(response=response, expected_challenge=challenge,
                                         expected_origins=list(origins), rp_id=rp_id, public_key=public_key,
-                                        stored_sign_count=stored, algorithms=algorithms,
-                                        require_user_verification=uv)
+                                        stored_sign_count=stored, stored_backup_eligible=_stored_be(response, be),
+                                        algorithms=algorithms, require_user_verification=uv)
 
 
 def on_fast_path(public_key: bytes) -> bool:
@@ -1184,3 +1191,154 @@ def test_client_data_is_what_fido2_builds(raw):
         assert outcome(lambda: verify._client_data(raw)) == MALFORMED
         return
     assert_same(verify._client_data(raw), expected)
+
+
+# --- key policy and backup eligibility (security.md cases 6, 34, 35) --------------------------
+
+
+def _odd(bits: int) -> int:
+    """An odd number of exactly `bits` bits: a modulus as an attacker may send one (cryptography
+    builds a public key from it, since e < n and both are odd)."""
+    return random.Random(bits).getrandbits(bits) | 1 << (bits - 1) | 1
+
+
+def _rsa_numbers(n: int, e: int = 65537) -> dict:
+    return {1: 3, 3: RS256, -1: n.to_bytes((n.bit_length() + 7) // 8, "big"),
+            -2: e.to_bytes((e.bit_length() + 7) // 8, "big")}
+
+
+# The CPU bomb of case 34: an honest 3072-bit modulus with a 3071-bit exponent (~60x a normal verify).
+RSA_HUGE_EXPONENT = _odd(3071)
+
+RSA_OUT_OF_POLICY = [
+    pytest.param(lambda: _rsa_key(3072, e=RSA_HUGE_EXPONENT), id="n-3072-e-3071-bits"),
+    pytest.param(lambda: _rsa_key(2048, e=3), id="e=3"),
+    pytest.param(lambda: _rsa_key(2048, e=65539), id="e=65539"),
+    pytest.param(lambda: _rsa_key(2048, e=2**255 + 1), id="e-256-bits"),
+    *[pytest.param(lambda bits=bits: _rsa_numbers(_odd(bits)), id=f"n-{bits}-bits")
+      for bits in (2047, 2049, 2560, 3071, 3073, 4095, 4097, 8192)],
+]
+
+
+@pytest.mark.parametrize("make", RSA_OUT_OF_POLICY)
+def test_case34_registration_refuses_an_rsa_key_outside_e65537_and_2048_3072_4096_bits(make):
+    key = make_key(RS256)
+    assert outcome(lambda: register(key.create(CHALLENGE, cose_key=make()))) == rejected("parse")
+
+
+_RSA_PRIVATE: dict[int, rsa.RSAPrivateKey] = {}
+
+
+@pytest.mark.parametrize("bits", [2048, 3072, 4096])
+def test_case34_rsa_keys_of_2048_3072_and_4096_bits_register_and_log_in(bits):
+    if bits not in _RSA_PRIVATE:
+        _RSA_PRIVATE[bits] = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    key = SoftKey(RS256, private_key=_RSA_PRIVATE[bits])
+    new = registered(key)
+    assert verify._stored_key(new.public_key).refusal is None and on_fast_path(new.public_key)
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), new.public_key)) == OK
+
+
+@pytest.mark.parametrize("path", ["fast", "fido2"])
+@pytest.mark.parametrize("make", RSA_OUT_OF_POLICY[:4] + [RSA_OUT_OF_POLICY[5], RSA_OUT_OF_POLICY[-1]])
+def test_case34_a_stored_rsa_key_outside_the_policy_is_refused_before_any_signature_math(make, path, request,
+                                                                                         monkeypatch):
+    """A row stored before registration checked RSA keys: refused at every login without building
+    an RSA key (so without verifying anything), on the fast path and on fido2's."""
+    if path == "fido2":
+        request.getfixturevalue("fido2_path")
+    key = make_key(RS256)
+    stored = cbor.encode(make())
+    built = []
+    real = rsa.RSAPublicNumbers  # the class verify.py and fido2's cose.py both build RSA keys with
+    monkeypatch.setattr(rsa, "RSAPublicNumbers", lambda e, n: built.append(e) or real(e, n))
+    verify._cached_stored_key.cache_clear()
+    for _ in range(2):  # loaded, then from the cache
+        assert outcome(lambda: authenticate(key.get(CHALLENGE), stored)) == rejected("parse")
+    assert outcome(lambda: verify.load_public_key(stored)) == rejected("parse")
+    assert built == [], "an RSA key was built for a stored key outside the policy"
+    # The spy sees the math when there is some: the soft key's own (2048-bit, e=65537) key verifies.
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), key.cose_public_key)) == OK
+    assert built == [65537]
+
+
+def test_case34_the_bomb_is_what_the_policy_refuses():
+    """The huge exponent is a valid public key to cryptography: only the policy stops it."""
+    numbers = _rsa_key(3072, e=RSA_HUGE_EXPONENT)
+    rsa.RSAPublicNumbers(int.from_bytes(numbers[-2], "big"), int.from_bytes(numbers[-1], "big")).public_key()
+    assert verify._rsa_refusal(numbers) == "RSA exponent other than 65537"
+
+
+@pytest.mark.parametrize("alg, changes", [
+    # RFC 9052 §7.1's optional common parameters: WebAuthn §6.5.1 forbids them in a credential key
+    pytest.param(ES256, {2: b"kid"}, id="ES256-kid"),
+    pytest.param(ES256, {4: [2]}, id="ES256-key_ops"),
+    pytest.param(ES256, {5: bytes(16)}, id="ES256-base-iv"),
+    # private or undefined parameters
+    pytest.param(ES256, {-4: bytes(32)}, id="ES256-d"),
+    pytest.param(ES256, {-4: True}, id="ES256-minus4-true"),
+    pytest.param(ES256, {99: 1}, id="ES256-label-99"),
+    pytest.param(ES256, {-99: b"x"}, id="ES256-label-minus99"),
+    pytest.param(ES256, {"x": b"1"}, id="ES256-extra-text-label"),
+    pytest.param(EDDSA, {-3: bytes(32)}, id="EdDSA-y"),
+    pytest.param(EDDSA, {-4: bytes(32)}, id="EdDSA-d"),
+    pytest.param(EDDSA, {2: b"kid"}, id="EdDSA-kid"),
+    pytest.param(EDDSA, {"crv": 6}, id="EdDSA-extra-text-label"),
+    pytest.param(RS256, {-3: b"\x01" * 256}, id="RSA-d"),
+    pytest.param(RS256, {-4: b"\x01" * 128}, id="RSA-p"),
+    pytest.param(RS256, {2: b"kid"}, id="RSA-kid"),
+    pytest.param(RS256, {-5: b"\x01"}, id="RSA-q"),
+])
+def test_case6_registration_refuses_a_label_its_key_type_does_not_define(alg, changes):
+    key = make_key(alg)
+    assert outcome(lambda: register(key.create(CHALLENGE, cose_key=_with(key, changes)))) == rejected("parse")
+    assert outcome(lambda: register(key.create(CHALLENGE))) == OK
+
+
+@pytest.mark.parametrize("alg, changes", [
+    pytest.param(ES256, lambda k: {-2: list(k[-2])}, id="ES256-x-array-of-ints"),
+    pytest.param(ES256, lambda k: {-1: True}, id="ES256-crv-true"),
+    pytest.param(EDDSA, lambda k: {-2: list(k[-2])}, id="EdDSA-x-array-of-ints"),
+    pytest.param(RS256, lambda k: {-2: [1, 0, 1]}, id="RSA-e-array-of-ints"),
+    pytest.param(RS256, lambda k: {-1: list(k[-1])}, id="RSA-n-array-of-ints"),
+])
+def test_case6_registration_refuses_a_parameter_of_the_wrong_cbor_type(alg, changes):
+    """Values Python compares equal (True == 1) or reads as bytes (a list of ints) are not the COSE
+    types: such a key would be stored as sent."""
+    key = make_key(alg)
+    cose_key = key.cose_key()
+    assert outcome(lambda: register(key.create(CHALLENGE, cose_key=_with(key, changes(cose_key))))) == rejected("parse")
+
+
+@pytest.mark.parametrize("path", ["fast", "fido2"])
+@pytest.mark.parametrize("synced, flags", [
+    pytest.param(False, UP | UV | BE, id="device-bound-now-BE"),
+    pytest.param(False, UP | UV | BE | BS, id="device-bound-now-BE-BS"),
+    pytest.param(True, UP | UV, id="synced-now-not-BE"),
+])
+@ALGS
+def test_case35_an_assertion_whose_backup_eligibility_differs_from_the_stored_one_is_refused(alg, synced, flags,
+                                                                                            path, request):
+    if path == "fido2":
+        request.getfixturevalue("fido2_path")
+    key = make_key(alg, synced=synced)
+    new = registered(key)
+    assert new.backup_eligible is synced
+    # Validly signed: only the stored value can tell that BE changed.
+    assert outcome(lambda: authenticate(key.get(CHALLENGE, flags=flags), new.public_key,
+                                        be=new.backup_eligible)) == rejected("flags")
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), new.public_key, be=new.backup_eligible)) == OK
+    # The stored value decides, whichever way the assertion goes.
+    assert outcome(lambda: authenticate(key.get(CHALLENGE), new.public_key, be=not synced)) == rejected("flags")
+    assert outcome(lambda: authenticate(key.get(CHALLENGE, flags=flags), new.public_key, be=not synced)) == OK
+
+
+def test_case35_the_stored_backup_eligibility_is_a_required_keyword():
+    parameter = inspect.signature(verify.verify_authentication).parameters["stored_backup_eligible"]
+    assert parameter.kind is inspect.Parameter.KEYWORD_ONLY and parameter.default is inspect.Parameter.empty
+    key = make_key()
+    new = registered(key)
+    response = verify.parse_authentication(key.get(CHALLENGE))
+    with pytest.raises(TypeError):
+        verify.verify_authentication(response=response, expected_challenge=CHALLENGE, expected_origins=[ORIGIN],
+                                     rp_id=RP_ID, public_key=new.public_key, stored_sign_count=0)

@@ -13,7 +13,7 @@ from starlette.responses import JSONResponse, Response
 from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, store, verify
 from ..context import Context
 from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError
-from ..openapi import document as openapi_document
+from ..openapi import EXTRAS, document as openapi_document
 from .auth import client, current_session, language, logged_in
 from .responses import error_response
 
@@ -46,7 +46,34 @@ async def read_json(request: Request, *, max_bytes: int | None = None) -> dict:
         raise InvalidRequest(reason="malformed JSON") from None
     if not isinstance(value, dict):
         raise InvalidRequest(reason="body is not a JSON object")
+    _check_text(body, value)
     return value
+
+
+def _check_text(body: bytes, value: dict) -> None:
+    """Every string, key or value, at any depth, is Unicode text (UTF-8 can encode it).
+
+    JSON's grammar admits a lone surrogate (`"\\udfff"`, or its raw bytes, which json.loads lets
+    through). It is no text at all: UTF-8 cannot encode it, and it failed deep inside (a hash, a
+    query, a log line) as a 500. RFC 8259 §8.2 leaves such a string's meaning unpredictable and
+    I-JSON (RFC 7493 §2.1) forbids it: the body is malformed, 400 like any malformed JSON (not 422:
+    no field is wrong, the document is). Plain ASCII without a backslash-u escape cannot hold one:
+    nearly every body, WebAuthn responses included, skips the walk."""
+    if body.isascii() and b"\\u" not in body:
+        return
+    pending: list = [value]
+    while pending:  # a loop, not recursion: the nesting json.loads accepts is not a stack to overflow
+        item = pending.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise InvalidRequest(reason="a string holds a lone surrogate") from None
+        elif isinstance(item, dict):
+            pending.extend(item)
+            pending.extend(item.values())
+        elif isinstance(item, list):
+            pending.extend(item)
 
 
 def text_field(body: dict, name: str, *, max_len: int, required: bool = True) -> str | None:
@@ -70,7 +97,7 @@ def bool_field(body: dict, name: str, *, default: bool) -> bool:
 def service_error(request: Request, exc: ServiceError) -> JSONResponse:
     log.info("request refused", extra={"code": exc.code, "status": exc.status, "reason": exc.reason})
     # `field` helps the log, not the customer: only the contract's extras go into the body.
-    extra = {k: v for k, v in exc.extra.items() if k in ("attempts_left", "retry_after", "credential_id")}
+    extra = {k: v for k, v in exc.extra.items() if k in EXTRAS}
     return error_response(exc.code, exc.status, language(request), wording=exc.extra,
                           message_key=exc.message_key, **extra)
 
@@ -145,15 +172,16 @@ async def session_info(request: Request) -> Response:
     row = await ctx.db.run_plain(read)
     if row is None:
         raise NotAuthenticated()
-    reason = policy.important_operations_reason(row, ctx.settings, ctx.clock())
+    refusal = policy.important_operations_reason(row, ctx.settings, ctx.clock())
     return JSONResponse({
         "customer_code": row.customer_code,
         "display_name": row.display_name,
         "auth_method": row.auth_method,
         "authenticated_at": _iso(row.authenticated_at),
         "verified_at": _iso(row.verified_at),
-        "important_operations_allowed": reason is None,
-        "important_operations_reason": reason,
+        "important_operations_allowed": refusal is None,
+        "important_operations_reason": refusal.reason if refusal else None,
+        "hold_until": _iso(refusal.hold_until) if refusal else None,
         "passkey_count": row.passkey_count,
     })
 
@@ -245,7 +273,7 @@ async def step_up_passkey_verify(request: Request) -> Response:
 async def passkey_list(request: Request) -> Response:
     session = await _require_login(request)
     ctx = _ctx(request)
-    views = await ctx.db.run(passkeys.list_views, session.user_id)
+    views = await ctx.db.run(passkeys.list_views, session.user_id, ctx.clock())
     return JSONResponse({"passkeys": [v.as_json() for v in views], "limit": ctx.settings.max_passkeys})
 
 
@@ -310,6 +338,13 @@ async def change_email(request: Request) -> Response:
     changed = await authorization.change_email(_ctx(request), session=await logged_in(request), email=email,
                                                client=client(request))
     return JSONResponse({"status": "ok", "email": changed})
+
+
+async def unlock_password(request: Request) -> Response:
+    await read_json(request)
+    session = await _require_login(request)
+    lifted = await login.unlock_password(_ctx(request), session=session, client=client(request))
+    return JSONResponse({"status": "ok", "unlocked": lifted})
 
 
 # --- for load balancers and tools ------------------------------------------------------------

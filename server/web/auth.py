@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import ipaddress
+import re
 
 from itsdangerous import BadSignature, Signer
 from starlette.requests import Request
@@ -17,6 +18,8 @@ from ..i18n import choose_language
 from ..models import Session
 
 DEVICE_MAX_CHARS = 100
+# Control characters in a User-Agent are nobody's browser name, and PostgreSQL cannot store NUL.
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class _FastSigner(Signer):
@@ -111,7 +114,10 @@ class Clients:
         peer = request.client.host if request.client else None
         if not peer or not self.networks or not self.trusted(peer):
             return peer
-        hops = [h.strip() for h in request.headers.get("x-forwarded-for", "").split(",") if h.strip()]
+        # Every X-Forwarded-For line, in order, as one list (RFC 9110 §5.3): a proxy may append a
+        # line of its own rather than extend the client's, and the first line is the client's to write.
+        forwarded = ",".join(request.headers.getlist("x-forwarded-for"))
+        hops = [h.strip() for h in forwarded.split(",") if h.strip()]
         # Walk from the nearest hop outward; the first address no trusted proxy vouches for is the client.
         for hop in reversed(hops):
             if not self.trusted(hop):
@@ -120,6 +126,8 @@ class Clients:
 
     def of(self, request: Request) -> Client:
         ua = request.headers.get("user-agent")
+        if ua and _CONTROLS.search(ua):
+            ua = _CONTROLS.sub("", ua)
         return Client(ip=self.ip(request), user_agent=ua[:300] if ua else None, lang=language(request))
 
 

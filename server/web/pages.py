@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -56,6 +56,15 @@ def _with_lang(request: Request, path: str, **params) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 
 
+def same_origin_path(path: str) -> str:
+    """A request's path (decoded, as in the ASGI scope) as a link that stays on this site
+    (security.md §38). Percent-encoded, so a backslash or a tab cannot be read as a slash
+    (browsers drop tabs and newlines and read `/\\` as `//`); a path that would still start with
+    `//` (a protocol-relative URL: another host) is `/`."""
+    encoded = quote(path, safe="/:@!$&'()*+,;=-._~", errors="replace")
+    return encoded if encoded.startswith("/") and not encoded.startswith("//") else "/"
+
+
 def render(request: Request, template: str, status_code: int = 200, **context) -> Response:
     lang = language(request)
     js_texts = {k: translate(k, lang) for k in TEXTS if k.startswith("js.")}
@@ -64,7 +73,8 @@ def render(request: Request, template: str, status_code: int = 200, **context) -
         "lang": lang,
         "t": lambda key, **kw: translate(key, lang, **kw),
         "js_texts": js_texts,
-        "lang_switch_url": f"{request.url.path}?{urlencode({**request.query_params, 'lang': other_lang})}",
+        "lang_switch_url": f"{same_origin_path(request.scope['path'])}?"
+                           f"{urlencode({**request.query_params, 'lang': other_lang})}",
         **context,
     }, status_code=status_code)
 
@@ -117,9 +127,18 @@ async def render_customer(request: Request, template: str, row, **context) -> Re
             banner = "before"
         elif mandatory and row.auth_method != "passkey":
             banner = "after"
+    now = ctx.clock()
+    lock = policy.lock_state(user)
+    refusal = policy.important_operations_reason(row, ctx.settings, now)
     return render(request, template, user=user, session=row, passkey_count=count, customer_page=True,
                   banner=banner, has_passkey=count > 0,
-                  mandatory_date=_date_text(date, language(request)) if date else None, **context)
+                  mandatory_date=_date_text(date, language(request)) if date else None,
+                  password_locked=lock == "password",
+                  # Where a code step-up would be refused (the lock closes the code path) or would not
+                  # count (from the passkey date, for a passkey holder), the dialog offers the passkey only.
+                  passkey_step_up_only=count > 0 and (lock != "no" or policy.passkeys_mandatory(ctx.settings, now)),
+                  hold_until=refusal.hold_until if refusal and refusal.reason == "passkey_on_hold" else None,
+                  **context)
 
 
 async def account_page(request: Request) -> Response:
@@ -142,7 +161,7 @@ async def passkeys_page(request: Request) -> Response:
     if row is None:
         return RedirectResponse(_with_lang(request, "/login", next="/account/passkeys"), status_code=303)
     ctx = _ctx(request)
-    views = await ctx.db.run(passkeys.list_views, row.user_id)
+    views = await ctx.db.run(passkeys.list_views, row.user_id, ctx.clock())
     limit = ctx.settings.max_passkeys
     return await render_customer(request, "passkeys.html", row, passkeys=views, limit=limit,
                                  at_limit=len(views) >= limit, rp_id=ctx.settings.rp_id)

@@ -171,6 +171,29 @@ TEXTS: dict[str, tuple[str, str]] = {
         "You already have a passkey. Log out, then use “Log in with a passkey”.",
     ),
     "restricted.account": ("マイアカウントへ進む", "Go to my account"),
+    "account.password_locked_title": ("パスワードでのログインはロック中です", "Password sign-in is locked"),
+    "account.password_locked": (
+        "ログインの失敗が続いたため、{when}にパスワードでのログインをロックしました。パスキーでのログインはこれまでどおりお使いいただけます。お心当たりがない場合は、第三者がパスワードを推測しようとした可能性があります。",
+        "After repeated failed logins, sign-in with your password was locked at {when}. Logging in with your passkey "
+        "works as before. If the failed logins were not yours, someone may have tried to guess your password.",
+    ),
+    "account.password_unlock_hint": (
+        "パスキーでご本人確認をすると、ご自身でロックを解除できます。",
+        "Confirm it is you with your passkey to lift the lock yourself.",
+    ),
+    "account.password_unlock": ("ロックを解除する", "Unlock password sign-in"),
+    "account.password_locked_call": (
+        "ロックの解除は、お客様サポートへお電話でお申し付けください。",
+        "To lift the lock, please phone customer support.",
+    ),
+    "account.on_hold_title": ("新しいパスキーの確認期間中です", "Your new passkey is on hold"),
+    "account.on_hold": (
+        "今回ログインに使ったパスキーは登録から間もないため、{when}まではお取引・ご出金などの重要な操作に使えません。ご自身で登録していない場合は、すぐにお客様サポートへお電話ください。",
+        "The passkey you logged in with was added recently: until {when} it cannot be used for trading, withdrawals "
+        "or other important operations. If you did not add it, phone customer support at once.",
+    ),
+    "passkeys.on_hold": ("{when}まで確認期間中（お取引・ご出金には使えません）", "On hold until {when} (not for trading or withdrawals)"),
+    "js.password_unlocked": ("パスワードでのログインのロックを解除しました。", "Password sign-in is unlocked."),
     "account.email_title": ("登録メールアドレス", "Registered e-mail address"),
     "account.email_label": ("新しいメールアドレス", "New e-mail address"),
     "account.email_submit": ("変更する", "Change"),

@@ -21,6 +21,20 @@
     emailForm.reset();
   }));
 
+  // Lifting the password lock: a passkey step-up first (a fresh passkey login already is one).
+  const unlock = document.getElementById("password-unlock");
+  if (unlock) {
+    unlock.addEventListener("click", Tobira.guarded(unlock, async function () {
+      const unlockError = document.getElementById("password-unlock-error");
+      Tobira.show(unlockError, "");
+      const result = await Tobira.withStepUp(() => Tobira.postJSON("/api/account/unlock-password", {}));
+      if (result === null) return;
+      if (!result.ok) return Tobira.show(unlockError, result.data.error.message);
+      document.getElementById("password-locked").remove();
+      Tobira.show(document.getElementById("password-unlock-status"), Tobira.texts["js.password_unlocked"]);
+    }));
+  }
+
   // The invitation: one click straight into the passkey ceremony.
   const create = document.getElementById("passkey-create");
   if (create) {

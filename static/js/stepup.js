@@ -54,7 +54,7 @@
   const emailButton = dialog.querySelector("[data-step-up=email]");
   const confirmButton = dialog.querySelector("[data-step-up=confirm]");
   if (passkeyButton) passkeyButton.addEventListener("click", Tobira.guarded(passkeyButton, withPasskey));
-  emailButton.addEventListener("click", Tobira.guarded(emailButton, sendCode));
+  if (emailButton) emailButton.addEventListener("click", Tobira.guarded(emailButton, sendCode));
   form.addEventListener("submit", Tobira.guarded(confirmButton, confirmCode));
   dialog.querySelector("[data-step-up=cancel]").addEventListener("click", () => done(false));
   dialog.addEventListener("cancel", () => done(false));
