@@ -230,7 +230,7 @@ def test_passkey_made_from_a_code_session_is_on_hold(page: Page, server, mailsin
     expect(row).to_have_count(1)
     hold = row.locator(".passkey-hold")
     expect(hold).to_be_visible()
-    expect(hold).to_contain_text("まで確認期間中（お取引・ご出金には使えません）")
+    expect(hold).to_contain_text("まで確認期間中（お取引・ご出金などには使えません）")
     listed = page.request.get(server.url + "/api/passkeys").json()["passkeys"]
     assert listed[0]["hold_until"] is not None, listed
     page.screenshot(path=str(screenshots / "passkeys-on-hold.png"), full_page=True)

@@ -97,6 +97,11 @@ TEXTS: dict[str, tuple[str, str]] = {
     "stepup.title": ("ご本人確認", "Confirm it is you"),
     "stepup.lead": ("この操作の前に、もう一度ご本人確認をお願いします。", "Before this change, please confirm it is you."),
     "stepup.passkey": ("パスキーで確認", "Confirm with a passkey"),
+    "stepup.passkey_only": (
+        "この操作は、登録済みのパスキーでのみご本人確認できます（メールの確認コードは、偽サイトに転送されるおそれがあるため使えません）。パスキーがお手元にない場合は、お客様サポートへお電話ください。",
+        "This can only be confirmed with one of your passkeys (an e-mailed code could be passed on by a fake site). "
+        "If you do not have your passkey at hand, please phone customer support.",
+    ),
     "stepup.email": ("メールで確認コードを受け取る", "E-mail me a code"),
     "stepup.code_label": ("確認コード（6桁）", "Code (6 digits)"),
     "stepup.submit": ("確認する", "Confirm"),
@@ -192,7 +197,8 @@ TEXTS: dict[str, tuple[str, str]] = {
         "The passkey you logged in with was added recently: until {when} it cannot be used for trading, withdrawals "
         "or other important operations. If you did not add it, phone customer support at once.",
     ),
-    "passkeys.on_hold": ("{when}まで確認期間中（お取引・ご出金には使えません）", "On hold until {when} (not for trading or withdrawals)"),
+    "passkeys.on_hold": ("{when}まで確認期間中（お取引・ご出金などには使えません）",
+                         "On hold until {when} (not for trading, withdrawals and other important operations)"),
     "js.password_unlocked": ("パスワードでのログインのロックを解除しました。", "Password sign-in is unlocked."),
     "account.email_title": ("登録メールアドレス", "Registered e-mail address"),
     "account.email_label": ("新しいメールアドレス", "New e-mail address"),
