@@ -6,7 +6,11 @@ package, and tests/conftest.py is the module the name `conftest` means.
 
 from __future__ import annotations
 
+import re
+import time
 from pathlib import Path
+
+from mailsink import body
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -144,3 +148,22 @@ class Authenticators:
 def b64url(standard_b64: str) -> str:
     """CDP's base64 (credentialId, userHandle) in the base64url-without-padding form the API uses."""
     return standard_b64.replace("+", "-").replace("/", "_").rstrip("=")
+
+
+# --- e-mailed codes -------------------------------------------------------------------------------
+
+
+def code_mails(mailsink, address: str = EMAIL) -> list:
+    """Mails to `address` that carry a code (a code stands alone on its own line)."""
+    return [m for m in mailsink.to(address) if re.search(r"^\d{6}\r?$", body(m), re.M)]
+
+
+def new_code(mailsink, seen: int, timeout: float = 10.0) -> str:
+    """The code of the first code mail after the `seen` ones already there."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        mails = code_mails(mailsink)
+        if len(mails) > seen:
+            return re.search(r"^(\d{6})\r?$", body(mails[seen]), re.M).group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"no new code mail after {seen}")

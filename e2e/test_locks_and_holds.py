@@ -18,13 +18,11 @@ again only right before the customer presses "log in with passkey".
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
-from mailsink import body
 from playwright.sync_api import Page, expect
 
-from .support import CUSTOMER_CODE, EMAIL, NAME, PASSWORD, PLATFORM
+from .support import CUSTOMER_CODE, EMAIL, NAME, PASSWORD, PLATFORM, code_mails, new_code
 
 LOCK_AFTER = 3
 PAST = "2020-01-01T00:00:00+09:00"  # the passkey date, long past
@@ -39,20 +37,6 @@ JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uff00-\uffef]")
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def code_mails(mailsink) -> list:
-    """Mails to the customer that carry a code (a code stands alone on its own line)."""
-    return [m for m in mailsink.to(EMAIL) if re.search(r"^\d{6}\r?$", body(m), re.M)]
-
-
-def new_code(mailsink, seen: int, timeout: float = 10.0) -> str:
-    """The code of the first code mail after the `seen` ones already there."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        mails = code_mails(mailsink)
-        if len(mails) > seen:
-            return re.search(r"^(\d{6})\r?$", body(mails[seen]), re.M).group(1)
-        time.sleep(0.05)
-    raise AssertionError(f"no new code mail after {seen}")
 
 
 def session_info(page: Page, server) -> dict:

@@ -22,7 +22,8 @@ import pytest
 from mailsink import body
 from playwright.sync_api import Page, expect
 
-from .support import CUSTOMER_CODE, EMAIL, NAME, PASSWORD, PHONE, PLATFORM, SECURITY_KEY, b64url
+from .support import (CUSTOMER_CODE, EMAIL, NAME, PASSWORD, PHONE, PLATFORM, SECURITY_KEY, b64url, code_mails,
+                      new_code)
 
 # Wording the tests check (Japanese, the default language).
 ADDED = "パスキーを登録しました。"
@@ -67,20 +68,6 @@ WEBAUTHN_SPY = """
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def code_mails(mailsink, address: str = EMAIL) -> list:
-    """Mails to `address` that carry a code (a code stands alone on its own line)."""
-    return [m for m in mailsink.to(address) if re.search(r"^\d{6}\r?$", body(m), re.M)]
-
-
-def new_code(mailsink, seen: int, timeout: float = 10.0) -> str:
-    """The code of the first code mail after the `seen` ones already there."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        mails = code_mails(mailsink)
-        if len(mails) > seen:
-            return re.search(r"^(\d{6})\r?$", body(mails[seen]), re.M).group(1)
-        time.sleep(0.05)
-    raise AssertionError(f"no new code mail after {seen}")
 
 
 def eventually(page: Page, predicate, timeout: float = 10.0, message: str = "condition"):

@@ -236,13 +236,7 @@ class Throttle:
 
     def check(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
         """Raise RateLimited when this address or this customer has used up its failed sign-ins."""
-        self.refused_recently(ip=ip, customer=customer)
-        with self._using(db):
-            for item, key in self._failure_keys(ip, customer):
-                if not self.limiter.test(item, *key):
-                    wait = self._wait(item, key)
-                    self._remember_refusal(key, wait)
-                    raise RateLimited(retry_after=wait, reason=f"failed sign-ins: {key[1]}")
+        self._failed_sign_ins(ip, customer, db, count=False)
 
     def _remember_refusal(self, key: tuple, wait: int) -> None:
         if len(self._refused) >= 10_000:  # bounded: drop what has ended, else start over
@@ -262,10 +256,15 @@ class Throttle:
         """Count one sign-in attempt now, before its password is hashed, and refuse it (RateLimited)
         when that goes past a limit: N parallel guesses count N before any of them is checked
         (security.md 32). A success gives its count back (`give_back`), so only failures stay."""
+        self._failed_sign_ins(ip, customer, db, count=True)
+
+    def _failed_sign_ins(self, ip: str | None, customer: str | None, db: Db | None, *, count: bool) -> None:
+        """RateLimited when a failed-sign-in limit is used up; count: this attempt is counted first."""
         self.refused_recently(ip=ip, customer=customer)
         with self._using(db):
             for item, key in self._failure_keys(ip, customer):
-                if not self.limiter.hit(item, *key):
+                allowed = self.limiter.hit(item, *key) if count else self.limiter.test(item, *key)
+                if not allowed:
                     wait = self._wait(item, key)
                     self._remember_refusal(key, wait)
                     raise RateLimited(retry_after=wait, reason=f"failed sign-ins: {key[1]}")

@@ -16,6 +16,7 @@ import jsonschema
 import pytest
 import schemathesis
 from openapi_spec_validator import validate
+from starlette.testclient import TestClient
 
 from conftest import ORIGIN, PASSWORD
 from mailsink import free_port
@@ -59,23 +60,52 @@ def test_every_json_route_is_described_and_nothing_else(app, client):
     assert described(doc) == routes
 
 
+def _csrf_refused(response) -> bool:
+    return response.status_code == 403 and response.json()["error"]["code"] == "csrf_rejected"
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-def test_the_document_is_valid_openapi_and_fits_this_instance(app, client, settings):
+def test_the_document_is_valid_openapi_and_fits_this_instance(app, client, settings, customer, mailsink):
+    """What the document says about this instance, held against what this instance does.
+
+    (It was held against `document(...)` and the Cookies object, the very things the served
+    document is made from: equal by construction, so nothing was checked.)"""
     r = client.get("/openapi.json")
     assert r.status_code == 200 and r.headers["content-type"] == "application/json"
     assert r.headers["cache-control"] == "no-store" and r.headers["x-content-type-options"] == "nosniff"
     doc = r.json()
     validate(doc)  # OpenAPI 3.1 + JSON Schema 2020-12
-    assert doc == document(origins=settings.origins, session_cookie="tobira_session", device_cookie="tobira_device")
-    assert doc["components"]["securitySchemes"]["session"]["name"] == app.state.cookies.session_name
+    # The Origin parameter is documented exactly where the server really refuses a foreign Origin,
+    # and its enum holds origins the server really admits.
+    stranger = TestClient(app)  # no session: nothing it sends can change anything that matters
+
+    def send(method: str, url: str, origin: str):
+        stranger.cookies.clear()
+        if method == "get":
+            return stranger.get(url, headers={"Origin": origin})
+        return stranger.request(method.upper(), url, content=b"{}",
+                                headers={"Origin": origin, "Content-Type": "application/json"})
+
     for path, item in doc["paths"].items():
         for method, op in ((m, o) for m, o in item.items() if m in METHODS):
             origin = [p for p in op["parameters"] if p.get("name") == "Origin"]
-            # The Origin check guards exactly the state-changing methods, with the configured origins.
-            assert (method != "get") == bool(origin), (method, path)
+            url = re.sub(r"\{[^}]+\}", "AAAA", path)
+            foreign = send(method, url, "https://evil.example")
+            assert _csrf_refused(foreign) == bool(origin), (method, path, foreign.status_code, foreign.text)
             if origin:
-                assert origin[0]["required"] and origin[0]["schema"]["enum"] == list(settings.origins)
-                assert op["responses"]["403"], (method, path)
+                assert origin[0]["required"] and op["responses"]["403"], (method, path)
+                assert origin[0]["schema"]["enum"] == list(settings.origins), (method, path)
+                for allowed in origin[0]["schema"]["enum"]:
+                    assert not _csrf_refused(send(method, url, allowed)), (method, path, allowed)
+    stranger.close()
+    # The cookie names documented are the names of the cookies the server really sets: the session
+    # (securitySchemes) and the trusted device (a cookie parameter of the password step).
+    client.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+    r = client.post("/api/login/code", json={"code": mailsink.last_code("taro@example.com"), "remember_device": True})
+    assert r.status_code == 200, r.text
+    set_names = {h.split("=", 1)[0] for h in r.headers.get_list("set-cookie")}
+    device = [p["name"] for p in doc["paths"]["/api/login/password"]["post"]["parameters"] if p.get("in") == "cookie"]
+    assert set_names == {doc["components"]["securitySchemes"]["session"]["name"], *device}, (set_names, device)
 
 
 def test_every_error_code_in_the_document_is_one_the_server_has():

@@ -21,15 +21,34 @@ ABOUT_THE_RESPONSE = {"origin", "challenge", "rp_id", "uv", "signature", "counte
                       "token_binding"}
 
 
+# How many vectors each file holds (shared/vectors/README.md): 66 + 20 = 86. Checked by count, so a
+# missing, empty or cut-short file fails loudly instead of parametrizing nothing and passing.
+EXPECTED_COUNTS = {"registration.json": 66, "authentication.json": 20}
+MISSING: list[str] = []
+
+
 def load(name):
     path = VECTORS / name
-    if not path.exists():
-        pytest.skip(f"vectors not found at {path} (shared/ must sit beside the checkout)", allow_module_level=True)
-    return json.loads(path.read_text())
+    try:
+        vectors = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        # Not a skip: without the vectors every test below would be silently absent. The module
+        # still loads (the other tests run) and test_the_vector_files_are_all_there fails.
+        MISSING.append(f"{path}: {type(exc).__name__}: {exc} (shared/ must sit beside the checkout)")
+        return []
+    return vectors
 
 
 REGISTRATION = load("registration.json")
 AUTHENTICATION = load("authentication.json")
+
+
+def test_the_vector_files_are_all_there():
+    assert not MISSING, MISSING
+    assert {name: len(v) for name, v in (("registration.json", REGISTRATION),
+                                         ("authentication.json", AUTHENTICATION))} == EXPECTED_COUNTS
+    ids = [v["id"] for v in REGISTRATION + AUTHENTICATION]
+    assert len(ids) == len(set(ids)) == sum(EXPECTED_COUNTS.values()) == 86
 
 
 def offered(v) -> set[int]:
