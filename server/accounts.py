@@ -137,6 +137,21 @@ def describe(db: Db, customer_code: str, *, now: datetime) -> dict[str, str]:
     }
 
 
+def customer(db: Db, user_id: int):
+    """The customer a session belongs to (None when gone)."""
+    return store.user_by_id(db, user_id)
+
+
+def customer_with_passkey_count(db: Db, user_id: int):
+    """(the customer, how many passkeys they hold): what every customer page shows."""
+    return store.user_by_id(db, user_id), store.count_credentials(db, user_id)
+
+
+def recent_events(db: Db, user_id: int, *, limit: int = 200) -> list:
+    """The customer's security events, newest first (the activity page)."""
+    return store.events_of(db, user_id, newest_first=True, limit=limit)
+
+
 def end_sessions(db: Db, customer_code: str, *, now: datetime) -> int:
     """"Log out everywhere" for the support desk: every session ends; remembered PCs stay."""
     user = require_user(db, customer_code)

@@ -139,6 +139,10 @@ class Database:
                 _raise_outage(exc)
                 raise
 
+    async def ping(self) -> None:
+        """One round trip to the database (Unavailable when it does not answer)."""
+        await self.run_plain(lambda tx: tx.execute("SELECT 1"))
+
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """fn(db, ...) in one transaction on a database thread."""
         return await self._submit(functools.partial(self.run_sync, fn, *args, **kwargs))

@@ -5,12 +5,10 @@ from __future__ import annotations
 import json
 import logging
 
-from sqlalchemy import select
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, store, verify
+from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, verify
 from ..context import Context
 from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError
 from ..openapi import EXTRAS, document as openapi_document
@@ -162,14 +160,8 @@ async def session_info(request: Request) -> Response:
     ctx = _ctx(request)
     id_hash = request.app.state.cookies.session_hash(request)
 
-    def read(db):
-        # One statement for the session, its customer and the passkey count: this is the call
-        # every page and every other service makes.
-        row = sessions.load(db, id_hash, now=ctx.clock(), settings=ctx.settings,
-                            find=store.session_with_customer) if id_hash else None
-        return row if row is not None and row.state == sessions.ACTIVE and row.customer_code else None
-
-    row = await ctx.db.run_plain(read)
+    row = await ctx.db.run_plain(sessions.logged_in_with_customer, id_hash, now=ctx.clock(),
+                                 settings=ctx.settings) if id_hash else None
     if row is None:
         raise NotAuthenticated()
     refusal = policy.important_operations_reason(row, ctx.settings, ctx.clock())
@@ -357,7 +349,7 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready for traffic: the database answers. 503 with the contract's body when it does not."""
-    await _ctx(request).db.run(lambda db: db.exec(select(1)).scalar_one())
+    await _ctx(request).db.ping()
     return JSONResponse({"status": "ok"})
 
 

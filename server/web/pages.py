@@ -13,7 +13,7 @@ from starlette.templating import Jinja2Templates
 
 from fido2.utils import websafe_encode
 
-from .. import passkeys, policy, sessions, store
+from .. import accounts, passkeys, policy, sessions
 from ..messages import mask_email
 from ..config import JST
 from ..context import Context
@@ -99,7 +99,7 @@ async def code_page(request: Request) -> Response:
     row = await current_session(request)
     if row is None or row.state != sessions.PENDING:
         return RedirectResponse(_with_lang(request, "/login"), status_code=303)
-    user = await _ctx(request).db.run(store.user_by_id, row.user_id)
+    user = await _ctx(request).db.run(accounts.customer, row.user_id)
     s = _ctx(request).settings
     return render(request, "code.html", masked_email=mask_email(user.email or ""),
                   minutes=max(1, s.code_ttl // 60), days=s.trusted_device_days, can_remember=s.trusted_device_days > 0)
@@ -117,8 +117,7 @@ def _date_text(when, lang: str) -> str:
 async def render_customer(request: Request, template: str, row, **context) -> Response:
     """A page of a logged-in customer: the passkey banner and the step-up dialog come with it."""
     ctx = _ctx(request)
-    user, count = await ctx.db.run(
-        lambda db: (store.user_by_id(db, row.user_id), store.count_credentials(db, row.user_id)))
+    user, count = await ctx.db.run(accounts.customer_with_passkey_count, row.user_id)
     date = ctx.settings.passkey_mandatory_from
     banner = None
     if date is not None:
@@ -171,7 +170,7 @@ async def activity_page(request: Request) -> Response:
     row = await logged_in(request)
     if row is None:
         return RedirectResponse(_with_lang(request, "/login", next="/account/activity"), status_code=303)
-    events = await _ctx(request).db.run(store.events_of, row.user_id, newest_first=True, limit=200)
+    events = await _ctx(request).db.run(accounts.recent_events, row.user_id)
     lang = language(request)
     return await render_customer(request, "activity.html", row, rows=[activity.describe(e, lang) for e in events])
 
