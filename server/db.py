@@ -140,8 +140,9 @@ class Database:
                 raise
 
     async def ping(self) -> None:
-        """One round trip to the database (Unavailable when it does not answer)."""
-        await self.run_plain(lambda tx: tx.execute("SELECT 1"))
+        """A connection from the pool, and one statement on it (Unavailable when the database does
+        not answer): a connection a thread keeps could outlive the database's ability to take new ones."""
+        await self.run(lambda db: db.connection().exec_driver_sql("SELECT 1"))
 
     async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """fn(db, ...) in one transaction on a database thread."""
@@ -391,5 +392,7 @@ def _is_outage(exc: OperationalError) -> bool:
     """A database that does not answer (or is locked past its timeout), not a bug in a query."""
     text = str(exc.orig).lower() if exc.orig else ""
     return exc.connection_invalidated or any(
-        w in text for w in ("database is locked", "connection", "could not connect", "server closed", "terminating")
+        w in text for w in ("database is locked", "connection", "could not connect", "server closed", "terminating",
+                            # SQLite: the file is gone or unreadable (a lost disk, a replaced path)
+                            "unable to open database file", "disk i/o error")
     )

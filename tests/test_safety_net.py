@@ -11,19 +11,22 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from server.logs import JsonFormatter
 from server.models import Credential, Session, User
 from mailsink import body, free_port
 from softkey import ES256, SoftKey, b64url, b64url_decode
-from conftest import ORIGIN, PASSWORD, add_customer, login
+from conftest import ORIGIN, PASSWORD, _pg_admin, add_customer, login
 
 TARO = ("TARO1234", "taro@example.com")
 HANA = ("HANA5678", "hana@example.com")
@@ -37,8 +40,9 @@ def rows(app, model):
 
 
 def browser(app, origin: str = ORIGIN, **kwargs) -> TestClient:
-    """Another browser: its own cookie jar. Not entered, so the app's lifespan (the outbox worker)
-    stays the one of the test's `client`; every request still runs the whole app."""
+    """Another browser: its own cookie jar. Used bare beside the test's `client` (whose lifespan
+    runs the outbox worker; every request still runs the whole app), entered with `with` where it
+    is the app's only client."""
     kwargs.setdefault("base_url", origin)  # https: Secure cookies come back
     return TestClient(app, headers={"Origin": origin}, **kwargs)
 
@@ -452,16 +456,24 @@ def _mail_down(app, origin, **_):
 
 
 def _database_down(app, origin, **_):
-    """The database stops answering: new connections fail (the process keeps running)."""
-    from sqlalchemy.exc import OperationalError
-
-    def refuse(*a, **k):
-        raise OperationalError("connect", {}, Exception("could not connect to server"))
-
+    """The database goes away for real while the server runs: a PostgreSQL database is dropped
+    (its connections end), a SQLite file is replaced by a directory (nothing can open it). The
+    connections the server keeps are given back first, as at any outage they would be lost."""
+    url = make_url(app.state.ctx.settings.database_url)
     with browser(app, origin) as c:
-        app.state.ctx.db.engine.pool._creator = refuse
+        app.state.ctx.db.close()
         app.state.ctx.db.engine.dispose()
-        return c.get("/readyz")
+        if url.get_backend_name() == "sqlite":
+            path = url.database
+            shutil.move(path, path + ".gone")
+            os.mkdir(path)
+        else:
+            with _pg_admin() as admin:
+                admin.execute(f'DROP DATABASE "{url.database}" WITH (FORCE)')
+        r = c.post("/api/login/password", json={"customer_code": TARO[0], "password": PASSWORD})
+        ready = c.get("/readyz")
+        assert ready.status_code == 503 and error(ready) == "unavailable", ready.text
+        return r
 
 
 def _refusing_smtp():
