@@ -16,7 +16,11 @@ from .login import CUSTOMER_CODE
 from .models import User
 
 # Deliberately plain: one @, a dotted domain, no spaces or angle brackets (header injection).
-_EMAIL = re.compile(r"[^@\s<>,;\"\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+")
+# Also /openapi.json's pattern for the field, so written in what Python and ECMA-262 both read.
+EMAIL_PATTERN = (r'[^@\s<>,;"\x00-\x1f\x7f]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?'
+                 r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+')
+EMAIL_MAX = 254  # RFC 5321 §4.5.3.1.3, a path's 256 octets less its angle brackets
+_EMAIL = re.compile(EMAIL_PATTERN)
 
 
 class AccountError(ValueError):
@@ -25,7 +29,7 @@ class AccountError(ValueError):
 
 def check_email(email: str) -> str:
     email = email.strip()
-    if len(email) > 254 or not _EMAIL.fullmatch(email):
+    if len(email) > EMAIL_MAX or not _EMAIL.fullmatch(email):
         raise AccountError(f"not a usable e-mail address: {email!r}")
     return email
 

@@ -83,7 +83,7 @@ async def _http_error(request: Request, exc: HTTPException):
     if exc.status_code == 404 and not _is_api(request):
         return await pages.not_found_page(request)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")
-    response = error_response(code, exc.status_code, language(request))
+    response = error_response(code, language(request), status=exc.status_code)
     if exc.status_code == 405:
         # Allow must list every method of the path (RFC 9110 §15.5.6), and one path may have a
         # route per method (PATCH and DELETE of a passkey): Starlette names only the first route's.

@@ -24,8 +24,9 @@ from sqlmodel import Session as Db
 
 from . import devices, notices, passkeys, policy, sessions, stepup, store, verify
 from .context import Client, Context
+from .db import commits_refusals
 from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, NotAuthenticated, PasskeyRejected,
-                     ServiceError, UnknownCredential)
+                     UnknownCredential)
 from .login import DEFAULT_REDIRECT, LoginStep, safe_next
 from .models import Ceremony, Credential, Session
 
@@ -100,8 +101,8 @@ async def begin_registration(ctx: Context, *, session: Session) -> dict:
         # Checked here: a registration ceremony is only ever issued inside the step-up window (and,
         # from the passkey date, to a customer with a passkey only after a passkey step-up).
         stepup.require_passkey_change_allowed(session, ctx.settings, ctx.clock(), has_passkey=bool(existing))
-        if len(existing) >= ctx.settings.max_passkeys:
-            raise Conflict("passkey_limit_reached", limit=ctx.settings.max_passkeys)
+        if (full := passkeys.limit_refusal(len(existing), ctx.settings)) is not None:
+            raise full
         challenge = _store_ceremony(db, ctx, kind="registration", session_id_hash=session.id_hash, user_id=user.id)
         options, _ = _options_server(ctx.settings.rp_id, ctx.settings.rp_name).register_begin(
             PublicKeyCredentialUserEntity(name=user.customer_code, id=user.user_handle, display_name=user.display_name),
@@ -138,8 +139,8 @@ async def complete_registration(ctx: Context, *, session: Session, credential: A
         # One customer at a time: six parallel registrations must not all see "four so far".
         store.lock_user_row(db, user.id)
         existing = store.credentials_of(db, user.id)
-        if len(existing) >= ctx.settings.max_passkeys:
-            raise Conflict("passkey_limit_reached", limit=ctx.settings.max_passkeys)
+        if (full := passkeys.limit_refusal(len(existing), ctx.settings)) is not None:
+            raise full
         if store.credential_by_raw_id(db, new.credential_id) is not None:
             raise Conflict("credential_exists")
         chosen = passkeys.clean_name(name) if name else None
@@ -240,58 +241,54 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
         await count_malformed(ctx, client)
         raise
     challenge = _challenge_of(response, session_id_hash)
-    outcome = await ctx.db.run_plain(_log_in, ctx, client, response, challenge=challenge,
-                                     session_id_hash=session_id_hash)
-    if isinstance(outcome, ServiceError):
-        raise outcome
+    step = await ctx.db.run_plain(_log_in, ctx, client, response, challenge=challenge,
+                                  session_id_hash=session_id_hash)
     ctx.outbox.wake()
-    return outcome
+    return step
 
 
+@commits_refusals  # the ceremony used up, the failure counted and recorded
 def _log_in(db: Db, ctx: Context, client: Client, response, *, challenge: bytes,
-            session_id_hash: str) -> LoginStep | ServiceError:
+            session_id_hash: str) -> LoginStep:
     ctx.throttle.check(ip=client.ip, db=db)  # over the limit: nothing is taken
     ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge), session_id_hash=session_id_hash,
                                    kind="login")
+    _check_ceremony(ctx, ceremony)
     try:
-        _check_ceremony(ctx, ceremony)
-        try:
-            verify.check_credential_id(response.raw_id)  # never stored, so never looked up either
-        except verify.Rejected as exc:
-            _count_failure(db, ctx, None, client, exc.reason)
-            raise PasskeyRejected(reason=exc.detail) from None
-        owner, stored = store.credential_with_owner(db, response.raw_id)
-        if stored is None:
-            _count_failure(db, ctx, None, client, "unknown_credential")
-            # Definitely unknown (not a transient error): the page may ask the browser to forget it.
-            raise UnknownCredential(credential_id=websafe_encode(response.raw_id), reason="no such credential")
-        # Usernameless: the user handle is how the authenticator says whose passkey this is.
-        handle = response.response.user_handle
-        if handle is None or not secrets.compare_digest(handle, owner.user_handle):
-            _count_failure(db, ctx, owner.id, client, "user_handle")
-            raise PasskeyRejected(reason="userHandle missing or not the credential's owner")
-        now = ctx.clock()
-        result = _verified(db, ctx, response, ceremony, stored, owner, client, now)
-        if owner.held_at is not None:
-            # Only now, after the assertion was verified: a credential ID alone must not reveal the
-            # hold. The automatic lock (locked_at) closes the password path only: a passkey cannot be
-            # guessed, and ten wrong passwords must not shut out a passkey customer (security.md 31).
-            notices.record(db, ctx, "login_refused", owner.id, client, method="passkey", reason="account_held")
-            refusal = AccountLocked(reason="passkey login to an account under a support hold")
-            refusal.message_key = "account_held"
-            raise refusal
-        if not _record_use(db, stored, result, now):
-            _count_failure(db, ctx, owner.id, client, "counter_raced")
-            raise PasskeyRejected(reason="the sign counter moved during this login")
-        # The session that asked goes (a new id at login), and where it was headed comes along.
-        next_path = store.end_session_for_next(db, session_id_hash)
-        new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
-                              ip=client.ip, user_agent=client.user_agent, hold_until=stored.hold_until)
-        redirect = next_path or DEFAULT_REDIRECT
-        notices.logged_in(db, ctx, owner, "passkey", client, now)
-        return LoginStep("ok", new.raw_id, redirect=redirect)
-    except ServiceError as refusal:
-        return refusal
+        verify.check_credential_id(response.raw_id)  # never stored, so never looked up either
+    except verify.Rejected as exc:
+        _count_failure(db, ctx, None, client, exc.reason)
+        raise PasskeyRejected(reason=exc.detail) from None
+    owner, stored = store.credential_with_owner(db, response.raw_id)
+    if stored is None:
+        _count_failure(db, ctx, None, client, "unknown_credential")
+        # Definitely unknown (not a transient error): the page may ask the browser to forget it.
+        raise UnknownCredential(credential_id=websafe_encode(response.raw_id), reason="no such credential")
+    # Usernameless: the user handle is how the authenticator says whose passkey this is.
+    handle = response.response.user_handle
+    if handle is None or not secrets.compare_digest(handle, owner.user_handle):
+        _count_failure(db, ctx, owner.id, client, "user_handle")
+        raise PasskeyRejected(reason="userHandle missing or not the credential's owner")
+    now = ctx.clock()
+    result = _verified(db, ctx, response, ceremony, stored, owner, client, now)
+    if owner.held_at is not None:
+        # Only now, after the assertion was verified: a credential ID alone must not reveal the
+        # hold. The automatic lock (locked_at) closes the password path only: a passkey cannot be
+        # guessed, and ten wrong passwords must not shut out a passkey customer (security.md 31).
+        notices.record(db, ctx, "login_refused", owner.id, client, method="passkey", reason="account_held")
+        refusal = AccountLocked(reason="passkey login to an account under a support hold")
+        refusal.message_key = "account_held"
+        raise refusal
+    if not _record_use(db, stored, result, now):
+        _count_failure(db, ctx, owner.id, client, "counter_raced")
+        raise PasskeyRejected(reason="the sign counter moved during this login")
+    # The session that asked goes (a new id at login), and where it was headed comes along.
+    next_path = store.end_session_for_next(db, session_id_hash)
+    new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
+                          ip=client.ip, user_agent=client.user_agent, hold_until=stored.hold_until)
+    redirect = next_path or DEFAULT_REDIRECT
+    notices.logged_in(db, ctx, owner, "passkey", client, now)
+    return LoginStep("ok", new.raw_id, redirect=redirect)
 
 
 async def complete_step_up(ctx: Context, *, session: Session, credential: Any, client: Client) -> stepup.SteppedUp:
@@ -299,34 +296,29 @@ async def complete_step_up(ctx: Context, *, session: Session, credential: Any, c
     await ctx.throttle.turn_away_known(ip=client.ip)
     response = _parse(verify.parse_authentication, credential)
     challenge = _challenge_of(response, session.id_hash)
-    outcome = await ctx.db.run_plain(_step_up, ctx, client, session, response, challenge=challenge)
-    if isinstance(outcome, ServiceError):
-        raise outcome
-    return outcome
+    return await ctx.db.run_plain(_step_up, ctx, client, session, response, challenge=challenge)
 
 
+@commits_refusals  # the ceremony used up, the failure counted and recorded
 def _step_up(db: Db, ctx: Context, client: Client, session: Session, response, *,
-             challenge: bytes) -> stepup.SteppedUp | ServiceError:
+             challenge: bytes) -> stepup.SteppedUp:
     ctx.throttle.check(ip=client.ip, db=db)  # over the limit: nothing is taken
     ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge), session_id_hash=session.id_hash,
                                    kind="step_up")
-    try:
-        _check_ceremony(ctx, ceremony, user_id=session.user_id)
-        owner, stored = store.credential_with_owner(db, response.raw_id)
-        handle = response.response.user_handle
-        if stored is None or owner.id != session.user_id or (
-                handle is not None and not secrets.compare_digest(handle, owner.user_handle)):
-            # Another customer's passkey, or none we know: answered like a bad signature.
-            _count_failure(db, ctx, session.user_id, client, "not_this_customers_passkey", step_up=True)
-            raise PasskeyRejected(reason="the passkey does not belong to this session's customer")
-        now = ctx.clock()
-        result = _verified(db, ctx, response, ceremony, stored, owner, client, now, step_up=True)
-        if not _record_use(db, stored, result, now):
-            _count_failure(db, ctx, owner.id, client, "counter_raced", step_up=True)
-            raise PasskeyRejected(reason="the sign counter moved during this step-up")
-        return stepup.stepped_up(db, ctx, session, "passkey", client, hold_until=stored.hold_until)
-    except ServiceError as refusal:
-        return refusal
+    _check_ceremony(ctx, ceremony, user_id=session.user_id)
+    owner, stored = store.credential_with_owner(db, response.raw_id)
+    handle = response.response.user_handle
+    if stored is None or owner.id != session.user_id or (
+            handle is not None and not secrets.compare_digest(handle, owner.user_handle)):
+        # Another customer's passkey, or none we know: answered like a bad signature.
+        _count_failure(db, ctx, session.user_id, client, "not_this_customers_passkey", step_up=True)
+        raise PasskeyRejected(reason="the passkey does not belong to this session's customer")
+    now = ctx.clock()
+    result = _verified(db, ctx, response, ceremony, stored, owner, client, now, step_up=True)
+    if not _record_use(db, stored, result, now):
+        _count_failure(db, ctx, owner.id, client, "counter_raced", step_up=True)
+        raise PasskeyRejected(reason="the sign counter moved during this step-up")
+    return stepup.stepped_up(db, ctx, session, "passkey", client, hold_until=stored.hold_until)
 
 
 def _challenge_of(response, session_id_hash: str | None) -> bytes:

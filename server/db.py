@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlmodel import Session as Db
 
-from .errors import Unavailable
+from .errors import ServiceError, Unavailable
 
 T = TypeVar("T")
 event_log = logging.getLogger("tobira.events")
@@ -129,7 +129,13 @@ class Database:
         """Run fn(db, ...) in one transaction on this thread (for the CLI and tests)."""
         with Db(self.engine, expire_on_commit=False) as db:
             try:
-                result = fn(db, *args, **kwargs)
+                try:
+                    result = fn(db, *args, **kwargs)
+                except ServiceError:
+                    if _commits_refusals(fn):
+                        db.commit()
+                        _log_events(db)
+                    raise
                 db.commit()
                 _log_events(db)
                 return result
@@ -154,7 +160,13 @@ class Database:
             tx = Tx(fairy, self.engine.dialect)
             try:
                 tx.begin()
-                result = fn(tx, *args, **kwargs)
+                try:
+                    result = fn(tx, *args, **kwargs)
+                except ServiceError:
+                    if _commits_refusals(fn):
+                        tx.commit()
+                        _log_events(tx)
+                    raise
                 tx.commit()
                 _log_events(tx)
                 return result
@@ -198,6 +210,18 @@ class Database:
     async def run_plain(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """fn(tx, ...) in one transaction on a database thread, without the ORM (the login path)."""
         return await self._submit(functools.partial(self.run_plain_sync, fn, *args, **kwargs))
+
+
+def commits_refusals(fn: Callable[..., T]) -> Callable[..., T]:
+    """Marks a transaction function whose refusals (ServiceError) are committed before they are
+    raised: what such a refusal leaves behind must stay (a counted failure, a used-up ceremony or
+    code, its security event), and a refusal is still an exception, not a returned string."""
+    fn.commits_refusals = True  # type: ignore[attr-defined]  # a marker read by _commits_refusals
+    return fn
+
+
+def _commits_refusals(fn) -> bool:
+    return getattr(fn, "commits_refusals", False)
 
 
 _thread_role = threading.local()

@@ -17,6 +17,7 @@ from . import codes, devices, notices, policy, sessions, store
 from .context import Client, Context
 from .errors import (AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin,
                      NotAuthenticated, ResendTooSoon, StepUpRequired)
+from .db import commits_refusals
 from .mail import MailError
 from .models import Session, User
 
@@ -155,31 +156,21 @@ def _password_accepted(db: Db, ctx: Context, user: User, key: str, *, current_se
 async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str, remember_device: bool,
                       client: Client) -> LoginStep:
     await ctx.throttle.turn_away_known(ip=client.ip)
-    outcome = await ctx.db.run(_check_code, ctx, session_id_hash, entered, remember_device, client)
-    if isinstance(outcome, LoginStep):
-        ctx.outbox.wake()
-        return outcome
-    if outcome == "no_pending_login":
-        raise NoPendingLogin()
-    if outcome == "account_locked":
-        raise AccountLocked()
-    check, locked_now = outcome
-    if locked_now:
-        ctx.outbox.wake()
-    if check.outcome == "code_invalid":
-        raise CodeRejected("code_invalid", attempts_left=check.attempts_left)
-    if check.outcome == "no_code":
-        # The pending login has no live code (its mail failed, or it was used): start again.
-        raise NoPendingLogin(reason="no live code")
-    raise CodeRejected(check.outcome)
+    try:
+        step = await ctx.db.run(_check_code, ctx, session_id_hash, entered, remember_device, client)
+    except CodeRejected:
+        ctx.outbox.wake()  # the failure may have locked the account: its e-mail goes now
+        raise
+    ctx.outbox.wake()
+    return step
 
 
-def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str, remember: bool, client: Client):
+@commits_refusals  # a wrong code stays counted, a void code void
+def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str, remember: bool,
+                client: Client) -> LoginStep:
     now = ctx.clock()
     ctx.throttle.check(ip=client.ip, db=db)  # before anything else, in this same transaction
-    pending, user, refusal = _continue_login(db, ctx, session_id_hash, now)
-    if refusal:
-        return refusal
+    pending, user = _continue_login(db, ctx, session_id_hash, now)
     # The customer is known only now; their failures are checked before the code is compared.
     ctx.throttle.check(customer=user.customer_code, db=db)
     check = codes.check(db, ctx.codes, session_id_hash=pending.id_hash, purpose="login", entered=entered,
@@ -187,7 +178,7 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
     if check.ok:
         # Read again as the login is written: a lock set since _continue_login read it wins.
         if not notices.logged_in(db, ctx, user, "email_code", client, now, unless_locked=True):
-            return "account_locked"
+            raise AccountLocked(reason="locked while the code was checked")
         new = sessions.create(db, now=now, state=sessions.ACTIVE, user=user, auth_method="email_code",
                               verified=True, ip=client.ip, user_agent=client.user_agent, replacing=pending.id_hash)
         token = None
@@ -200,26 +191,23 @@ def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str,
         landing = RESTRICTED_LANDING if policy.passkeys_mandatory(ctx.settings, now) else None
         return LoginStep("ok", new.raw_id, redirect=landing or pending.next_path or DEFAULT_REDIRECT,
                          device_token=token)
-    locked_now = False
     if check.wrong_guess:
         ctx.throttle.failed(ip=client.ip, customer=user.customer_code, db=db)
-        locked_now = notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="email_code",
-                                            reason="wrong_code").locked_now
-    return check, locked_now
+        notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="email_code",
+                               reason="wrong_code")
+    if check.outcome == "no_code":
+        # The pending login has no live code (its mail failed, or it was used): start again.
+        raise NoPendingLogin(reason="no live code")
+    if check.outcome == "code_invalid":
+        raise CodeRejected("code_invalid", attempts_left=check.attempts_left)
+    raise CodeRejected(check.outcome)
 
 
 # --- re-sending the code ---------------------------------------------------------------------
 
 
 async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Client) -> None:
-    outcome = await ctx.db.run(_reissue, ctx, session_id_hash, client)
-    if outcome == "no_pending_login":
-        raise NoPendingLogin()
-    if outcome == "account_locked":
-        raise AccountLocked()
-    if isinstance(outcome, int):
-        raise ResendTooSoon(retry_after=outcome)
-    code, email, pending_hash = outcome
+    code, email, pending_hash = await ctx.db.run(_reissue, ctx, session_id_hash, client)
     try:
         await notices.send_code(ctx, email=email, code=code, purpose="login", lang=client.lang)
     except MailError as exc:
@@ -228,15 +216,13 @@ async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Clie
         raise MailUnavailable(reason=str(exc)) from None
 
 
-def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client):
+def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client) -> tuple[str, str, str]:
     now = ctx.clock()
-    pending, user, refusal = _continue_login(db, ctx, session_id_hash, now)
-    if refusal:
-        return refusal
+    pending, user = _continue_login(db, ctx, session_id_hash, now)
     wait = codes.resend_wait(store.code_for(db, pending.id_hash, "login"), now=now,
                              resend_after=ctx.settings.code_resend_after)
     if wait:
-        return wait
+        raise ResendTooSoon(retry_after=wait)
     ctx.throttle.code_mail(ip=client.ip, customer=user.customer_code, db=db)
     code = codes.issue(db, ctx.codes, session_id_hash=pending.id_hash, user_id=user.id, purpose="login",
                        now=now, ttl=ctx.settings.code_ttl)
@@ -293,16 +279,16 @@ async def unlock_password(ctx: Context, *, session: Session, client: Client) -> 
 # --- shared pieces ---------------------------------------------------------------------------
 
 
-def _continue_login(db: Db, ctx: Context, session_id_hash: str | None, now: datetime):
-    """(pending session, its customer, None) for a login that may go on, else (None, None, why not)."""
+def _continue_login(db: Db, ctx: Context, session_id_hash: str | None, now: datetime) -> tuple[Session, User]:
+    """(pending session, its customer) for a login that may go on; NoPendingLogin or AccountLocked."""
     row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings) if session_id_hash else None
     if row is None or row.state != sessions.PENDING or row.user_id is None:
-        return None, None, "no_pending_login"
+        raise NoPendingLogin()
     user = store.user_by_id(db, row.user_id)
     if user is None:
-        return None, None, "no_pending_login"
+        raise NoPendingLogin()
     if policy.lock_state(user) != "no":  # both locks close the password and code path
-        return None, None, "account_locked"
-    return row, user, None
+        raise AccountLocked()
+    return row, user
 
 

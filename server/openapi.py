@@ -9,8 +9,13 @@ Each operation below is one `_Op(...)`: its body, its success answer and the err
 handler raises. What every request can meet on its way in is added by `_Op.build`: the `Origin`
 check on state-changing methods (403), the body limit (413), a body that is not a JSON object
 (400; a string holding a lone surrogate too) or not JSON at all (415), and a database that does
-not answer (503). Limits and names come
-from the code that enforces them (verify.CAPS, passkeys.NAME_MAX, policy.IMPORTANT_OPERATIONS).
+not answer (503).
+
+Nothing here is a second copy of a fact: the error codes (their statuses, what each tells a client,
+the extra fields each carries) are errors.py's; an operation only names which of them its handler
+raises, and a code at a status it is not declared with fails at import. Limits, patterns and names
+come from the code that enforces them (web/fields.MAX_LENGTH, verify.CAPS and b64_length,
+passkeys.NAME_MAX and NAME_PATTERN, accounts.EMAIL_PATTERN, policy.IMPORTANT_OPERATIONS).
 """
 
 from __future__ import annotations
@@ -18,50 +23,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
-from .passkeys import NAME_MAX
+from .accounts import EMAIL_PATTERN
+from .errors import (ACCOUNT_LOCKED, CEREMONY_EXPIRED, CODE_EXHAUSTED, CODE_EXPIRED, CODE_INVALID, CREDENTIAL_EXISTS,
+                     CSRF_REJECTED, EMAIL_REQUIRED, INVALID_CREDENTIALS, INVALID_FIELD, INVALID_REQUEST,
+                     MAIL_UNAVAILABLE, NO_PASSKEY, NO_PENDING_LOGIN, NOT_AUTHENTICATED, NOT_FOUND, PASSKEY_LIMIT_REACHED,
+                     PASSKEY_ON_HOLD, PASSKEY_REJECTED, PASSKEY_REQUIRED, PAYLOAD_TOO_LARGE, RATE_LIMITED,
+                     RESEND_TOO_SOON, STATUSES, STEP_UP_REQUIRED, UNAVAILABLE, UNKNOWN_CREDENTIAL,
+                     UNSUPPORTED_MEDIA_TYPE, Answer, ErrorCode)
+from .passkeys import NAME_MAX, NAME_PATTERN
 from .policy import IMPORTANT_OPERATIONS
-from .verify import CAPS, MAX_CREDENTIAL_ID, TRANSPORTS
+from .verify import CAPS, MAX_CREDENTIAL_ID, TRANSPORTS, b64_length
+from .web.fields import MAX_LENGTH
 
 STATE_CHANGING = {"post", "put", "patch", "delete"}
 
-# Every error code, with what it tells the client (the message itself is in the request's language).
-CODES = {
-    "invalid_request": "the body is not JSON or not a JSON object (a string holding a lone surrogate counts "
-                       "as not JSON), or a WebAuthn response cannot be parsed",
-    "unsupported_media_type": "a body was sent with a Content-Type other than application/json",
-    "payload_too_large": "the body is over 64 KiB",
-    "csrf_rejected": "a state-changing request without an Origin header equal to a configured origin",
-    "unavailable": "the database does not answer",
-    "mail_unavailable": "the e-mail with the code could not be sent; nothing was changed",
-    "invalid_credentials": "wrong customer code or password (the same answer for an unknown customer)",
-    "account_locked": "the account is under the support desk's hold (every sign-in, passkeys included, after the "
-                      "assertion was verified), or password and code sign-in is locked after too many failures "
-                      "(the code path; the password itself then just answers invalid_credentials)",
-    "rate_limited": "too many failed sign-ins from this address or for this customer code, too many code "
-                    "e-mails, or too many passkey-login options from this address (TOBIRA_LOGIN_OPTIONS_LIMIT); "
-                    "an IPv6 address counts by its /64; `retry_after` seconds until the next try",
-    "no_pending_login": "no login is waiting for a code in this browser: start again with the password",
-    "code_invalid": "the code is wrong; `attempts_left` more wrong entries are allowed",
-    "code_expired": "the code is too old, used, or was never sent",
-    "code_exhausted": "too many wrong entries: the code is void",
-    "resend_too_soon": "a new code may be sent in `retry_after` seconds",
-    "not_authenticated": "no logged-in session",
-    "passkey_rejected": "the WebAuthn response parsed but failed a check",
-    "unknown_credential": "no passkey with this ID is known (`credential_id`); the page may tell the browser "
-                          "with PublicKeyCredential.signalUnknownCredential",
-    "ceremony_expired": "the challenge is unknown, used, older than 5 minutes or issued to another session",
-    "step_up_required": "no verification within TOBIRA_STEP_UP_WINDOW: step up first",
-    "passkey_required": "only a passkey session may do important operations (TOBIRA_PASSKEY_MANDATORY_FROM)",
-    "passkey_on_hold": "the session's passkey, or the one its step-up used, was added from a session that was not "
-                       "phishing-resistant and is on hold until `hold_until` (TOBIRA_NEW_PASSKEY_HOLD)",
-    "passkey_limit_reached": "the customer has TOBIRA_MAX_PASSKEYS passkeys already",
-    "email_required": "the customer has no registered e-mail address",
-    "credential_exists": "this credential is registered already",
-    "no_passkey": "the customer has no passkey to step up with",
-    "not_found": "no such passkey among this customer's",
-}
-
-# The contract's extra fields, inside `error`, each carried by the codes named in the responses.
+# The schemas of the contract's extra fields, inside `error` (which code carries which: errors.py).
 EXTRAS = {
     "attempts_left": {"type": "integer", "minimum": 0, "description": "wrong entries the code still allows"},
     "retry_after": {"type": "integer", "minimum": 1, "description": "seconds to wait (also in Retry-After)"},
@@ -69,20 +45,10 @@ EXTRAS = {
     "hold_until": {"type": "string", "format": "date-time", "description": "when the passkey's hold ends"},
 }
 
-# Where one code means different things at different statuses.
-CODE_AT_STATUS = {("invalid_request", 422): "a field is missing, ill-typed or out of range"}
-
-STATUS_TEXT = {400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
-               409: "Conflict", 413: "Payload too large", 415: "Unsupported media type",
-               422: "Invalid field", 423: "Locked", 429: "Too many requests", 503: "Unavailable"}
-
 BASE64URL = {"type": "string", "pattern": "^[A-Za-z0-9_-]*$"}
 
 # accounts.check_email's rule, after trimming; `\s*` either side because the server trims first.
-EMAIL_PATTERN = (r'^\s*[^@\s<>,;"]{1,64}@[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?'
-                 r'(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}[A-Za-z0-9])?)+\s*$')
-# passkeys.clean_name's rule for names this short: some visible character, no control characters.
-NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+EMAIL_FIELD = {"type": "string", "maxLength": MAX_LENGTH["email"], "pattern": rf"^\s*(?:{EMAIL_PATTERN})\s*$"}
 
 
 def document(*, origins: tuple[str, ...], session_cookie: str, device_cookie: str) -> dict:
@@ -117,7 +83,7 @@ def document(*, origins: tuple[str, ...], session_cookie: str, device_cookie: st
                                            "https), set by the login answers. Also carries a pending login "
                                            "and the anonymous session a passkey login is bound to."},
             },
-            "responses": {name: _error_response(status, codes) for name, (status, codes) in SHARED_ERRORS.items()},
+            "responses": {name: _error_response(answers) for name, answers in SHARED_ERRORS.items()},
             "parameters": {"lang": {
                 "name": "lang", "in": "query", "required": False, "schema": {"type": "string"},
                 "description": "`en` or `ja`: the language of error messages (any other value is ignored; "
@@ -150,19 +116,19 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
     passkey_id = {"name": "passkey_id", "in": "path", "required": True,
                   "description": "The credential ID (base64url), as `id` in the passkey list.",
                   "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]+$",
-                             "maxLength": _b64_length(MAX_CREDENTIAL_ID)}}
-    next_path = _string(1024, nullable=True, description="A same-origin path to land on after login")
-    code = _string(64, description="6 digits; full-width digits and spaces are accepted")
+                             "maxLength": b64_length(MAX_CREDENTIAL_ID)}}
+    next_path = _string("next", nullable=True, description="A same-origin path to land on after login")
+    code = _string("code", description="6 digits; full-width digits and spaces are accepted")
     paths = {
         # --- legacy login
         "/api/login/password": {"post": _Op(
             "login_password", "Step 1 of the legacy login: customer code and password", tag="login",
             session="optional", params=[device],
-            body=_object({"customer_code": _string(256), "password": _string(1024)}, optional={"next": next_path}),
+            body=_object({"customer_code": _string("customer_code"), "password": _string("password")},
+                         optional={"next": next_path}),
             ok={200: _json("A code was e-mailed, or (a trusted device) logged in",
                            {"oneOf": [_ref("CodeSent"), _ref("LoggedIn")]})},
-            errors={401: ["invalid_credentials"], 422: ["invalid_request"],
-                    429: [("rate_limited", "retry_after")], 503: ["mail_unavailable"]},
+            errors=[INVALID_CREDENTIALS, INVALID_FIELD, RATE_LIMITED, MAIL_UNAVAILABLE],
             description="Wrong password, unknown customer and a locked account (right password or not) answer "
                         "alike, with the same timing. Sets the session cookie (a pending login, or the new "
                         "session).")},
@@ -171,81 +137,71 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
             body=_object({"code": code}, optional={"remember_device": {"type": "boolean", "default": False}}),
             ok={200: _json("Logged in; sets the session cookie (and the trusted-device cookie when asked)",
                            _ref("LoggedIn"))},
-            errors={400: [("code_invalid", "attempts_left"), "code_expired", "code_exhausted"],
-                    401: ["no_pending_login"], 422: ["invalid_request"], 423: ["account_locked"],
-                    429: [("rate_limited", "retry_after")]})},
+            errors=[CODE_INVALID, CODE_EXPIRED, CODE_EXHAUSTED, NO_PENDING_LOGIN, INVALID_FIELD, ACCOUNT_LOCKED,
+                    RATE_LIMITED])},
         "/api/login/code/resend": {"post": _Op(
             "login_code_resend", "Send a new code (the old one is void)", tag="login", session="required",
             body=BODILESS,
             ok={200: _json("A new code was e-mailed", _ref("CodeSent"))},
-            errors={401: ["no_pending_login"], 423: ["account_locked"],
-                    429: [("resend_too_soon", "retry_after"), ("rate_limited", "retry_after")],
-                    503: ["mail_unavailable"]})},
+            errors=[NO_PENDING_LOGIN, ACCOUNT_LOCKED, RESEND_TOO_SOON, RATE_LIMITED, MAIL_UNAVAILABLE])},
         # --- passkey login
         "/api/login/passkey/options": {"post": _Op(
             "passkey_login_options", "Begin a usernameless passkey login", tag="login", session="optional",
             body=_object({}, optional={"next": next_path}), body_required=False,
             ok={200: _json("Options for navigator.credentials.get(); sets a session cookie when there was none",
                            _public_key("LoginRequestOptions"))},
-            errors={422: ["invalid_request"], 429: [("rate_limited", "retry_after")]})},
+            errors=[INVALID_FIELD, RATE_LIMITED])},
         "/api/login/passkey/verify": {"post": _Op(
             "passkey_login_verify", "Finish a passkey login", tag="login", session="required",
             body=_ref("AuthenticationResponseJSON"),
             ok={200: _json("Logged in; sets the session cookie", _ref("LoggedIn"))},
-            errors={400: ["ceremony_expired"], 401: ["passkey_rejected", ("unknown_credential", "credential_id")],
-                    423: ["account_locked"], 429: [("rate_limited", "retry_after")]},
+            errors=[CEREMONY_EXPIRED, PASSKEY_REJECTED, UNKNOWN_CREDENTIAL, ACCOUNT_LOCKED, RATE_LIMITED],
             description="A response that cannot be parsed (shape, base64url, CBOR, sizes) is 400 "
                         "`invalid_request`; one that parses but fails a check is 401 `passkey_rejected`.")},
         # --- session
         "/api/session": {"get": _Op(
             "session_info", "Who is logged in, how, and since when", tag="session", session="required",
             ok={200: _json("The logged-in session", _ref("Session"))},
-            errors={401: ["not_authenticated"]})},
+            errors=[NOT_AUTHENTICATED])},
         "/api/logout": {"post": _Op(
             "logout", "Log out: the session ends for good (a trusted device stays)", tag="session",
             session="optional", body=BODILESS,
             ok={204: {"description": "Logged out (also when there was no session); the cookie is cleared"}})},
         "/api/account/email": {"post": _Op(
             "change_email", "Change the customer's e-mail address (an important operation)", tag="session",
-            session="required", body=_object({"email": {"type": "string", "maxLength": 254, "pattern": EMAIL_PATTERN}}),
+            session="required", body=_object({"email": EMAIL_FIELD}),
             ok={200: _json("Changed; the old address is told, trusted devices are forgotten",
                            _object({"status": {"const": "ok"}, "email": {"type": "string"}}, closed=True))},
-            errors={401: ["not_authenticated"], 403: ["passkey_required", ("passkey_on_hold", "hold_until"),
-                                                      "step_up_required"],
-                    422: ["invalid_request"]})},
+            errors=[NOT_AUTHENTICATED, PASSKEY_REQUIRED, PASSKEY_ON_HOLD, STEP_UP_REQUIRED, INVALID_FIELD])},
         "/api/account/unlock-password": {"post": _Op(
             "unlock_password", "Lift the automatic lock on password sign-in (needs a recent passkey step-up)",
             tag="session", session="required", body=BODILESS,
             ok={200: _json("`unlocked`: whether a lock was lifted; an event and an e-mail when it was",
                            _object({"status": {"const": "ok"}, "unlocked": {"type": "boolean"}}, closed=True))},
-            errors={401: ["not_authenticated"], 403: ["step_up_required"], 423: ["account_locked"]},
+            errors=[NOT_AUTHENTICATED, STEP_UP_REQUIRED, ACCOUNT_LOCKED],
             description="A fresh passkey login counts as the step-up; an e-mailed code does not. A support hold "
                         "is lifted by the support desk only (423).")},
         # --- step-up
         "/api/step-up/code/send": {"post": _Op(
             "step_up_code_send", "E-mail a step-up code", tag="step-up", session="required", body=BODILESS,
             ok={200: _json("A code was e-mailed", _ref("CodeSent"))},
-            errors={401: ["not_authenticated"], 423: ["account_locked"],
-                    429: [("resend_too_soon", "retry_after"), ("rate_limited", "retry_after")],
-                    503: ["mail_unavailable"]})},
+            errors=[NOT_AUTHENTICATED, ACCOUNT_LOCKED, RESEND_TOO_SOON, RATE_LIMITED, MAIL_UNAVAILABLE])},
         "/api/step-up/code": {"post": _Op(
             "step_up_code", "Step up with the e-mailed code", tag="step-up", session="required",
             body=_object({"code": code}),
             ok={200: _json("Verified; the session gets a new id (new cookie)", _ref("SteppedUp"))},
-            errors={400: [("code_invalid", "attempts_left"), "code_expired", "code_exhausted"],
-                    401: ["not_authenticated"], 422: ["invalid_request"], 423: ["account_locked"],
-                    429: [("rate_limited", "retry_after")]})},
+            errors=[CODE_INVALID, CODE_EXPIRED, CODE_EXHAUSTED, NOT_AUTHENTICATED, INVALID_FIELD, ACCOUNT_LOCKED,
+                    RATE_LIMITED])},
         "/api/step-up/passkey/options": {"post": _Op(
             "step_up_passkey_options", "Begin a passkey step-up", tag="step-up", session="required", body=BODILESS,
             ok={200: _json("Options for navigator.credentials.get(), listing the customer's passkeys",
                            _public_key("StepUpRequestOptions"))},
-            errors={401: ["not_authenticated"], 409: ["no_passkey"]})},
+            errors=[NOT_AUTHENTICATED, NO_PASSKEY])},
         "/api/step-up/passkey/verify": {"post": _Op(
             "step_up_passkey_verify", "Finish a passkey step-up", tag="step-up", session="required",
             body=_ref("AuthenticationResponseJSON"),
             ok={200: _json("Verified; the session gets a new id (new cookie)", _ref("SteppedUp"))},
-            errors={400: ["ceremony_expired"], 401: ["not_authenticated", "passkey_rejected"],
-                    429: [("rate_limited", "retry_after")]},
+            errors=[CEREMONY_EXPIRED, NOT_AUTHENTICATED, PASSKEY_REJECTED, RATE_LIMITED],
             description="Another customer's passkey is 401 `passkey_rejected`, like a bad signature.")},
         # --- passkey management
         "/api/passkeys": {"get": _Op(
@@ -253,21 +209,20 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
             ok={200: _json("The passkeys and the limit", _object(
                 {"passkeys": {"type": "array", "items": _ref("Passkey")},
                  "limit": {"type": "integer", "minimum": 0, "description": "TOBIRA_MAX_PASSKEYS"}}, closed=True))},
-            errors={401: ["not_authenticated"]})},
+            errors=[NOT_AUTHENTICATED])},
         "/api/passkeys/register/options": {"post": _Op(
             "passkey_register_options", "Begin registering a passkey (needs a recent step-up)", tag="passkeys",
             session="required", body=BODILESS,
             ok={200: _json("Options for navigator.credentials.create()", _public_key("CreationOptions"))},
-            errors={401: ["not_authenticated"], 403: ["step_up_required"],
-                    409: ["passkey_limit_reached", "email_required"]})},
+            errors=[NOT_AUTHENTICATED, STEP_UP_REQUIRED, PASSKEY_LIMIT_REACHED, EMAIL_REQUIRED])},
         "/api/passkeys/register/verify": {"post": _Op(
             "passkey_register_verify", "Finish registering a passkey", tag="passkeys", session="required",
             body=_object({"credential": _ref("RegistrationResponseJSON")}, optional={"name": _string(
-                1024, nullable=True, description=f"Up to {NAME_MAX} characters after trimming; without a usable "
+                "name", nullable=True, description=f"Up to {NAME_MAX} characters after trimming; without a usable "
                                                  "one the passkey is named after its provider")}),
             ok={201: _json("Registered", _object({"passkey": _ref("Passkey")}, closed=True))},
-            errors={400: ["ceremony_expired", "passkey_rejected"], 401: ["not_authenticated"],
-                    409: ["passkey_limit_reached", "credential_exists"], 422: ["invalid_request"]},
+            errors=[CEREMONY_EXPIRED, PASSKEY_REJECTED.at(400), NOT_AUTHENTICATED, PASSKEY_LIMIT_REACHED,
+                    CREDENTIAL_EXISTS, INVALID_FIELD],
             description="A `credential` that cannot be parsed is 400 `invalid_request`; one that parses but fails "
                         "a check is 400 `passkey_rejected`, with the reason in `message`.")},
         "/api/passkeys/{passkey_id}": {
@@ -279,21 +234,19 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
                     "description": f"1-{NAME_MAX} characters after trimming and joining runs of spaces; "
                                    "no control characters"}}),
                 ok={200: _json("Renamed", _object({"passkey": _ref("Passkey")}, closed=True))},
-                errors={401: ["not_authenticated"], 404: ["not_found"], 422: ["invalid_request"]}),
+                errors=[NOT_AUTHENTICATED, NOT_FOUND, INVALID_FIELD]),
             "delete": _Op(
                 "passkey_delete", "Delete a passkey (needs a recent step-up)", tag="passkeys", session="required",
                 reads_body=True,
                 ok={204: {"description": "Deleted; the customer is told by e-mail"}},
-                errors={401: ["not_authenticated"], 403: ["step_up_required"], 404: ["not_found"]}),
+                errors=[NOT_AUTHENTICATED, STEP_UP_REQUIRED, NOT_FOUND]),
         },
         # --- decisions for other services
         "/api/authorize": {"post": _Op(
             "authorize", "May this session do an important operation now?", tag="decisions", session="required",
             body=_object({"operation": {"type": "string", "enum": list(IMPORTANT_OPERATIONS)}}),
             ok={200: _json("Allowed", _ref("Allowed"))},
-            errors={401: ["not_authenticated"], 403: ["passkey_required", ("passkey_on_hold", "hold_until"),
-                                                      "step_up_required"],
-                    422: ["invalid_request"]},
+            errors=[NOT_AUTHENTICATED, PASSKEY_REQUIRED, PASSKEY_ON_HOLD, STEP_UP_REQUIRED, INVALID_FIELD],
             description="When several apply, `passkey_required` wins, then `passkey_on_hold`, then "
                         "`step_up_required`.")},
         "/auth/check": {"get": _Op(
@@ -303,9 +256,7 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
                 "X-Tobira-Customer": {"required": True, "schema": {"type": "string"},
                                       "description": "The customer code"},
                 "X-Tobira-Auth-Method": {"required": True, "schema": _ref("AuthMethod")}}}},
-            errors={401: ["not_authenticated"], 403: ["passkey_required", ("passkey_on_hold", "hold_until"),
-                                                      "step_up_required"],
-                    422: ["invalid_request"]},
+            errors=[NOT_AUTHENTICATED, PASSKEY_REQUIRED, PASSKEY_ON_HOLD, STEP_UP_REQUIRED, INVALID_FIELD],
             description="The same rules as POST /api/authorize; without `operation` a live session is enough.")},
         # --- for load balancers and tools
         "/healthz": {"get": _Op(
@@ -335,7 +286,7 @@ class _Op:
     summary: str
     tag: str
     ok: dict  # status -> response
-    errors: dict = field(default_factory=dict)  # status -> [code, or (code, extra, ...)]
+    errors: list[ErrorCode | Answer] = field(default_factory=list)  # what the handler raises (errors.py)
     session: str | None = None  # "required" | "optional"
     body: dict | None = None
     body_required: bool = True
@@ -344,18 +295,23 @@ class _Op:
     reads_body: bool = False  # reads a body it does not describe (DELETE)
     uses_database: bool = True
 
+    def __post_init__(self) -> None:
+        self.errors = [_answer(item) for item in self.errors]
+
     def build(self, method: str, origin: dict) -> dict:
-        errors = {status: list(codes) for status, codes in self.errors.items()}
+        errors: dict[int, list[Answer]] = {}
+        for answer in self.errors:
+            errors.setdefault(answer.status, []).append(answer)
         parameters = [_ref("lang", kind="parameters"), *self.params]
         if method in STATE_CHANGING:  # web/middleware.py Gate, before routing
             parameters.append(origin)
-            errors.setdefault(403, []).insert(0, "csrf_rejected")
+            errors.setdefault(403, []).insert(0, CSRF_REJECTED.at())
         if self.body is not None or self.reads_body:  # web/api.py read_json
-            errors.setdefault(400, []).insert(0, "invalid_request")
-            errors[415] = ["unsupported_media_type"]
-        errors[413] = ["payload_too_large"]  # web/middleware.py Gate, before routing
+            errors.setdefault(400, []).insert(0, INVALID_REQUEST.at())
+            errors[415] = [UNSUPPORTED_MEDIA_TYPE.at()]
+        errors[413] = [PAYLOAD_TOO_LARGE.at()]  # web/middleware.py Gate, before routing
         if self.uses_database:
-            errors.setdefault(503, []).insert(0, "unavailable")
+            errors.setdefault(503, []).insert(0, UNAVAILABLE.at())
         operation = {"tags": [self.tag], "summary": self.summary, "operationId": self.operation_id}
         if self.description:
             operation["description"] = self.description
@@ -366,27 +322,36 @@ class _Op:
         operation["security"] = {"required": [{"session": []}],
                                  "optional": [{}, {"session": []}]}.get(self.session, [])
         operation["responses"] = {**{str(status): response for status, response in self.ok.items()},
-                                  **{str(status): _error_or_ref(status, errors[status]) for status in sorted(errors)}}
+                                  **{str(status): _error_or_ref(errors[status]) for status in sorted(errors)}}
         return operation
 
 
 # Error answers shared by many operations, in components/responses.
-SHARED_ERRORS = {
-    "BadRequest": (400, ["invalid_request"]),
-    "NotAuthenticated": (401, ["not_authenticated"]),
-    "CsrfRejected": (403, ["csrf_rejected"]),
-    "PayloadTooLarge": (413, ["payload_too_large"]),
-    "UnsupportedMediaType": (415, ["unsupported_media_type"]),
-    "InvalidField": (422, ["invalid_request"]),
-    "Unavailable": (503, ["unavailable"]),
+SHARED_ERRORS: dict[str, list[Answer]] = {
+    "BadRequest": [INVALID_REQUEST.at()],
+    "NotAuthenticated": [NOT_AUTHENTICATED.at()],
+    "CsrfRejected": [CSRF_REJECTED.at()],
+    "PayloadTooLarge": [PAYLOAD_TOO_LARGE.at()],
+    "UnsupportedMediaType": [UNSUPPORTED_MEDIA_TYPE.at()],
+    "InvalidField": [INVALID_FIELD],
+    "Unavailable": [UNAVAILABLE.at()],
 }
 
 
-def _error_or_ref(status: int, codes: list) -> dict:
+def _answer(item: ErrorCode | Answer) -> Answer:
+    """An operation's error: a code at its own status, or at another it is declared with."""
+    answer = item.at() if isinstance(item, ErrorCode) else item
+    for name in answer.error.extras:
+        if name not in EXTRAS:
+            raise ValueError(f"error code {answer.error.code} carries {name}, which EXTRAS does not describe")
+    return answer
+
+
+def _error_or_ref(answers: list[Answer]) -> dict:
     for name, shared in SHARED_ERRORS.items():
-        if shared == (status, codes):
+        if shared == answers:
             return _ref(name, kind="responses")
-    return _error_response(status, codes)
+    return _error_response(answers)
 
 
 # --- building blocks --------------------------------------------------------------------------
@@ -396,8 +361,9 @@ def _ref(name: str, *, kind: str = "schemas") -> dict:
     return {"$ref": f"#/components/{kind}/{name}"}
 
 
-def _string(max_len: int, *, nullable: bool = False, description: str | None = None) -> dict:
-    schema = {"type": ["string", "null"] if nullable else "string", "maxLength": max_len}
+def _string(name: str, *, nullable: bool = False, description: str | None = None) -> dict:
+    """The request field `name`: a string of at most its web/fields.MAX_LENGTH."""
+    schema = {"type": ["string", "null"] if nullable else "string", "maxLength": MAX_LENGTH[name]}
     if description:
         schema["description"] = description
     return schema
@@ -421,17 +387,16 @@ def _public_key(options: str) -> dict:
     return _object({"publicKey": _ref(options)}, closed=True)
 
 
-def _error_response(status: int, codes: list) -> dict:
-    """The contract's error body; a code written as (code, extra, ...) always carries those extras."""
-    by_extras: dict[tuple, list[str]] = {}
-    for item in codes:
-        code, *extras = (item,) if isinstance(item, str) else item
-        by_extras.setdefault(tuple(extras), []).append(code)
-    variants = [_error_body(names, extras) for extras, names in by_extras.items()]
-    described = "; ".join(f"`{c}`: {CODE_AT_STATUS.get((c, status), CODES[c])}"
-                          for names in by_extras.values() for c in names)
+def _error_response(answers: list[Answer]) -> dict:
+    """The contract's error body for these codes (all at one status), each with the extras it always carries."""
+    (status,) = {answer.status for answer in answers}
+    by_extras: dict[tuple[str, ...], list[Answer]] = {}
+    for answer in answers:
+        by_extras.setdefault(answer.error.extras, []).append(answer)
+    variants = [_error_body([a.error.code for a in group], extras) for extras, group in by_extras.items()]
+    described = "; ".join(f"`{a.error.code}`: {a.about}" for group in by_extras.values() for a in group)
     response = {
-        "description": f"{STATUS_TEXT[status]}: {described}",
+        "description": f"{STATUSES[status]}: {described}",
         "content": {"application/json": {"schema": variants[0] if len(variants) == 1 else {"oneOf": variants}}},
     }
     if any("retry_after" in extras for extras in by_extras):
@@ -454,10 +419,6 @@ def _error_body(codes: list[str], extras: tuple[str, ...] = ()) -> dict:
 # --- schemas ----------------------------------------------------------------------------------
 
 
-def _b64_length(max_bytes: int) -> int:
-    return -(-max_bytes * 4 // 3)  # unpadded base64 of max_bytes bytes
-
-
 def _b64(field: str, description: str, *, min_length: int = 0) -> dict:
     """Binary in base64url, capped as server/verify.py caps `field` before decoding anything (the
     server also takes the standard alphabet and padding: real browsers sent both).
@@ -465,7 +426,7 @@ def _b64(field: str, description: str, *, min_length: int = 0) -> dict:
     Spelled out rather than `allOf: [Base64URL]`: the same meaning, and schemathesis generates
     boundary values for it in milliseconds instead of minutes.
     """
-    schema = {**BASE64URL, "maxLength": _b64_length(CAPS[field]), "description": description}
+    schema = {**BASE64URL, "maxLength": b64_length(CAPS[field]), "description": description}
     if min_length:
         schema["minLength"] = min_length
     return schema

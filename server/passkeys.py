@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -12,10 +13,15 @@ from fido2.utils import websafe_encode
 from sqlmodel import Session as Db
 
 from . import devices, notices, policy, stepup, store, verify
-from .errors import InvalidField, NotFound
+from .config import Settings
+from .errors import Conflict, InvalidField, NotFound
 from .models import Credential
 
 NAME_MAX = 64
+# A name (after trimming) has a visible character and no control character (C0, DEL, C1). Also
+# /openapi.json's pattern for the field, so written in what Python and ECMA-262 both read.
+NAME_PATTERN = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+_NAME = re.compile(NAME_PATTERN)
 _ZERO_AAGUID = "00000000-0000-0000-0000-000000000000"
 
 
@@ -57,11 +63,21 @@ def default_name(aaguid: str, transports: list[str], taken: set[str], lang: str)
 
 
 def clean_name(raw: str) -> str | None:
-    """A customer-chosen name: trimmed, 1-64 characters, no control characters; None if unusable."""
+    """A customer-chosen name: trimmed, runs of spaces joined, then NAME_PATTERN and NAME_MAX; None if unusable."""
     name = " ".join(raw.split())
-    if not 1 <= len(name) <= NAME_MAX or any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in name):
+    if len(name) > NAME_MAX or not _NAME.match(name):
         return None
     return name
+
+
+def limit_refusal(count: int, settings: Settings) -> Conflict | None:
+    """The passkey limit, the one place it is decided: a customer with `count` passkeys may add
+    another unless this answers 409 passkey_limit_reached (TOBIRA_MAX_PASSKEYS). Registration asks
+    it twice (for the options, and again under the customer's row lock); the passkeys page asks it
+    to disable the add button."""
+    if count >= settings.max_passkeys:
+        return Conflict("passkey_limit_reached", limit=settings.max_passkeys)
+    return None
 
 
 @dataclass(frozen=True)
@@ -113,7 +129,7 @@ def _raw_id(passkey_id: str) -> bytes | None:
 async def rename(ctx, *, session, passkey_id: str, name: str, client) -> PasskeyView:
     clean = clean_name(name)
     if clean is None:
-        raise InvalidField(reason="a passkey name is 1-64 characters", field="name")
+        raise InvalidField(reason=f"a passkey name is 1-{NAME_MAX} characters", field="name")
     raw = _raw_id(passkey_id)
 
     def save(db: Db) -> PasskeyView:

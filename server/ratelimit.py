@@ -71,7 +71,7 @@ from sqlmodel import Session as Db
 from . import store
 from .config import Settings
 from .db import Database
-from .errors import ServiceError, Unavailable
+from .errors import RATE_LIMITED, ServiceError, Unavailable
 
 FAILURES = "failed-sign-in"
 CODE_MAILS = "code-mail"
@@ -79,7 +79,7 @@ LOGIN_OPTIONS = "login-options"
 
 
 class RateLimited(ServiceError):
-    status, code = 429, "rate_limited"
+    declared = RATE_LIMITED
 
 
 class TooManyCodeMails(RateLimited):

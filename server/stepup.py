@@ -12,6 +12,7 @@ from . import codes, notices, policy, sessions, store
 from .config import Settings
 from .context import Client, Context
 from .errors import AccountLocked, CodeRejected, MailUnavailable, NotAuthenticated, ResendTooSoon, StepUpRequired
+from .db import commits_refusals
 from .mail import MailError
 from .models import Session
 
@@ -80,7 +81,8 @@ async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
 async def check_code(ctx: Context, *, session: Session, entered: str, client: Client) -> SteppedUp:
     await ctx.throttle.turn_away_known(ip=client.ip)
 
-    def check(db: Db):
+    @commits_refusals  # a wrong code stays counted, a void code void
+    def check(db: Db) -> SteppedUp:
         now = ctx.clock()
         ctx.throttle.check(ip=client.ip, db=db)  # before anything else, in this same transaction
         user = _customer(db, session)
@@ -94,15 +96,14 @@ async def check_code(ctx: Context, *, session: Session, entered: str, client: Cl
             ctx.throttle.failed(ip=client.ip, customer=user.customer_code, db=db)
             notices.failed_sign_in(db, ctx, user, client, now, kind="step_up_failed", method="email_code",
                                    reason="wrong_code")
-        return result
+        if result.outcome == "code_invalid":
+            raise CodeRejected("code_invalid", attempts_left=result.attempts_left)
+        if result.outcome == "no_code":
+            raise CodeRejected("code_expired", reason="no step-up code was sent, or it was used")
+        raise CodeRejected(result.outcome)
 
-    outcome = await ctx.db.run(check)
-    if isinstance(outcome, SteppedUp):
-        return outcome
-    if outcome.wrong_guess:
-        ctx.outbox.wake()
-    if outcome.outcome == "code_invalid":
-        raise CodeRejected("code_invalid", attempts_left=outcome.attempts_left)
-    if outcome.outcome == "no_code":
-        raise CodeRejected("code_expired", reason="no step-up code was sent, or it was used")
-    raise CodeRejected(outcome.outcome)
+    try:
+        return await ctx.db.run(check)
+    except CodeRejected:
+        ctx.outbox.wake()  # the failure may have locked the account: its e-mail goes now
+        raise

@@ -10,9 +10,10 @@ from starlette.responses import JSONResponse, Response
 
 from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, verify
 from ..context import Context
-from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError
-from ..openapi import EXTRAS, document as openapi_document
+from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError, UnsupportedMediaType
+from ..openapi import document as openapi_document
 from .auth import client, current_session, language, logged_in
+from .fields import MAX_LENGTH
 from .responses import error_response
 
 log = logging.getLogger("tobira.api")
@@ -37,7 +38,7 @@ async def read_json(request: Request, *, max_bytes: int | None = None) -> dict:
     ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if ctype != "application/json":
         # A form post cannot be JSON: refusing it closes the simplest cross-site request shape.
-        raise ServiceError("unsupported_media_type", status=415)
+        raise UnsupportedMediaType()
     try:
         value = json.loads(body)
     except (ValueError, RecursionError):
@@ -74,13 +75,14 @@ def _check_text(body: bytes, value: dict) -> None:
             pending.extend(item)
 
 
-def text_field(body: dict, name: str, *, max_len: int, required: bool = True) -> str | None:
+def text_field(body: dict, name: str, *, required: bool = True) -> str | None:
+    """The string field `name`, at most fields.MAX_LENGTH[name] characters."""
     value = body.get(name)
     if value is None and not required:
         return None
     if not isinstance(value, str):
         raise InvalidField(reason=f"{name} must be a string", field=name)
-    if len(value) > max_len:
+    if len(value) > MAX_LENGTH[name]:
         raise InvalidField(reason=f"{name} is too long", field=name)
     return value
 
@@ -94,10 +96,9 @@ def bool_field(body: dict, name: str, *, default: bool) -> bool:
 
 def service_error(request: Request, exc: ServiceError) -> JSONResponse:
     log.info("request refused", extra={"code": exc.code, "status": exc.status, "reason": exc.reason})
-    # `field` helps the log, not the customer: only the contract's extras go into the body.
-    extra = {k: v for k, v in exc.extra.items() if k in EXTRAS}
-    return error_response(exc.code, exc.status, language(request), wording=exc.extra,
-                          message_key=exc.message_key, **extra)
+    # `field` helps the log, not the customer: only the code's own extras go into the body.
+    return error_response(exc.code, language(request), status=exc.status, wording=exc.extra,
+                          message_key=exc.message_key, **exc.contract_extras())
 
 
 def _ctx(request: Request) -> Context:
@@ -121,9 +122,9 @@ def _login_answer(request: Request, step: login.LoginStep) -> JSONResponse:
 
 async def login_password(request: Request) -> Response:
     body = await read_json(request)
-    customer_code = text_field(body, "customer_code", max_len=256)
-    password = text_field(body, "password", max_len=1024)
-    next_path = text_field(body, "next", max_len=1024, required=False)
+    customer_code = text_field(body, "customer_code")
+    password = text_field(body, "password")
+    next_path = text_field(body, "next", required=False)
     cookies = request.app.state.cookies
     step = await login.submit_password(
         _ctx(request), customer_code=customer_code.strip(), password=password,
@@ -134,7 +135,7 @@ async def login_password(request: Request) -> Response:
 
 async def login_code(request: Request) -> Response:
     body = await read_json(request)
-    entered = text_field(body, "code", max_len=64)
+    entered = text_field(body, "code")
     remember = bool_field(body, "remember_device", default=False)
     step = await login.submit_code(
         _ctx(request), session_id_hash=request.app.state.cookies.session_hash(request), entered=entered,
@@ -200,7 +201,7 @@ async def _require_login(request: Request):
 
 async def passkey_login_options(request: Request) -> Response:
     body = await read_json(request)
-    next_path = text_field(body, "next", max_len=1024, required=False)
+    next_path = text_field(body, "next", required=False)
     begun = await ceremonies.begin_login(_ctx(request), session_id_hash=request.app.state.cookies.session_hash(request),
                                          next_path=next_path, client=client(request))
     response = JSONResponse(begun.options)
@@ -241,7 +242,7 @@ async def step_up_code_send(request: Request) -> Response:
 async def step_up_code(request: Request) -> Response:
     body = await read_json(request)
     session = await _require_login(request)
-    entered = text_field(body, "code", max_len=64)
+    entered = text_field(body, "code")
     done = await stepup.check_code(_ctx(request), session=session, entered=entered, client=client(request))
     return _stepped_up_answer(request, done)
 
@@ -281,7 +282,7 @@ async def passkey_register_verify(request: Request) -> Response:
     credential = body.get("credential")
     if not isinstance(credential, dict):
         raise InvalidField(reason="credential must be an object", field="credential")
-    name = text_field(body, "name", max_len=1024, required=False)
+    name = text_field(body, "name", required=False)
     view = await ceremonies.complete_registration(_ctx(request), session=session, credential=credential, name=name,
                                                   client=client(request))
     return JSONResponse({"passkey": view.as_json()}, status_code=201)
@@ -290,7 +291,7 @@ async def passkey_register_verify(request: Request) -> Response:
 async def passkey_rename(request: Request) -> Response:
     body = await read_json(request)
     session = await _require_login(request)
-    name = text_field(body, "name", max_len=1024)
+    name = text_field(body, "name")
     view = await passkeys.rename(_ctx(request), session=session, passkey_id=request.path_params["passkey_id"],
                                  name=name, client=client(request))
     return JSONResponse({"passkey": view.as_json()})
@@ -309,7 +310,7 @@ async def passkey_delete(request: Request) -> Response:
 
 async def authorize(request: Request) -> Response:
     body = await read_json(request)
-    operation = text_field(body, "operation", max_len=64)
+    operation = text_field(body, "operation")
     allowed = await authorization.authorize(_ctx(request), session=await logged_in(request), operation=operation,
                                             client=client(request))
     return JSONResponse({"allowed": True, "customer_code": allowed.customer_code, "auth_method": allowed.auth_method})
@@ -326,7 +327,7 @@ async def auth_check(request: Request) -> Response:
 
 async def change_email(request: Request) -> Response:
     body = await read_json(request)
-    email = text_field(body, "email", max_len=254)
+    email = text_field(body, "email")
     changed = await authorization.change_email(_ctx(request), session=await logged_in(request), email=email,
                                                client=client(request))
     return JSONResponse({"status": "ok", "email": changed})

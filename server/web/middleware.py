@@ -87,7 +87,7 @@ class Gate:
         except Exception:
             error_log.exception("unhandled error", extra={"path": scope["path"]})
             if not answer["started"]:
-                await error_response("internal_error", 500, scope_language(scope))(scope, receive, send_answer)
+                await error_response("internal_error", scope_language(scope))(scope, receive, send_answer)
         finally:
             # The path only: query strings may carry things that do not belong in logs.
             access_log.info("request", extra={
@@ -117,7 +117,7 @@ class Gate:
         if body is None:
             return (self._too_large(scope) if complete else _gone), receive
         if scope["method"] in STATE_CHANGING and (origin is None or origin.lower() not in self.origins):
-            return error_response("csrf_rejected", 403, scope_language(scope)), receive
+            return error_response("csrf_rejected", scope_language(scope)), receive
         return None, _replay(body, receive)
 
     def _body_limit_refusal(self, scope: Scope, declared: bytes | None):
@@ -127,11 +127,11 @@ class Gate:
             if int(declared) > self.limit:
                 return self._too_large(scope)
         except ValueError:
-            return error_response("invalid_request", 400, scope_language(scope))
+            return error_response("invalid_request", scope_language(scope))
         return None
 
     def _too_large(self, scope: Scope):
-        response = error_response("payload_too_large", 413, scope_language(scope))
+        response = error_response("payload_too_large", scope_language(scope))
         response.headers["Connection"] = "close"
         return response
 

@@ -163,7 +163,8 @@ async def passkeys_page(request: Request) -> Response:
     views = await ctx.db.run(passkeys.list_views, row.user_id, ctx.clock())
     limit = ctx.settings.max_passkeys
     return await render_customer(request, "passkeys.html", row, passkeys=views, limit=limit,
-                                 at_limit=len(views) >= limit, rp_id=ctx.settings.rp_id)
+                                 at_limit=passkeys.limit_refusal(len(views), ctx.settings) is not None,
+                                 rp_id=ctx.settings.rp_id)
 
 
 async def activity_page(request: Request) -> Response:

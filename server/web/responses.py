@@ -4,17 +4,21 @@ from __future__ import annotations
 
 from starlette.responses import JSONResponse
 
+from ..errors import code_named
 from ..i18n import choose_language, message
 
 
-def error_response(code: str, status: int, lang: str, *, wording: dict | None = None, message_key: str | None = None,
-                   **extra) -> JSONResponse:
-    """`extra` goes into the body (the contract's extras); `wording` only fills in the message."""
+def error_response(code: str, lang: str, *, status: int | None = None, wording: dict | None = None,
+                   message_key: str | None = None, **extra) -> JSONResponse:
+    """The answer for error `code` (declared in errors.py) at its own status, or at `status` when the
+    caller passes one on (a ServiceError's, an HTTPException's). `extra` goes into the body (the
+    contract's extras); `wording` only fills in the message."""
+    declared = code_named(code)
     text = message(message_key or code, lang, **{**(wording or {}), **extra})
     body = {"error": {"code": code, "message": text, **extra}}
     # RFC 9110 §10.2.3: the same wait for clients that read headers (proxies, SDKs, curl --retry).
     headers = {"Retry-After": str(extra["retry_after"])} if "retry_after" in extra else None
-    return JSONResponse(body, status_code=status, headers=headers)
+    return JSONResponse(body, status_code=status or declared.status, headers=headers)
 
 
 def scope_language(scope) -> str:

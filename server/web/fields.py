@@ -1,0 +1,24 @@
+"""The limits of the JSON API's request fields, each declared once: web/api.py refuses a value past
+its limit (422 invalid_request) and /openapi.json (server/openapi.py) describes it.
+
+These are caps on what is read at all. What a value may be is decided by the code that uses it
+(login.CUSTOMER_CODE, passwords.PASSWORD_MAX, login.safe_next, passkeys.clean_name,
+accounts.check_email), which is why most caps are far above the rule: past a cap the answer is 422,
+below it the rule's own answer (a wrong password, a name that is too long)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Mapping
+
+from ..accounts import EMAIL_MAX
+
+MAX_LENGTH: Mapping[str, int] = MappingProxyType({
+    "customer_code": 256,
+    "password": 1024,
+    "next": 1024,  # where to land after login
+    "code": 64,  # 6 digits, but full-width digits and surrounding spaces are accepted
+    "name": 1024,  # a passkey's name before trimming (passkeys.NAME_MAX after)
+    "operation": 64,
+    "email": EMAIL_MAX,
+})
