@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 from sqlmodel import Session as Db
 
@@ -81,7 +82,9 @@ def trusted_devices_apply(settings: Settings, now: datetime) -> bool:
     return not passkeys_mandatory(settings, now)
 
 
-IMPORTANT_OPERATIONS = ("withdrawal", "bank_account_change", "email_change", "trade")
+# The important operations, as a type (web/bodies.py's Authorize) and as the tuple everything else reads.
+ImportantOperation = Literal["withdrawal", "bank_account_change", "email_change", "trade"]
+IMPORTANT_OPERATIONS: tuple[str, ...] = get_args(ImportantOperation)
 
 
 def fresh(session: Session, settings: Settings, now: datetime) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import io
+import logging
 import os
 import sys
 import uuid
@@ -17,6 +19,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from server import accounts  # noqa: E402
 from server.app import create_app  # noqa: E402
 from server.config import load_settings  # noqa: E402
+from server.logs import JsonFormatter  # noqa: E402
 from server.mail import SmtpMailer  # noqa: E402
 from server.passwords import Passwords  # noqa: E402
 
@@ -43,6 +46,22 @@ def passwords():
     pw = Passwords()
     yield pw
     pw.close()
+
+
+@pytest.fixture
+def json_log():
+    """Every log line while the test runs, at DEBUG, as Tobira writes them (JSON): for the tests
+    that no secret reaches the logs."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    yield stream
+    root.removeHandler(handler)
+    root.setLevel(old_level)
 
 
 @pytest.fixture

@@ -11,38 +11,27 @@ from mailsink import body
 from conftest import PASSWORD
 
 
-def test_a_whole_login_leaks_nothing_into_the_logs(client, customer, mailsink, clock):
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(logging.DEBUG)
+def test_a_whole_login_leaks_nothing_into_the_logs(client, customer, mailsink, clock, json_log):
     secrets_seen = {PASSWORD, "wrong password 1"}
-    try:
-        client.post("/api/login/password", json={"customer_code": "TARO1234", "password": "wrong password 1"})
-        client.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
-        first = mailsink.last_code("taro@example.com")
-        secrets_seen.add(first)
-        client.post("/api/login/code", json={"code": f"{(int(first) + 1) % 10**6:06d}"})
-        clock.advance(30)
-        client.post("/api/login/code/resend")
-        code = mailsink.last_code("taro@example.com")
-        secrets_seen.add(code)
-        r = client.post("/api/login/code", json={"code": code, "remember_device": True})
-        assert r.status_code == 200
-        for value in client.cookies.values():
-            secrets_seen.add(value)
-            secrets_seen.update(part for part in value.split(".") if len(part) > 10)
-        client.get("/api/session")
-        client.post("/api/logout")
-        client.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
-        mailsink.wait_for(lambda m: "ログインのお知らせ" in str(m["Subject"]))
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-    text = stream.getvalue()
+    client.post("/api/login/password", json={"customer_code": "TARO1234", "password": "wrong password 1"})
+    client.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+    first = mailsink.last_code("taro@example.com")
+    secrets_seen.add(first)
+    client.post("/api/login/code", json={"code": f"{(int(first) + 1) % 10**6:06d}"})
+    clock.advance(30)
+    client.post("/api/login/code/resend")
+    code = mailsink.last_code("taro@example.com")
+    secrets_seen.add(code)
+    r = client.post("/api/login/code", json={"code": code, "remember_device": True})
+    assert r.status_code == 200
+    for value in client.cookies.values():
+        secrets_seen.add(value)
+        secrets_seen.update(part for part in value.split(".") if len(part) > 10)
+    client.get("/api/session")
+    client.post("/api/logout")
+    client.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+    mailsink.wait_for(lambda m: "ログインのお知らせ" in str(m["Subject"]))
+    text = json_log.getvalue()
     assert text.count("\n") >= 10, "the run was logged"
     for line in text.splitlines():
         assert line.startswith("{") and '"request_id"' in line

@@ -8,9 +8,7 @@ is stored (rows, the sign counter), never how the server gets there.
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import os
 import re
 import shutil
@@ -22,7 +20,6 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
-from server.logs import JsonFormatter
 from server.models import Credential, Session, User
 from mailsink import body, free_port
 from softkey import ES256, SoftKey, b64url, b64url_decode
@@ -541,18 +538,11 @@ class _Secrets:
         return r
 
 
-def test_case27_passkey_and_step_up_flows_leak_nothing_into_the_logs(app, client, customer, mailsink, clock):
+def test_case27_passkey_and_step_up_flows_leak_nothing_into_the_logs(app, client, customer, mailsink, clock, json_log):
     """A customer's passkey day at DEBUG: a remembered-PC login, code and passkey step-ups (wrong
     code included), a passkey registered, passkey logins (a refused one included), a passkey
     deleted. No password, code, cookie value, raw session id, trusted-device token or challenge
     appears in any log line (tests/test_logs.py does the same for the password + code login)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    root = logging.getLogger()
-    root.addHandler(handler)
-    old_level = root.level
-    root.setLevel(logging.DEBUG)
     secrets = _Secrets()
     secrets.add("wrong password 27")
     key = SoftKey(ES256, synced=False)
@@ -577,52 +567,48 @@ def test_case27_passkey_and_step_up_flows_leak_nothing_into_the_logs(app, client
             assert post("/api/step-up/code", json={"code": wrong}).status_code == 400
         assert post("/api/step-up/code", json={"code": code}).status_code == 200
 
-    try:
-        # A login that remembers this PC (the trusted-device token), then a login on it.
-        post("/api/login/password", json={"customer_code": TARO[0], "password": "wrong password 27"})
-        post("/api/login/password", json={"customer_code": TARO[0], "password": PASSWORD})
-        code = mailsink.last_code(TARO[1])
-        secrets.add(code)
-        assert post("/api/login/code", json={"code": code, "remember_device": True}).status_code == 200
-        assert client.cookies.get("tobira_device")
-        post("/api/logout")
-        r = post("/api/login/password", json={"customer_code": TARO[0], "password": PASSWORD})
-        assert r.json()["status"] == "ok"
-        # Step-up by code (a wrong entry first), then a passkey registered.
-        step_up_code(wrong_first=True)
-        opts = options("/api/passkeys/register/options")
-        credential = key.create(challenge(opts), user_handle=b64url_decode(opts["user"]["id"]))
-        assert post("/api/passkeys/register/verify", json={"credential": credential}).status_code == 201
-        # Step-up by passkey: a refused one, then a good one.
-        opts = options("/api/step-up/passkey/options")
-        assert post("/api/step-up/passkey/verify", json=key.get(challenge(opts), tamper=flip_signature)).status_code == 401
-        opts = options("/api/step-up/passkey/options")
-        assert post("/api/step-up/passkey/verify", json=key.get(challenge(opts))).status_code == 200
-        client.get("/api/session")
-        post("/api/logout")
-        # Passkey login: a refused one, an unknown passkey, then a good one.
-        opts = options("/api/login/passkey/options")
-        assert post("/api/login/passkey/verify", json=key.get(challenge(opts), tamper=flip_signature)).status_code == 401
-        opts = options("/api/login/passkey/options")
-        stranger = SoftKey(ES256)
-        stranger.user_handle = key.user_handle
-        assert post("/api/login/passkey/verify", json=stranger.get(challenge(opts))).status_code == 401
-        opts = options("/api/login/passkey/options")
-        assert post("/api/login/passkey/verify", json=key.get(challenge(opts))).status_code == 200
-        # A challenge issued and never answered.
-        options("/api/step-up/passkey/options")
-        # The passkey deleted after a fresh code step-up, then out.
-        clock.advance(601)
-        client.get("/api/session")
-        step_up_code(wrong_first=False)
-        r = secrets.answer(client.delete(f"/api/passkeys/{b64url(key.credential_id)}"))
-        assert r.status_code == 204, r.text
-        post("/api/logout")
-        mailsink.wait_for(lambda m: "パスキーを削除しました" in str(m["Subject"]))
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(old_level)
-    text = stream.getvalue()
+    # A login that remembers this PC (the trusted-device token), then a login on it.
+    post("/api/login/password", json={"customer_code": TARO[0], "password": "wrong password 27"})
+    post("/api/login/password", json={"customer_code": TARO[0], "password": PASSWORD})
+    code = mailsink.last_code(TARO[1])
+    secrets.add(code)
+    assert post("/api/login/code", json={"code": code, "remember_device": True}).status_code == 200
+    assert client.cookies.get("tobira_device")
+    post("/api/logout")
+    r = post("/api/login/password", json={"customer_code": TARO[0], "password": PASSWORD})
+    assert r.json()["status"] == "ok"
+    # Step-up by code (a wrong entry first), then a passkey registered.
+    step_up_code(wrong_first=True)
+    opts = options("/api/passkeys/register/options")
+    credential = key.create(challenge(opts), user_handle=b64url_decode(opts["user"]["id"]))
+    assert post("/api/passkeys/register/verify", json={"credential": credential}).status_code == 201
+    # Step-up by passkey: a refused one, then a good one.
+    opts = options("/api/step-up/passkey/options")
+    assert post("/api/step-up/passkey/verify", json=key.get(challenge(opts), tamper=flip_signature)).status_code == 401
+    opts = options("/api/step-up/passkey/options")
+    assert post("/api/step-up/passkey/verify", json=key.get(challenge(opts))).status_code == 200
+    client.get("/api/session")
+    post("/api/logout")
+    # Passkey login: a refused one, an unknown passkey, then a good one.
+    opts = options("/api/login/passkey/options")
+    assert post("/api/login/passkey/verify", json=key.get(challenge(opts), tamper=flip_signature)).status_code == 401
+    opts = options("/api/login/passkey/options")
+    stranger = SoftKey(ES256)
+    stranger.user_handle = key.user_handle
+    assert post("/api/login/passkey/verify", json=stranger.get(challenge(opts))).status_code == 401
+    opts = options("/api/login/passkey/options")
+    assert post("/api/login/passkey/verify", json=key.get(challenge(opts))).status_code == 200
+    # A challenge issued and never answered.
+    options("/api/step-up/passkey/options")
+    # The passkey deleted after a fresh code step-up, then out.
+    clock.advance(601)
+    client.get("/api/session")
+    step_up_code(wrong_first=False)
+    r = secrets.answer(client.delete(f"/api/passkeys/{b64url(key.credential_id)}"))
+    assert r.status_code == 204, r.text
+    post("/api/logout")
+    mailsink.wait_for(lambda m: "パスキーを削除しました" in str(m["Subject"]))
+    text = json_log.getvalue()
     assert text.count("\n") >= 30, "the run was logged"
     for line in text.splitlines():
         assert line.startswith("{") and '"request_id"' in line, line[:200]

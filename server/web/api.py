@@ -10,10 +10,11 @@ from starlette.responses import JSONResponse, Response
 
 from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, verify
 from ..context import Context
-from ..errors import InvalidField, InvalidRequest, NotAuthenticated, ServiceError, UnsupportedMediaType
+from ..errors import InvalidRequest, NotAuthenticated, ServiceError, UnsupportedMediaType
 from ..openapi import document as openapi_document
 from .auth import client, current_session, language, logged_in
-from .fields import MAX_LENGTH
+from .bodies import (Authorize, B, CodeEntry, EmailChange, LoginOptions, NoBody, PasskeyRegistration, PasskeyRename,
+                     PasswordLogin, StepUpCode, parse)
 from .responses import error_response
 
 log = logging.getLogger("tobira.api")
@@ -75,23 +76,9 @@ def _check_text(body: bytes, value: dict) -> None:
             pending.extend(item)
 
 
-def text_field(body: dict, name: str, *, required: bool = True) -> str | None:
-    """The string field `name`, at most fields.MAX_LENGTH[name] characters."""
-    value = body.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, str):
-        raise InvalidField(reason=f"{name} must be a string", field=name)
-    if len(value) > MAX_LENGTH[name]:
-        raise InvalidField(reason=f"{name} is too long", field=name)
-    return value
-
-
-def bool_field(body: dict, name: str, *, default: bool) -> bool:
-    value = body.get(name, default)
-    if not isinstance(value, bool):
-        raise InvalidField(reason=f"{name} must be true or false", field=name)
-    return value
+async def read_body(request: Request, model: type[B]) -> B:
+    """The body as its model (web/bodies.py): 400 for what is no JSON object, 422 for a bad field."""
+    return parse(model, await read_json(request))
 
 
 def service_error(request: Request, exc: ServiceError) -> JSONResponse:
@@ -121,30 +108,25 @@ def _login_answer(request: Request, step: login.LoginStep) -> JSONResponse:
 
 
 async def login_password(request: Request) -> Response:
-    body = await read_json(request)
-    customer_code = text_field(body, "customer_code")
-    password = text_field(body, "password")
-    next_path = text_field(body, "next", required=False)
+    body = await read_body(request, PasswordLogin)
     cookies = request.app.state.cookies
     step = await login.submit_password(
-        _ctx(request), customer_code=customer_code.strip(), password=password,
+        _ctx(request), customer_code=body.customer_code.strip(), password=body.password,
         current_session=cookies.session_hash(request), device_token=cookies.device_token(request),
-        next_path=next_path, client=client(request))
+        next_path=body.next, client=client(request))
     return _login_answer(request, step)
 
 
 async def login_code(request: Request) -> Response:
-    body = await read_json(request)
-    entered = text_field(body, "code")
-    remember = bool_field(body, "remember_device", default=False)
+    body = await read_body(request, CodeEntry)
     step = await login.submit_code(
-        _ctx(request), session_id_hash=request.app.state.cookies.session_hash(request), entered=entered,
-        remember_device=remember, client=client(request))
+        _ctx(request), session_id_hash=request.app.state.cookies.session_hash(request), entered=body.code,
+        remember_device=body.remember_device, client=client(request))
     return _login_answer(request, step)
 
 
 async def login_code_resend(request: Request) -> Response:
-    await read_json(request)
+    await read_body(request, NoBody)
     await login.resend_code(_ctx(request), session_id_hash=request.app.state.cookies.session_hash(request),
                             client=client(request))
     return JSONResponse({"status": "code_sent"})
@@ -180,7 +162,7 @@ async def session_info(request: Request) -> Response:
 
 
 async def logout(request: Request) -> Response:
-    await read_json(request)
+    await read_body(request, NoBody)
     row = await current_session(request)
     if row is not None:
         await login.logout(_ctx(request), row, client(request))
@@ -200,10 +182,9 @@ async def _require_login(request: Request):
 
 
 async def passkey_login_options(request: Request) -> Response:
-    body = await read_json(request)
-    next_path = text_field(body, "next", required=False)
+    body = await read_body(request, LoginOptions)
     begun = await ceremonies.begin_login(_ctx(request), session_id_hash=request.app.state.cookies.session_hash(request),
-                                         next_path=next_path, client=client(request))
+                                         next_path=body.next, client=client(request))
     response = JSONResponse(begun.options)
     if begun.new_session_id:
         request.app.state.cookies.set_session(response, begun.new_session_id)
@@ -233,22 +214,22 @@ def _stepped_up_answer(request: Request, done) -> JSONResponse:
 
 
 async def step_up_code_send(request: Request) -> Response:
-    await read_json(request)
+    await read_body(request, NoBody)
     session = await _require_login(request)
     await stepup.send_code(_ctx(request), session=session, client=client(request))
     return JSONResponse({"status": "code_sent"})
 
 
 async def step_up_code(request: Request) -> Response:
-    body = await read_json(request)
-    session = await _require_login(request)
-    entered = text_field(body, "code")
-    done = await stepup.check_code(_ctx(request), session=session, entered=entered, client=client(request))
+    raw = await read_json(request)
+    session = await _require_login(request)  # before the fields: a stranger learns nothing of them
+    body = parse(StepUpCode, raw)
+    done = await stepup.check_code(_ctx(request), session=session, entered=body.code, client=client(request))
     return _stepped_up_answer(request, done)
 
 
 async def step_up_passkey_options(request: Request) -> Response:
-    await read_json(request)
+    await read_body(request, NoBody)
     session = await _require_login(request)
     return JSONResponse(await ceremonies.begin_step_up(_ctx(request), session=session))
 
@@ -271,34 +252,30 @@ async def passkey_list(request: Request) -> Response:
 
 
 async def passkey_register_options(request: Request) -> Response:
-    await read_json(request)
+    await read_body(request, NoBody)
     session = await _require_login(request)
     return JSONResponse(await ceremonies.begin_registration(_ctx(request), session=session))
 
 
 async def passkey_register_verify(request: Request) -> Response:
     session = await _require_login(request)  # before the body: a stranger's junk is not even read
-    body = await read_json(request, max_bytes=verify.MAX_REGISTRATION_JSON)
-    credential = body.get("credential")
-    if not isinstance(credential, dict):
-        raise InvalidField(reason="credential must be an object", field="credential")
-    name = text_field(body, "name", required=False)
-    view = await ceremonies.complete_registration(_ctx(request), session=session, credential=credential, name=name,
-                                                  client=client(request))
+    body = parse(PasskeyRegistration, await read_json(request, max_bytes=verify.MAX_REGISTRATION_JSON))
+    view = await ceremonies.complete_registration(_ctx(request), session=session, credential=body.credential,
+                                                  name=body.name, client=client(request))
     return JSONResponse({"passkey": view.as_json()}, status_code=201)
 
 
 async def passkey_rename(request: Request) -> Response:
-    body = await read_json(request)
-    session = await _require_login(request)
-    name = text_field(body, "name")
+    raw = await read_json(request)
+    session = await _require_login(request)  # before the fields: a stranger learns nothing of them
+    body = parse(PasskeyRename, raw)
     view = await passkeys.rename(_ctx(request), session=session, passkey_id=request.path_params["passkey_id"],
-                                 name=name, client=client(request))
+                                 name=body.name, client=client(request))
     return JSONResponse({"passkey": view.as_json()})
 
 
 async def passkey_delete(request: Request) -> Response:
-    await read_json(request)
+    await read_body(request, NoBody)
     session = await _require_login(request)
     await passkeys.delete(_ctx(request), session=session, passkey_id=request.path_params["passkey_id"],
                           client=client(request))
@@ -309,9 +286,8 @@ async def passkey_delete(request: Request) -> Response:
 
 
 async def authorize(request: Request) -> Response:
-    body = await read_json(request)
-    operation = text_field(body, "operation")
-    allowed = await authorization.authorize(_ctx(request), session=await logged_in(request), operation=operation,
+    body = await read_body(request, Authorize)
+    allowed = await authorization.authorize(_ctx(request), session=await logged_in(request), operation=body.operation,
                                             client=client(request))
     return JSONResponse({"allowed": True, "customer_code": allowed.customer_code, "auth_method": allowed.auth_method})
 
@@ -326,15 +302,14 @@ async def auth_check(request: Request) -> Response:
 
 
 async def change_email(request: Request) -> Response:
-    body = await read_json(request)
-    email = text_field(body, "email")
-    changed = await authorization.change_email(_ctx(request), session=await logged_in(request), email=email,
+    body = await read_body(request, EmailChange)
+    changed = await authorization.change_email(_ctx(request), session=await logged_in(request), email=body.email,
                                                client=client(request))
     return JSONResponse({"status": "ok", "email": changed})
 
 
 async def unlock_password(request: Request) -> Response:
-    await read_json(request)
+    await read_body(request, NoBody)
     session = await _require_login(request)
     lifted = await login.unlock_password(_ctx(request), session=session, client=client(request))
     return JSONResponse({"status": "ok", "unlocked": lifted})

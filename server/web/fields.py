@@ -1,5 +1,5 @@
-"""The limits of the JSON API's request fields, each declared once: web/api.py refuses a value past
-its limit (422 invalid_request) and /openapi.json (server/openapi.py) describes it.
+"""The limits of the JSON API's request fields, each declared once: the body models (web/bodies.py)
+refuse a value past its limit (422 invalid_request), and /openapi.json shows them in the models' schemas.
 
 These are caps on what is read at all. What a value may be is decided by the code that uses it
 (login.CUSTOMER_CODE, passwords.PASSWORD_MAX, login.safe_next, passkeys.clean_name,
@@ -19,6 +19,5 @@ MAX_LENGTH: Mapping[str, int] = MappingProxyType({
     "next": 1024,  # where to land after login
     "code": 64,  # 6 digits, but full-width digits and surrounding spaces are accepted
     "name": 1024,  # a passkey's name before trimming (passkeys.NAME_MAX after)
-    "operation": 64,
     "email": EMAIL_MAX,
 })
