@@ -167,7 +167,7 @@ async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
             now = ctx.clock()
             await ctx.db.run(store.delete_stale_sessions, idle_before=now - s.session_idle,
                              created_before=now - s.session_absolute)
-            await ctx.db.run(store.delete_expired_counters, now)
+            await ctx.db.run(store.delete_expired_windows, now)
             await ctx.db.run(store.delete_expired_ceremonies, now)
             await ctx.db.run(store.delete_sent_mail, now - SENT_MAIL_KEPT)
         except Exception:

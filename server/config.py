@@ -62,8 +62,8 @@ class Settings:
     code_send_limit: tuple[int, int] | None = (10, 3600)  # code e-mails per customer
     code_send_address_limit: tuple[int, int] | None = (100, 3600)  # code e-mails per client address
     login_options_limit: tuple[int, int] | None = (60, 60)  # passkey-login options requests per client address
-    redis_url: str | None = field(default=None, repr=False)  # unset: the counters live in the database
-    # Not in the environment: keeps these counters apart from others in a shared Redis (tests use their own).
+    redis_url: str | None = field(default=None, repr=False)  # unset: the rate-limit windows live in the database
+    # Not in the environment: keeps these windows apart from others in a shared Redis (tests use their own).
     redis_key_prefix: str = "tobira"
     # Not in the environment table: fixed by policy (security.md, sessions).
     session_idle: timedelta = timedelta(minutes=30)

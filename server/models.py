@@ -158,8 +158,8 @@ class OutboxMail(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
 
 
-class RateLimitCounter(SQLModel, table=True):
-    """One fixed-window counter of the `limits` library, shared by every instance."""
+class RateLimitWindow(SQLModel, table=True):
+    """One fixed window of the `limits` library (its count and when it ends), shared by every instance."""
 
     __tablename__ = "rate_limits"
 

@@ -1,6 +1,6 @@
 """Rate limits shared by every instance: failed sign-ins and code e-mails, per address and per customer.
 
-The algorithm is the `limits` library's fixed window. Its counters live in Redis when
+The algorithm is the `limits` library's fixed window. Its windows live in Redis when
 `TOBIRA_REDIS_URL` is set (limits' own storage), else in Tobira's database (`SqlStorage` below,
 the `rate_limits` table); the limiter code is the same either way. A storage that does not answer
 refuses the request with `503 unavailable`: never a 500, never silently unlimited.
@@ -41,11 +41,11 @@ The limits, and why each is what it is:
 
 A client address is an IPv4 address, or an IPv6 address's /64 (security.md §36): one customer
 line or host is handed a whole /64 and may send from any of its 2^64 addresses, so per address
-would mean no limit. Only the counters' keys use the /64 (`address_key`); logs, events and
+would mean no limit. Only the windows' keys use the /64 (`address_key`); logs, events and
 sessions keep the real address.
 
 A code e-mail is counted before the code is made, inside the transaction that makes it: a refused
-send leaves nothing behind (no pending login, no code). With `SqlStorage` the counter itself is
+send leaves nothing behind (no pending login, no code). With `SqlStorage` the count itself is
 part of that transaction.
 """
 
@@ -109,9 +109,9 @@ def address_key(ip: str | None) -> str | None:
 
 
 class SqlStorage(Storage):
-    """`limits` counters in Tobira's own database (Redis needs no adapter: limits has one).
+    """`limits` windows in Tobira's own database (Redis needs no adapter: limits has one).
 
-    Inside `joined(db)` the counters are read and written in the caller's transaction, so a count
+    Inside `joined(db)` the windows are read and written in the caller's transaction, so a count
     and what it counts commit or roll back together (and SQLite's single writer is not asked for
     a second connection while the first holds the lock).
     """
@@ -146,25 +146,25 @@ class SqlStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = self.clock()
         if amount < 0:  # a count given back (Throttle.give_back) never opens a window of its own
-            return self._run(store.take_from_counter, key, amount=-amount, now=now)
-        return self._run(store.bump_counter, key, amount=amount, now=now, expires_at=now + timedelta(seconds=expiry))
+            return self._run(store.uncount_in_window, key, amount=-amount, now=now)
+        return self._run(store.count_in_window, key, amount=amount, now=now, expires_at=now + timedelta(seconds=expiry))
 
     def get(self, key: str) -> int:
-        row = self._run(store.counter, key, self.clock())
+        row = self._run(store.rate_window, key, self.clock())
         return row.count if row else 0
 
     def get_expiry(self, key: str) -> float:
-        row = self._run(store.counter, key, self.clock())
+        row = self._run(store.rate_window, key, self.clock())
         return (row.expires_at if row else self.clock()).timestamp()
 
     def check(self) -> bool:
         return True
 
     def reset(self) -> int | None:
-        return self._run(store.clear_counters)
+        return self._run(store.clear_windows)
 
     def clear(self, key: str) -> None:
-        self._run(store.clear_counter, key)
+        self._run(store.clear_window, key)
 
 
 def make_storage(settings: Settings, database: Database, clock: Callable[[], datetime]) -> Storage:
@@ -205,7 +205,7 @@ class Throttle:
         # Refusals this process has already seen, until their window ends: a flood from an address
         # that is over its limit is then turned away without a storage round trip (on SQLite that
         # round trip queues behind every customer's login). Only refusals are remembered, so
-        # nothing here is state another instance needs: each one reads the shared counter itself.
+        # nothing here is state another instance needs: each one reads the shared window itself.
         self._refused: dict[tuple, float] = {}
         self.tarpit_seconds = 1.0
 

@@ -13,7 +13,7 @@ from sqlalchemy import Boolean, LargeBinary, delete, func, or_, select, update
 from sqlmodel import Session as Db
 
 from .db import Tx
-from .models import (Ceremony, Credential, OneTimeCode, OutboxMail, RateLimitCounter, SecurityEvent, Session,
+from .models import (Ceremony, Credential, OneTimeCode, OutboxMail, RateLimitWindow, SecurityEvent, Session,
                      TrustedDevice, User, UTCDateTime, as_utc)
 
 
@@ -386,11 +386,11 @@ def pending_mail_count(db: Db) -> int:
     return db.exec(select(func.count()).select_from(OutboxMail).where(OutboxMail.sent_at.is_(None))).scalar_one()
 
 
-# --- rate-limit counters -------------------------------------------------------------------
+# --- rate-limit windows --------------------------------------------------------------------
 
 
-def bump_counter(db: Db, key: str, *, amount: int, now: datetime, expires_at: datetime) -> int:
-    """Add to a window's counter in one statement (a new window if the old one ran out); the new count.
+def count_in_window(db: Db, key: str, *, amount: int, now: datetime, expires_at: datetime) -> int:
+    """Add to a window's count in one statement (a new window if the old one ran out); the new count.
     (In SET, rate_limits.expires_at is the row's old value, in SQLite and PostgreSQL alike.)"""
     return _execute(db, "INSERT INTO rate_limits (key, count, expires_at) VALUES (:key, :amount, :expires)"
                         " ON CONFLICT (key) DO UPDATE SET"
@@ -401,29 +401,29 @@ def bump_counter(db: Db, key: str, *, amount: int, now: datetime, expires_at: da
                     {"key": key, "amount": amount, "now": now, "expires": expires_at}).fetchone()[0]
 
 
-def take_from_counter(db: Db, key: str, *, amount: int, now: datetime) -> int:
-    """Lower a live window's counter (never below zero); 0 when there is no live window."""
+def uncount_in_window(db: Db, key: str, *, amount: int, now: datetime) -> int:
+    """Lower a live window's count (never below zero); 0 when there is no live window."""
     row = _execute(db, "UPDATE rate_limits SET count = CASE WHEN count > :amount THEN count - :amount ELSE 0 END"
                        " WHERE key = :key AND expires_at > :now RETURNING count",
                    {"key": key, "amount": amount, "now": now}).fetchone()
     return row[0] if row else 0
 
 
-def counter(db: Db, key: str, now: datetime) -> Plain | None:
-    row = _one(db, RateLimitCounter, "SELECT * FROM rate_limits WHERE key = :key", {"key": key})
+def rate_window(db: Db, key: str, now: datetime) -> Plain | None:
+    row = _one(db, RateLimitWindow, "SELECT * FROM rate_limits WHERE key = :key", {"key": key})
     return row if row is not None and row.expires_at > now else None
 
 
-def clear_counter(db: Db, key: str) -> None:
-    db.exec(delete(RateLimitCounter).where(RateLimitCounter.key == key))
+def clear_window(db: Db, key: str) -> None:
+    db.exec(delete(RateLimitWindow).where(RateLimitWindow.key == key))
 
 
-def clear_counters(db: Db) -> int:
-    return db.exec(delete(RateLimitCounter)).rowcount
+def clear_windows(db: Db) -> int:
+    return db.exec(delete(RateLimitWindow)).rowcount
 
 
-def delete_expired_counters(db: Db, now: datetime) -> int:
-    return db.exec(delete(RateLimitCounter).where(RateLimitCounter.expires_at <= now)).rowcount
+def delete_expired_windows(db: Db, now: datetime) -> int:
+    return db.exec(delete(RateLimitWindow).where(RateLimitWindow.expires_at <= now)).rowcount
 
 
 # --- ceremonies ----------------------------------------------------------------------------
@@ -495,7 +495,7 @@ def add_credential(db: Db, credential: Credential) -> Credential:
 
 def record_credential_use(db: Db, credential_pk: int, *, old_count: int, new_count: int, backup_state: bool,
                           when: datetime) -> bool:
-    """Compare-and-set: False when another login moved the counter first (security.md §12)."""
+    """Compare-and-set: False when another login moved the sign counter first (security.md §12)."""
     return _execute(db, "UPDATE credentials SET sign_count = :new, backup_state = :bs, last_used_at = :when"
                         " WHERE id = :id AND sign_count = :old",
                     {"new": new_count, "bs": backup_state, "when": when, "id": credential_pk,
