@@ -75,11 +75,14 @@ def _is_api(request: Request) -> bool:
     return request.url.path.startswith(("/api/", "/auth/"))
 
 
-async def _service_error(request: Request, exc: ServiceError):
+# Starlette types every handler as taking Exception: it calls each only with the class it is registered for.
+async def _service_error(request: Request, exc: Exception):
+    assert isinstance(exc, ServiceError)  # registered for ServiceError
     return api.service_error(request, exc)
 
 
-async def _http_error(request: Request, exc: HTTPException):
+async def _http_error(request: Request, exc: Exception):
+    assert isinstance(exc, HTTPException)  # registered for HTTPException
     if exc.status_code == 404 and not _is_api(request):
         return await pages.not_found_page(request)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "invalid_request")

@@ -25,7 +25,7 @@ async def authorize(ctx: Context, *, session: Session | None, operation: str | N
     if session is None:
         raise NotAuthenticated()
 
-    def decide(db: Db) -> Allowed | str:
+    def decide(db: Db) -> Allowed | policy.Refusal:
         user = store.user_by_id(db, session.user_id)
         if user is None:
             raise NotAuthenticated()
@@ -37,6 +37,9 @@ async def authorize(ctx: Context, *, session: Session | None, operation: str | N
                             user_agent=client.user_agent, operation=operation, reason=refusal.reason,
                             auth_method=session.auth_method)
             return refusal
+        # Callers pass web.auth.logged_in's session, an active one, and every active session is made
+        # with its auth_method (sessions.create at each login, carried over by sessions.rotate).
+        assert session.auth_method is not None
         return Allowed(user.customer_code, session.auth_method)
 
     decision = await ctx.db.run(decide)
@@ -52,6 +55,7 @@ async def change_email(ctx: Context, *, session: Session | None, email: str, cli
     except accounts.AccountError:
         raise InvalidField(reason="not a usable e-mail address", field="email") from None
     await authorize(ctx, session=session, operation="email_change", client=client)
+    assert session is not None  # authorize() raised NotAuthenticated otherwise
 
     def change(db: Db) -> str:
         now = ctx.clock()

@@ -17,7 +17,8 @@ from typing import Any
 
 from fido2.server import Fido2Server
 from fido2.utils import websafe_encode
-from fido2.webauthn import (PublicKeyCredentialDescriptor, PublicKeyCredentialParameters,
+from fido2.webauthn import (AttestationConveyancePreference, AuthenticatorTransport, PublicKeyCredentialDescriptor,
+                            PublicKeyCredentialParameters, PublicKeyCredentialRpEntity, PublicKeyCredentialType,
                             PublicKeyCredentialUserEntity, ResidentKeyRequirement, UserVerificationRequirement)
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session as Db
@@ -36,9 +37,12 @@ LOGIN_CEREMONIES_KEPT = 3  # per browser session: the newest login options stay 
 
 @functools.lru_cache(maxsize=8)
 def _options_server(rp_id: str, rp_name: str) -> Fido2Server:
-    server = Fido2Server({"id": rp_id, "name": rp_name}, attestation="none")
-    server.timeout = int(CEREMONY_TTL.total_seconds() * 1000)
-    server.allowed_algorithms = [PublicKeyCredentialParameters(type="public-key", alg=alg)
+    server = Fido2Server(PublicKeyCredentialRpEntity(id=rp_id, name=rp_name),
+                         attestation=AttestationConveyancePreference.NONE)
+    # fido2 initialises `self.timeout = None` without an annotation, so its inferred type is None; it is
+    # passed on as the options' `timeout: int | None`, so an int is what it takes.
+    server.timeout = int(CEREMONY_TTL.total_seconds() * 1000)  # type: ignore[assignment]
+    server.allowed_algorithms = [PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=alg)
                                  for alg in verify.ALGORITHMS]
     return server
 
@@ -57,8 +61,10 @@ def _challenge_hash(challenge: bytes) -> str:
 
 
 def _descriptor(credential: Credential) -> PublicKeyCredentialDescriptor:
-    transports = [t for t in credential.transports.split(",") if t] or None
-    return PublicKeyCredentialDescriptor(type="public-key", id=credential.credential_id, transports=transports)
+    # AuthenticatorTransport(t) is what fido2 does to each string itself (an unknown one becomes None).
+    transports = [AuthenticatorTransport(t) for t in credential.transports.split(",") if t] or None
+    return PublicKeyCredentialDescriptor(type=PublicKeyCredentialType.PUBLIC_KEY, id=credential.credential_id,
+                                         transports=transports)
 
 
 def _store_ceremony(db: Db, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:

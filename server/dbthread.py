@@ -9,7 +9,7 @@ import asyncio
 import queue
 import threading
 import weakref
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 T = TypeVar("T")
 
@@ -41,6 +41,7 @@ def _work(jobs: queue.SimpleQueue) -> None:
         job = jobs.get()
         while job is not None:  # None: the Database is gone
             loop, future, fn = job
+            outcome: tuple[asyncio.Future, Any, BaseException | None]
             try:
                 outcome = (future, fn(), None)
             except BaseException as exc:  # handed to the awaiting task, as run_in_executor does

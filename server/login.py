@@ -62,7 +62,9 @@ async def submit_password(ctx: Context, *, customer_code: str, password: str, cu
     # Unknown customers, and locked accounts, are checked against a dummy hash: the same work, the
     # same time and the same answer as a wrong password, so neither a lock nor a right password
     # behind it shows (security.md 30).
-    ok = await ctx.passwords.verify_async(user.password_hash if attempt.checkable else None, password)
+    # checkable is only ever True with a user (_count_attempt): the None test is for the type checker.
+    ok = await ctx.passwords.verify_async(user.password_hash if attempt.checkable and user is not None else None,
+                                          password)
     if not ok:
         locked_now = await ctx.db.run(_password_failed, ctx, attempt, key, client)
         if locked_now:
@@ -216,7 +218,7 @@ async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Clie
         raise MailUnavailable(reason=str(exc)) from None
 
 
-def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client) -> tuple[str, str, str]:
+def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client) -> tuple[str, str | None, str]:
     now = ctx.clock()
     pending, user = _continue_login(db, ctx, session_id_hash, now)
     wait = codes.resend_wait(store.code_for(db, pending.id_hash, "login"), now=now,

@@ -68,6 +68,7 @@ class BatchingHandler(logging.StreamHandler):
             self.handleError(record)
 
     def flush(self) -> None:
+        assert self.lock is not None  # made by logging.Handler.__init__ (createLock); typeshed allows None
         with self.lock:
             if self._lines:
                 self.stream.write("\n".join(self._lines) + "\n")

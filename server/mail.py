@@ -18,7 +18,7 @@ import ssl
 import time
 from datetime import timedelta
 from email import message_from_string
-from email.message import EmailMessage
+from email.message import Message
 from email.parser import HeaderParser
 from email.policy import compat32, default as default_policy
 from email.utils import parseaddr
@@ -51,7 +51,7 @@ class MailError(Exception):
 
 
 class Mailer(Protocol):
-    async def send(self, messages: list[EmailMessage]) -> None: ...
+    async def send(self, messages: list[Message]) -> None: ...
 
 
 class SmtpMailer:
@@ -64,7 +64,7 @@ class SmtpMailer:
         self.timeout = timeout
         self.sender = sender  # the envelope sender for queued mail (else read from its From header)
 
-    async def send(self, messages: list[EmailMessage]) -> None:
+    async def send(self, messages: list[Message]) -> None:
         await self._session([lambda client, msg=msg: client.send_message(msg) for msg in messages])
 
     async def send_raw(self, mails: list[tuple[str, str]]) -> list[str | None]:
@@ -88,6 +88,7 @@ class SmtpMailer:
         s = self.smtp
         outcomes: list[str | None] = []
         try:
+            client: smtplib.SMTP  # SMTP_SSL is an SMTP
             if s.security == "ssl":
                 client = smtplib.SMTP_SSL(s.host, s.port, timeout=self.timeout, context=self.tls_context)
             else:
@@ -134,7 +135,7 @@ class DevOutbox:
     def __init__(self, directory: Path) -> None:
         self.directory = directory
 
-    async def send(self, messages: list[EmailMessage]) -> None:
+    async def send(self, messages: list[Message]) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         for msg in messages:
             path = self.directory / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.eml"

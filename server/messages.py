@@ -90,12 +90,13 @@ def _header(name: str, value: str | Header, folded: bool) -> str:
     characters, or on one line as Message.as_string() does (folded after all past 998)."""
     if value.__class__ is str and len(name) + 2 + len(value) <= _FOLD_AT and value.isascii() and value.isprintable():
         return f"{name}: {value}"  # what email.header makes of printable ASCII that needs no folding
-    if value.__class__ is not Header and _LINE_BREAK.search(value):
+    if isinstance(value, str) and _LINE_BREAK.search(value):
         # The email package would write it as a line of its own (or raise on "\nName:"): refuse.
         raise HeaderParseError(f"line break in the {name} header")
-    line = (compat32 if folded else _ONE_LINE).fold(name, value)[:-1]
+    # typeshed says fold(name, value: str), but compat32 folds a Header value as one (_fold's isinstance).
+    line = (compat32 if folded else _ONE_LINE).fold(name, value)[:-1]  # type: ignore[arg-type]
     if not folded and len(line) > _MAX_LINE:
-        line = compat32.fold(name, value)[:-1]
+        line = compat32.fold(name, value)[:-1]  # type: ignore[arg-type]
     return line
 
 
@@ -128,7 +129,7 @@ class PreparedText(MIMEText):
         self._shared = _kind(sender, subject)
         self._payload = _base64_lines(body.encode("utf-8"))
         self._charset = _UTF8
-        self._headers = [
+        self._headers: list[tuple[str, str | Header]] = [
             ("Content-Type", 'text/plain; charset="utf-8"'), ("MIME-Version", "1.0"),
             ("Content-Transfer-Encoding", "base64"), ("From", sender), ("To", to),
             ("Subject", Header(subject, _UTF8)), ("Date", formatdate(localtime=False)),
@@ -261,13 +262,13 @@ def passkey_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetim
                  provider: str | None, ip: str | None, hold_until: datetime | None = None) -> Message:
     """`name` is whatever the person who added (or renamed) the passkey typed: quoted and labelled
     as theirs. `hold_until`: a new passkey on hold until then (contract, "New passkeys on hold")."""
-    held = added and hold_until is not None
+    held_until = hold_until if added else None
     if lang == "en":
         subject = "A passkey was added to your account" if added else "A passkey was removed from your account"
         what = "added" if added else "removed"
-        hold = (f"Until {jst(hold_until, 'en')} this new passkey cannot be used for trading or withdrawals.\n"
+        hold = (f"Until {jst(held_until, 'en')} this new passkey cannot be used for trading or withdrawals.\n"
                 "If you did not add it, phone our customer support at once (see our website for the number).\n\n"
-                if held else "")
+                if held_until is not None else "")
         body = (
             f"A passkey was {what} at {jst(when, 'en')}.\n\n"
             f"Name (chosen by whoever added or renamed it): {shown_name(name, 'en')}\n"
@@ -279,9 +280,9 @@ def passkey_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetim
     else:
         subject = "パスキーを登録しました" if added else "パスキーを削除しました"
         what = "登録" if added else "削除"
-        hold = (f"この新しいパスキーは、{jst(hold_until, 'ja')}まで、お取引やご出金には使えません。\n"
+        hold = (f"この新しいパスキーは、{jst(held_until, 'ja')}まで、お取引やご出金には使えません。\n"
                 "このパスキーの登録にお心当たりがない場合は、ただちにお客様サポートへお電話でご連絡ください"
-                "（連絡先は当社ウェブサイトでご確認ください）。\n\n" if held else "")
+                "（連絡先は当社ウェブサイトでご確認ください）。\n\n" if held_until is not None else "")
         body = (
             f"{jst(when, 'ja')}に、お客様のアカウントでパスキーが{what}されました。\n\n"
             f"名前（登録・変更時に付けられた名前）：{shown_name(name, 'ja')}\n"

@@ -175,8 +175,12 @@ def make_storage(settings: Settings, database: Database, clock: Callable[[], dat
 
     # Short timeouts and one retry: a Redis that does not answer costs a login a second or two
     # (then 503), not the client library's default of ten retries.
-    return storage_from_string(settings.redis_url, key_prefix=settings.redis_key_prefix, wrap_exceptions=True,
-                               socket_timeout=1.0, socket_connect_timeout=1.0, retry=Retry(NoBackoff(), 1))
+    # limits types **options as float | str | bool, but hands them on to the redis client, which takes a Retry.
+    storage = storage_from_string(settings.redis_url, key_prefix=settings.redis_key_prefix, wrap_exceptions=True,
+                                  socket_timeout=1.0, socket_connect_timeout=1.0,
+                                  retry=Retry(NoBackoff(), 1))  # type: ignore[arg-type]
+    assert isinstance(storage, Storage)  # config._redis_url admits only redis:// and rediss://: a sync storage
+    return storage
 
 
 def _item(limit: tuple[int, int] | None) -> RateLimitItemPerSecond | None:
@@ -283,18 +287,20 @@ class Throttle:
         keys = [(self.mails_per_customer, (CODE_MAILS, "customer", customer)),
                 (self.mails_per_address, (CODE_MAILS, "address", address_key(ip)))]
         with self._using(db):
-            for item, key in keys:
-                if item is not None and key[2] and not self.limiter.test(item, *key):
-                    raise TooManyCodeMails(retry_after=self._wait(item, key), reason=f"code e-mails: {key[1]}")
+            for item, (bucket, kind, ident) in keys:
+                if item is not None and ident and not self.limiter.test(item, bucket, kind, ident):
+                    raise TooManyCodeMails(retry_after=self._wait(item, (bucket, kind, ident)),
+                                           reason=f"code e-mails: {kind}")
 
     def code_mail(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
         """Count one code e-mail about to be made; TooManyCodeMails when this customer or address is over budget."""
         keys = [(self.mails_per_customer, (CODE_MAILS, "customer", customer)),
                 (self.mails_per_address, (CODE_MAILS, "address", address_key(ip)))]
         with self._using(db):
-            for item, key in keys:
-                if item is not None and key[2] and not self.limiter.hit(item, *key):
-                    raise TooManyCodeMails(retry_after=self._wait(item, key), reason=f"code e-mails: {key[1]}")
+            for item, (bucket, kind, ident) in keys:
+                if item is not None and ident and not self.limiter.hit(item, bucket, kind, ident):
+                    raise TooManyCodeMails(retry_after=self._wait(item, (bucket, kind, ident)),
+                                           reason=f"code e-mails: {kind}")
 
     def login_options(self, *, ip: str | None, db: Db | None = None) -> None:
         """Count one passkey-login options request from this address, answered or not;

@@ -96,7 +96,8 @@ def logged_in_with_customer(db: Db, id_hash: str, *, now: datetime, settings: Se
     """The live logged-in session with its customer's code, name and passkey count, in one statement
     (what GET /api/session answers: every page and every other service asks it), or None."""
     row = load(db, id_hash, now=now, settings=settings, find=store.session_with_customer)
-    return row if row is not None and row.state == ACTIVE and row.customer_code else None
+    # session_with_customer's row carries customer_code beside the Session columns, which load() types as Session.
+    return row if row is not None and row.state == ACTIVE and getattr(row, "customer_code") else None
 
 
 def end(db: Db, id_hash: str) -> bool:

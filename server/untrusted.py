@@ -43,7 +43,7 @@ def _summary(user_agent: str | None, lang: str) -> str:
     found = ua_parser.parse(user_agent) if user_agent else None
     browser = _BROWSERS.get(found.user_agent.family) if found and found.user_agent else None
     system = _SYSTEMS.get(found.os.family) if found and found.os else None
-    if system == "iOS" and found.device and found.device.family in _APPLE_DEVICES:
+    if system == "iOS" and found is not None and found.device and found.device.family in _APPLE_DEVICES:
         system = found.device.family
     if lang == "en":
         what = browser or _UNKNOWN_BROWSER[1]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from ..models import SecurityEvent
 from .texts import TEXTS, translate
@@ -22,7 +23,7 @@ class ActivityRow:
 
 
 def describe(event: SecurityEvent, lang: str) -> ActivityRow:
-    detail = json.loads(event.detail) if event.detail else {}
+    detail: Any = json.loads(event.detail) if event.detail else {}  # JSON: whatever the event recorded
     values = {
         "method": translate(_METHOD_KEYS.get(detail.get("method"), "method.password"), lang),
         "name": detail.get("name", ""),

@@ -144,6 +144,8 @@ async def account_page(request: Request) -> Response:
     row = await logged_in(request)
     if row is None:
         return RedirectResponse(_with_lang(request, "/login", next="/account"), status_code=303)
+    # An active session's: sessions.create sets it for state=ACTIVE, sessions.rotate carries it over.
+    assert row.authenticated_at is not None
     return await render_customer(request, "account.html", row, logged_in_at=row.authenticated_at.astimezone(JST))
 
 
