@@ -65,16 +65,19 @@ def measure(server_url: str) -> dict[str, int]:
                 opts = c.post("/api/passkeys/register/options", json={}).json()["publicKey"]
                 credential = key.create(b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"]))
                 assert c.post("/api/passkeys/register/verify", json={"credential": credential}).status_code == 201
-                counts = {}
-                for _ in range(2):  # the first of each warms the connections up; the second is counted
+                # Each flow several times, the fewest counted: the first runs open the database threads'
+                # connections (a thread's first transaction checks one out of the pool, with its own
+                # round trips), and which thread takes a transaction is up to the thread pool.
+                counts: dict[str, int] = {}
+                for _ in range(6):
                     c.post("/api/logout")
                     turns.reset()
                     _passkey_login(c, key)
-                    counts["passkey login (options + verify)"] = turns.reset()
+                    _fewest(counts, "passkey login (options + verify)", turns.reset())
                     c.post("/api/logout")
                     turns.reset()
                     _code_login(c, sink)
-                    counts["password + code login"] = turns.reset()
+                    _fewest(counts, "password + code login", turns.reset())
             ctx.db.close()
             ctx.db.engine.dispose()
         return counts
@@ -84,6 +87,10 @@ def measure(server_url: str) -> dict[str, int]:
         turns.close()
         with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _fewest(counts: dict[str, int], flow: str, counted: int) -> None:
+    counts[flow] = min(counts.get(flow, counted), counted)
 
 
 def _passkey_login(c: TestClient, key: SoftKey) -> None:

@@ -73,4 +73,7 @@ class TurnCounter:
             finally:
                 writer.close()
 
-        await asyncio.gather(pump(client_reader, server_writer, True), pump(server_reader, client_writer, False))
+        try:
+            await asyncio.gather(pump(client_reader, server_writer, True), pump(server_reader, client_writer, False))
+        except asyncio.CancelledError:  # close(): the connection ends with the proxy
+            pass

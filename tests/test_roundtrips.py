@@ -12,7 +12,7 @@ import pytest
 from pgturns import TurnCounter
 from conftest import PG_SERVER
 
-TODAY = {"passkey login (options + verify)": 16, "password + code login": 38}
+TODAY = {"passkey login (options + verify)": 16, "password + code login": 35}
 
 
 @pytest.fixture
