@@ -13,10 +13,10 @@ from datetime import datetime
 
 from sqlmodel import Session as Db
 
-from . import codes, devices, notices, policy, sessions, store
+from . import codes, devices, notices, policy, sessions, stepup, store
 from .context import Client, Context
 from .errors import (AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin,
-                     NotAuthenticated, ResendTooSoon, StepUpRequired)
+                     NotAuthenticated, ResendTooSoon)
 from .db import commits_refusals
 from .mail import MailError
 from .models import Session, User
@@ -256,10 +256,7 @@ async def unlock_password(ctx: Context, *, session: Session, client: Client) -> 
     A code cannot do this: the lock closes the code path, and a code can be phished. True when a lock
     was lifted."""
     now = ctx.clock()
-    if not policy.fresh(session, ctx.settings, now) or session.verified_by != "passkey":
-        error = StepUpRequired(reason="unlocking the password needs a passkey step-up")
-        error.message_key = "step_up_passkey_required"
-        raise error
+    stepup.require_step_up(session, ctx.settings, now, passkey=True)
 
     def lift(db: Db) -> bool:
         user = store.user_by_id(db, session.user_id)

@@ -132,12 +132,13 @@ def new_passkey_hold(session: Session, settings: Settings, now: datetime) -> dat
     return now + timedelta(seconds=settings.new_passkey_hold)
 
 
-def passkey_change_refusal(session: Session, settings: Settings, now: datetime, *, has_passkey: bool) -> Refusal | None:
-    """Adding or deleting a passkey: a recent step-up; from the passkey date, for a customer who
-    already holds a passkey, a passkey step-up (a code, or a login by code, can be relayed by a
-    phishing proxy: it would enrol its own passkey; security.md 29)."""
-    if not fresh(session, settings, now):
-        return Refusal("step_up_required")
-    if has_passkey and passkeys_mandatory(settings, now) and session.verified_by != "passkey":
-        return Refusal("step_up_required")
-    return None
+def step_up_missing(session: Session, settings: Settings, now: datetime, *, passkey: bool) -> bool:
+    """No verification recent enough for a sensitive action, or (passkey) none made with a passkey."""
+    return not fresh(session, settings, now) or (passkey and session.verified_by != "passkey")
+
+
+def passkey_changes_need_a_passkey(settings: Settings, now: datetime, *, has_passkey: bool) -> bool:
+    """Adding or deleting a passkey: from the passkey date, a customer who already holds one steps up
+    with a passkey (a code, or a login by code, can be relayed by a phishing proxy: it would enrol its
+    own passkey; security.md 29)."""
+    return has_passkey and passkeys_mandatory(settings, now)

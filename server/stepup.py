@@ -17,16 +17,21 @@ from .mail import MailError
 from .models import Session
 
 
-def require_passkey_change_allowed(session: Session, settings: Settings, now: datetime, *, has_passkey: bool) -> None:
-    """Adding or deleting a passkey (policy.passkey_change_refusal): 403 step_up_required, which asks
-    for a passkey when an e-mailed code would not do."""
-    refusal = policy.passkey_change_refusal(session, settings, now, has_passkey=has_passkey)
-    if refusal is None:
+def require_step_up(session: Session, settings: Settings, now: datetime, *, passkey: bool = False) -> None:
+    """403 step_up_required unless the session was verified recently (passkey: with a passkey); its
+    message asks for a passkey when an e-mailed code would not do."""
+    if not policy.step_up_missing(session, settings, now, passkey=passkey):
         return
     error = StepUpRequired(reason="passkey step-up needed" if policy.fresh(session, settings, now) else "not fresh")
-    if has_passkey and policy.passkeys_mandatory(settings, now):
+    if passkey:
         error.message_key = "step_up_passkey_required"
     raise error
+
+
+def require_passkey_change_allowed(session: Session, settings: Settings, now: datetime, *, has_passkey: bool) -> None:
+    """Adding or deleting a passkey: a recent step-up, with a passkey where policy asks for one."""
+    require_step_up(session, settings, now,
+                    passkey=policy.passkey_changes_need_a_passkey(settings, now, has_passkey=has_passkey))
 
 
 @dataclass(frozen=True)
