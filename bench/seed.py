@@ -19,7 +19,6 @@ from softkey import SoftKey  # noqa: E402
 
 from server import db as dbmod, store  # noqa: E402
 from server.config import utcnow  # noqa: E402
-from server.models import Credential, User  # noqa: E402
 from server.passwords import Passwords  # noqa: E402
 
 PASSWORD = "bench-password-1234"
@@ -46,16 +45,16 @@ def seed(database_url: str, *, origin: str, passkey_customers: int, password_cus
     def write(db) -> None:
         now = utcnow()
         for customer in customers:
-            user = store.add_user(db, User(customer_code=customer.code, display_name="ベンチ 太郎",
-                                           email=customer.email, password_hash=password_hash,
-                                           user_handle=secrets.token_bytes(32), created_at=now))
+            user = store.add_user(db, customer_code=customer.code, display_name="ベンチ 太郎",
+                                  email=customer.email, password_hash=password_hash,
+                                  user_handle=secrets.token_bytes(32), created_at=now)
             if customer.key is not None:
                 customer.key.user_handle = user.user_handle
-                store.add_credential(db, Credential(
-                    user_id=user.id, credential_id=customer.key.credential_id,
+                store.add_credential(
+                    db, user_id=user.id, credential_id=customer.key.credential_id,
                     public_key=customer.key.cose_public_key, algorithm=customer.key.alg, sign_count=0,
                     aaguid="00000000-0000-0000-0000-000000000000", transports="internal,hybrid",
-                    backup_eligible=True, backup_state=True, name="bench", created_at=now))
+                    backup_eligible=True, backup_state=True, name="bench", created_at=now, hold_until=None)
 
     database.run_sync(write)
     engine.dispose()

@@ -7,13 +7,13 @@ import secrets
 from datetime import datetime
 
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session as Db
+from .db import Tx
 
 import json
 
 from . import devices, policy, store
 from .login import CUSTOMER_CODE
-from .models import User
+from .rows import UserRow
 
 # Deliberately plain: one @, a dotted domain, no spaces or angle brackets (header injection).
 # Also /openapi.json's pattern for the field, so written in what Python and ECMA-262 both read.
@@ -47,29 +47,28 @@ def check_display_name(name: str) -> str:
     return name
 
 
-def add_user(db: Db, *, customer_code: str, display_name: str, email: str, password_hash: str,
-             now: datetime) -> User:
+def add_user(db: Tx, *, customer_code: str, display_name: str, email: str, password_hash: str,
+             now: datetime) -> UserRow:
     if store.user_by_code(db, customer_code) is not None:
         raise AccountError(f"customer code {customer_code} is already taken")
-    user = User(customer_code=customer_code, display_name=display_name, email=email, password_hash=password_hash,
-                user_handle=secrets.token_bytes(32), created_at=now)
     try:
         with db.begin_nested():
-            store.add_user(db, user)
+            user = store.add_user(db, customer_code=customer_code, display_name=display_name, email=email,
+                                  password_hash=password_hash, user_handle=secrets.token_bytes(32), created_at=now)
     except IntegrityError:  # a parallel add won the race for the same code
         raise AccountError(f"customer code {customer_code} is already taken") from None
     store.add_event(db, kind="account_created", when=now, user_id=user.id, actor="support")
     return user
 
 
-def require_user(db: Db, customer_code: str) -> User:
+def require_user(db: Tx, customer_code: str) -> UserRow:
     user = store.user_by_code(db, customer_code)
     if user is None:
         raise AccountError(f"no customer with code {customer_code}")
     return user
 
 
-def unlock(db: Db, customer_code: str, *, now: datetime) -> str:
+def unlock(db: Tx, customer_code: str, *, now: datetime) -> str:
     """Lift either lock and reset the failure count; which lock it was ("no" when none: the count is
     still reset)."""
     user = require_user(db, customer_code)
@@ -88,7 +87,7 @@ def check_hold_reason(reason: str | None) -> str | None:
     return reason or None
 
 
-def hold(db: Db, customer_code: str, *, now: datetime, reason: str | None) -> int:
+def hold(db: Tx, customer_code: str, *, now: datetime, reason: str | None) -> int:
     """The support desk's lock on a suspected takeover: every sign-in stops, passkeys included, and
     every session ends at once; only `unlock` lifts it. Returns the sessions ended."""
     user = require_user(db, customer_code)
@@ -100,7 +99,7 @@ def hold(db: Db, customer_code: str, *, now: datetime, reason: str | None) -> in
     return ended
 
 
-def release_hold(db: Db, customer_code: str, *, now: datetime) -> int:
+def release_hold(db: Tx, customer_code: str, *, now: datetime) -> int:
     """After the desk has checked the customer's identity by phone: the customer's new passkeys, and
     the sessions made with them, count at once. Returns how many passkeys were on hold."""
     user = require_user(db, customer_code)
@@ -109,7 +108,7 @@ def release_hold(db: Db, customer_code: str, *, now: datetime) -> int:
     return released
 
 
-def set_email(db: Db, customer_code: str, email: str, *, now: datetime) -> None:
+def set_email(db: Tx, customer_code: str, email: str, *, now: datetime) -> None:
     user = require_user(db, customer_code)
     email = check_email(email)
     store.set_email(db, user.id, email)
@@ -118,7 +117,7 @@ def set_email(db: Db, customer_code: str, email: str, *, now: datetime) -> None:
     store.add_event(db, kind="email_changed", when=now, user_id=user.id, actor="support")
 
 
-def describe(db: Db, customer_code: str, *, now: datetime) -> dict[str, str]:
+def describe(db: Tx, customer_code: str, *, now: datetime) -> dict[str, str]:
     """What the support desk sees; the look itself is recorded (who saw what is part of the audit)."""
     user = require_user(db, customer_code)
     trusted = store.trusted_devices_of(db, user.id)
@@ -141,22 +140,22 @@ def describe(db: Db, customer_code: str, *, now: datetime) -> dict[str, str]:
     }
 
 
-def customer(db: Db, user_id: int):
+def customer(db: Tx, user_id: int):
     """The customer a session belongs to (None when gone)."""
     return store.user_by_id(db, user_id)
 
 
-def customer_with_passkey_count(db: Db, user_id: int):
+def customer_with_passkey_count(db: Tx, user_id: int):
     """(the customer, how many passkeys they hold): what every customer page shows."""
     return store.user_by_id(db, user_id), store.count_credentials(db, user_id)
 
 
-def recent_events(db: Db, user_id: int, *, limit: int = 200) -> list:
+def recent_events(db: Tx, user_id: int, *, limit: int = 200) -> list:
     """The customer's security events, newest first (the activity page)."""
     return store.events_of(db, user_id, newest_first=True, limit=limit)
 
 
-def end_sessions(db: Db, customer_code: str, *, now: datetime) -> int:
+def end_sessions(db: Tx, customer_code: str, *, now: datetime) -> int:
     """"Log out everywhere" for the support desk: every session ends; remembered PCs stay."""
     user = require_user(db, customer_code)
     ended = store.delete_user_sessions(db, user.id)
@@ -164,7 +163,7 @@ def end_sessions(db: Db, customer_code: str, *, now: datetime) -> int:
     return ended
 
 
-def reset_passkeys(db: Db, customer_code: str, *, now: datetime, notify) -> int:
+def reset_passkeys(db: Tx, customer_code: str, *, now: datetime, notify) -> int:
     """The answer to a lost device: every passkey, session and trusted device goes; the customer is told.
 
     `notify(db, user, count)` queues the e-mail in this same transaction.
@@ -178,7 +177,7 @@ def reset_passkeys(db: Db, customer_code: str, *, now: datetime, notify) -> int:
     return removed
 
 
-def events(db: Db, customer_code: str) -> list[dict]:
+def events(db: Tx, customer_code: str) -> list[dict]:
     """The customer's security events, oldest first, as plain dicts (for `tobira events`)."""
     user = require_user(db, customer_code)
     out = []

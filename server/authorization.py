@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlmodel import Session as Db
+from .db import Tx
 
-from . import accounts, devices, messages, policy, store
+from . import accounts, devices, messages, policy, sessions, store
 from .context import Client, Context
 from .errors import InvalidField, NotAuthenticated, refused
-from .models import Session
+from .rows import SessionRow
 
 
 @dataclass(frozen=True)
@@ -18,17 +18,15 @@ class Allowed:
     auth_method: str
 
 
-async def authorize(ctx: Context, *, session: Session | None, operation: str | None, client: Client) -> Allowed:
+async def authorize(ctx: Context, *, session: SessionRow | None, operation: str | None, client: Client) -> Allowed:
     """Allowed, or NotAuthenticated / PasskeyRequired / StepUpRequired. No operation: a live session suffices."""
     if operation is not None and operation not in policy.IMPORTANT_OPERATIONS:
         raise InvalidField(reason=f"unknown operation {operation[:40]!r}", field="operation")
     if session is None:
         raise NotAuthenticated()
 
-    def decide(db: Db) -> Allowed | policy.Refusal:
-        user = store.user_by_id(db, session.user_id)
-        if user is None:
-            raise NotAuthenticated()
+    def decide(db: Tx) -> Allowed | policy.Refusal:
+        user = sessions.customer_of(db, session)
         refusal = None
         if operation is not None:
             refusal = policy.important_operation_refusal(session, ctx.settings, ctx.clock())
@@ -48,7 +46,7 @@ async def authorize(ctx: Context, *, session: Session | None, operation: str | N
     return decision
 
 
-async def change_email(ctx: Context, *, session: Session | None, email: str, client: Client) -> str:
+async def change_email(ctx: Context, *, session: SessionRow | None, email: str, client: Client) -> str:
     """The customer changes their own e-mail: an important operation (rule + step-up), told to the old address."""
     try:
         email = accounts.check_email(email)
@@ -57,9 +55,9 @@ async def change_email(ctx: Context, *, session: Session | None, email: str, cli
     await authorize(ctx, session=session, operation="email_change", client=client)
     assert session is not None  # authorize() raised NotAuthenticated otherwise
 
-    def change(db: Db) -> str:
+    def change(db: Tx) -> str:
         now = ctx.clock()
-        user = store.user_by_id(db, session.user_id)
+        user = sessions.customer_of(db, session)
         old = user.email
         store.set_email(db, user.id, email)
         devices.forget_all(db, user.id)

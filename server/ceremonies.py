@@ -21,15 +21,14 @@ from fido2.webauthn import (AttestationConveyancePreference, AuthenticatorTransp
                             PublicKeyCredentialParameters, PublicKeyCredentialRpEntity, PublicKeyCredentialType,
                             PublicKeyCredentialUserEntity, ResidentKeyRequirement, UserVerificationRequirement)
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session as Db
 
 from . import devices, notices, passkeys, policy, sessions, stepup, store, verify
 from .context import Client, Context
-from .db import commits_refusals
-from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, NotAuthenticated, PasskeyRejected,
+from .db import Tx, commits_refusals
+from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, PasskeyRejected,
                      UnknownCredential)
 from .login import DEFAULT_REDIRECT, LoginStep, safe_next
-from .models import Ceremony, Credential, Session
+from .rows import CeremonyRow, CredentialRow, SessionRow
 
 CEREMONY_TTL = timedelta(minutes=5)
 LOGIN_CEREMONIES_KEPT = 3  # per browser session: the newest login options stay answerable
@@ -60,30 +59,29 @@ def _challenge_hash(challenge: bytes) -> str:
     return hashlib.sha256(challenge).hexdigest()
 
 
-def _descriptor(credential: Credential) -> PublicKeyCredentialDescriptor:
+def _descriptor(credential: CredentialRow) -> PublicKeyCredentialDescriptor:
     # AuthenticatorTransport(t) is what fido2 does to each string itself (an unknown one becomes None).
     transports = [AuthenticatorTransport(t) for t in credential.transports.split(",") if t] or None
     return PublicKeyCredentialDescriptor(type=PublicKeyCredentialType.PUBLIC_KEY, id=credential.credential_id,
                                          transports=transports)
 
 
-def _store_ceremony(db: Db, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:
+def _store_ceremony(db: Tx, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:
     challenge = secrets.token_bytes(32)
-    store.add_ceremony(db, store.Plain(challenge_hash=_challenge_hash(challenge), kind=kind,
+    store.add_ceremony(db, CeremonyRow(challenge_hash=_challenge_hash(challenge), kind=kind,
                                     session_id_hash=session_id_hash, user_id=user_id, challenge=challenge,
                                     expires_at=ctx.clock() + CEREMONY_TTL))
     return challenge
 
 
 async def _take(ctx: Context, *, challenge: bytes, session_id_hash: str | None, kind: str,
-                user_id: int | None = None) -> Ceremony:
+                user_id: int | None = None) -> CeremonyRow:
     """The ceremony this response answers, used up now; or 400 ceremony_expired."""
     if not session_id_hash or not isinstance(challenge, bytes):
         raise CeremonyExpired(reason="no session or no challenge")
-    ceremony = await ctx.db.run(store.take_ceremony, challenge_hash=_challenge_hash(challenge),
-                                session_id_hash=session_id_hash, kind=kind)
-    _check_ceremony(ctx, ceremony, user_id=user_id)
-    return ceremony
+    taken = await ctx.db.run(store.take_ceremony, challenge_hash=_challenge_hash(challenge),
+                             session_id_hash=session_id_hash, kind=kind)
+    return _check_ceremony(ctx, taken, user_id=user_id)
 
 
 def _parse(parse, data: Any):
@@ -96,11 +94,9 @@ def _parse(parse, data: Any):
 # --- registration ----------------------------------------------------------------------------
 
 
-async def begin_registration(ctx: Context, *, session: Session) -> dict:
-    def begin(db: Db) -> dict:
-        user = store.user_by_id(db, session.user_id)
-        if user is None:
-            raise NotAuthenticated()
+async def begin_registration(ctx: Context, *, session: SessionRow) -> dict:
+    def begin(db: Tx) -> dict:
+        user = sessions.customer_of(db, session)
         if not user.email:
             raise Conflict("email_required")
         existing = store.credentials_of(db, user.id)
@@ -121,7 +117,7 @@ async def begin_registration(ctx: Context, *, session: Session) -> dict:
     return await ctx.db.run(begin)
 
 
-async def complete_registration(ctx: Context, *, session: Session, credential: Any, name: str | None,
+async def complete_registration(ctx: Context, *, session: SessionRow, credential: Any, name: str | None,
                                 client: Client) -> passkeys.PasskeyView:
     response = _parse(verify.parse_registration, credential)
     ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session.id_hash,
@@ -137,11 +133,9 @@ async def complete_registration(ctx: Context, *, session: Session, credential: A
         raise refusal from None
     transports = verify.transports_of(credential)
 
-    def save(db: Db) -> passkeys.PasskeyView:
+    def save(db: Tx) -> passkeys.PasskeyView:
         now = ctx.clock()
-        user = store.user_by_id(db, session.user_id)
-        if user is None:
-            raise NotAuthenticated()
+        user = sessions.customer_of(db, session)
         # One customer at a time: six parallel registrations must not all see "four so far".
         store.lock_user_row(db, user.id)
         existing = store.credentials_of(db, user.id)
@@ -151,15 +145,15 @@ async def complete_registration(ctx: Context, *, session: Session, credential: A
             raise Conflict("credential_exists")
         chosen = passkeys.clean_name(name) if name else None
         hold_until = policy.new_passkey_hold(session, ctx.settings, now)
-        row = Credential(
-            user_id=user.id, credential_id=new.credential_id, public_key=new.public_key, algorithm=new.algorithm,
-            sign_count=new.sign_count, aaguid=new.aaguid, transports=",".join(transports),
-            backup_eligible=new.backup_eligible, backup_state=new.backup_state,
-            name=chosen or passkeys.default_name(new.aaguid, transports, {c.name for c in existing}, client.lang),
-            created_at=now, hold_until=hold_until)
         try:
             with db.begin_nested():
-                store.add_credential(db, row)
+                row = store.add_credential(
+                    db, user_id=user.id, credential_id=new.credential_id, public_key=new.public_key,
+                    algorithm=new.algorithm, sign_count=new.sign_count, aaguid=new.aaguid,
+                    transports=",".join(transports), backup_eligible=new.backup_eligible,
+                    backup_state=new.backup_state, created_at=now, hold_until=hold_until,
+                    name=chosen or passkeys.default_name(new.aaguid, transports, {c.name for c in existing},
+                                                         client.lang))
         except IntegrityError:  # the UNIQUE index: another customer registered it a moment ago
             raise Conflict("credential_exists") from None
         view = passkeys.view(row, now)
@@ -192,7 +186,7 @@ async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: s
     (app.py) removes the rest once they expire."""
     await ctx.throttle.turn_away_known(ip=client.ip, login_options=True)
 
-    def begin(db: Db) -> AuthenticationOptions:
+    def begin(db: Tx) -> AuthenticationOptions:
         ctx.throttle.login_options(ip=client.ip, db=db)
         now = ctx.clock()
         row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings) if session_id_hash else None
@@ -212,12 +206,12 @@ async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: s
                       "allowCredentials": []}
         return AuthenticationOptions({"publicKey": public_key}, new_id)
 
-    return await ctx.db.run_plain(begin)
+    return await ctx.db.run(begin)
 
 
-async def begin_step_up(ctx: Context, *, session: Session) -> dict:
-    def begin(db: Db) -> dict:
-        mine = store.credentials_of(db, session.user_id)
+async def begin_step_up(ctx: Context, *, session: SessionRow) -> dict:
+    def begin(db: Tx) -> dict:
+        mine = store.credentials_of(db, session.customer_id)
         if not mine:
             raise Conflict("no_passkey")
         challenge = _store_ceremony(db, ctx, kind="step_up", session_id_hash=session.id_hash,
@@ -247,29 +241,29 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
         await count_malformed(ctx, client)
         raise
     challenge = _challenge_of(response, session_id_hash)
-    step = await ctx.db.run_plain(_log_in, ctx, client, response, challenge=challenge,
+    step = await ctx.db.run(_log_in, ctx, client, response, challenge=challenge,
                                   session_id_hash=session_id_hash)
     ctx.outbox.wake()
     return step
 
 
 @commits_refusals  # the ceremony used up, the failure counted and recorded
-def _log_in(db: Db, ctx: Context, client: Client, response, *, challenge: bytes,
+def _log_in(db: Tx, ctx: Context, client: Client, response, *, challenge: bytes,
             session_id_hash: str) -> LoginStep:
     ctx.throttle.check(ip=client.ip, db=db)  # over the limit: nothing is taken
-    ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge), session_id_hash=session_id_hash,
-                                   kind="login")
-    _check_ceremony(ctx, ceremony)
+    ceremony = _check_ceremony(ctx, store.take_ceremony(db, challenge_hash=_challenge_hash(challenge),
+                                                        session_id_hash=session_id_hash, kind="login"))
     try:
         verify.check_credential_id(response.raw_id)  # never stored, so never looked up either
     except verify.Rejected as exc:
         _count_failure(db, ctx, None, client, exc.reason)
         raise PasskeyRejected(reason=exc.detail) from None
-    owner, stored = store.credential_with_owner(db, response.raw_id)
-    if stored is None:
+    found = store.credential_with_owner(db, response.raw_id)
+    if found is None:
         _count_failure(db, ctx, None, client, "unknown_credential")
         # Definitely unknown (not a transient error): the page may ask the browser to forget it.
         raise UnknownCredential(credential_id=websafe_encode(response.raw_id), reason="no such credential")
+    owner, stored = found
     # Usernameless: the user handle is how the authenticator says whose passkey this is.
     handle = response.response.user_handle
     if handle is None or not secrets.compare_digest(handle, owner.user_handle):
@@ -297,28 +291,29 @@ def _log_in(db: Db, ctx: Context, client: Client, response, *, challenge: bytes,
     return LoginStep("ok", new.raw_id, redirect=redirect)
 
 
-async def complete_step_up(ctx: Context, *, session: Session, credential: Any, client: Client) -> stepup.SteppedUp:
+async def complete_step_up(ctx: Context, *, session: SessionRow, credential: Any, client: Client) -> stepup.SteppedUp:
     """One transaction, like complete_login."""
     await ctx.throttle.turn_away_known(ip=client.ip)
     response = _parse(verify.parse_authentication, credential)
     challenge = _challenge_of(response, session.id_hash)
-    return await ctx.db.run_plain(_step_up, ctx, client, session, response, challenge=challenge)
+    return await ctx.db.run(_step_up, ctx, client, session, response, challenge=challenge)
 
 
 @commits_refusals  # the ceremony used up, the failure counted and recorded
-def _step_up(db: Db, ctx: Context, client: Client, session: Session, response, *,
+def _step_up(db: Tx, ctx: Context, client: Client, session: SessionRow, response, *,
              challenge: bytes) -> stepup.SteppedUp:
     ctx.throttle.check(ip=client.ip, db=db)  # over the limit: nothing is taken
-    ceremony = store.take_ceremony(db, challenge_hash=_challenge_hash(challenge), session_id_hash=session.id_hash,
-                                   kind="step_up")
-    _check_ceremony(ctx, ceremony, user_id=session.user_id)
-    owner, stored = store.credential_with_owner(db, response.raw_id)
+    ceremony = _check_ceremony(ctx, store.take_ceremony(db, challenge_hash=_challenge_hash(challenge),
+                                                        session_id_hash=session.id_hash, kind="step_up"),
+                               user_id=session.user_id)
+    found = store.credential_with_owner(db, response.raw_id)
     handle = response.response.user_handle
-    if stored is None or owner.id != session.user_id or (
-            handle is not None and not secrets.compare_digest(handle, owner.user_handle)):
+    if found is None or found[0].id != session.user_id or (
+            handle is not None and not secrets.compare_digest(handle, found[0].user_handle)):
         # Another customer's passkey, or none we know: answered like a bad signature.
         _count_failure(db, ctx, session.user_id, client, "not_this_customers_passkey", step_up=True)
         raise PasskeyRejected(reason="the passkey does not belong to this session's customer")
+    owner, stored = found
     now = ctx.clock()
     result = _verified(db, ctx, response, ceremony, stored, owner, client, now, step_up=True)
     if not _record_use(db, stored, result, now):
@@ -334,7 +329,7 @@ def _challenge_of(response, session_id_hash: str | None) -> bytes:
     return challenge
 
 
-def _check_ceremony(ctx: Context, ceremony: Ceremony | None, *, user_id: int | None = None) -> None:
+def _check_ceremony(ctx: Context, ceremony: CeremonyRow | None, *, user_id: int | None = None) -> CeremonyRow:
     """The taken ceremony must exist, be young enough, and (for step-up) be this customer's."""
     if ceremony is None:
         raise CeremonyExpired(reason="unknown, used, or another session's challenge")
@@ -342,11 +337,12 @@ def _check_ceremony(ctx: Context, ceremony: Ceremony | None, *, user_id: int | N
         raise CeremonyExpired(reason="challenge older than 5 minutes")
     if user_id is not None and ceremony.user_id != user_id:
         raise CeremonyExpired(reason="challenge issued to another customer")
+    return ceremony
 
 
 
 
-def _verified(db: Db, ctx: Context, response, ceremony: Ceremony, stored: Credential, owner, client: Client,
+def _verified(db: Tx, ctx: Context, response, ceremony: CeremonyRow, stored: CredentialRow, owner, client: Client,
               now, *, step_up: bool = False) -> verify.VerifiedAssertion:
     """Signature, flags and counter (verify.py); a failure is recorded in db's transaction and raised."""
     try:
@@ -362,7 +358,7 @@ def _verified(db: Db, ctx: Context, response, ceremony: Ceremony, stored: Creden
         raise PasskeyRejected(reason=exc.detail) from None
 
 
-def _record_use(db: Db, stored: Credential, result, now) -> bool:
+def _record_use(db: Tx, stored: CredentialRow, result, now) -> bool:
     """Compare-and-set on the sign counter: False when a parallel login moved it first."""
     return store.record_credential_use(db, stored.id, old_count=stored.sign_count, new_count=result.sign_count,
                                        backup_state=result.backup_state, when=now)
@@ -371,14 +367,14 @@ def _record_use(db: Db, stored: Credential, result, now) -> bool:
 async def count_malformed(ctx: Context, client: Client) -> None:
     """A login response no browser would send counts as a failed sign-in of its address: a flood
     of junk is soon refused from memory, like a flood of guesses."""
-    def count(db: Db) -> None:
+    def count(db: Tx) -> None:
         ctx.throttle.check(ip=client.ip, db=db)  # over the limit already: the answer is 429, not 400
         ctx.throttle.failed(ip=client.ip, db=db)
 
-    await ctx.db.run_plain(count)
+    await ctx.db.run(count)
 
 
-def _count_failure(db: Db, ctx: Context, user_id: int | None, client: Client, reason: str, *,
+def _count_failure(db: Tx, ctx: Context, user_id: int | None, client: Client, reason: str, *,
                    step_up: bool = False) -> None:
     """A failed passkey sign-in: counted against the address, recorded as an event."""
     ctx.throttle.failed(ip=client.ip, db=db)

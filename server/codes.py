@@ -14,10 +14,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlmodel import Session as Db
+from .db import Tx
 
 from . import store
-from .models import OneTimeCode
+from .rows import CodeRow
 
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
 
@@ -46,15 +46,13 @@ class CodeHasher:
         return hmac.new(self.key, msg, hashlib.sha256).hexdigest()
 
 
-def issue(db: Db, hasher: CodeHasher, *, session_id_hash: str, user_id: int, purpose: str,
+def issue(db: Tx, hasher: CodeHasher, *, session_id_hash: str, user_id: int, purpose: str,
           now: datetime, ttl: int) -> str:
     """Store a fresh code (voiding any earlier one) and return it in clear, for the e-mail only."""
     code = new_code()
-    store.replace_code(db, OneTimeCode(
-        session_id_hash=session_id_hash, user_id=user_id, purpose=purpose,
-        code_hash=hasher.digest(code, session_id_hash=session_id_hash, purpose=purpose),
-        sent_at=now, expires_at=now + timedelta(seconds=ttl),
-    ))
+    store.replace_code(db, session_id_hash=session_id_hash, user_id=user_id, purpose=purpose,
+                       code_hash=hasher.digest(code, session_id_hash=session_id_hash, purpose=purpose),
+                       sent_at=now, expires_at=now + timedelta(seconds=ttl))
     return code
 
 
@@ -73,7 +71,7 @@ class CodeCheck:
         return self.outcome == "ok"
 
 
-def check(db: Db, hasher: CodeHasher, *, session_id_hash: str, purpose: str, entered: str,
+def check(db: Tx, hasher: CodeHasher, *, session_id_hash: str, purpose: str, entered: str,
           now: datetime, max_attempts: int) -> CodeCheck:
     """Check one entry. A right code is deleted as it is accepted, so it works once only."""
     row = store.code_for(db, session_id_hash, purpose)
@@ -100,14 +98,14 @@ def check(db: Db, hasher: CodeHasher, *, session_id_hash: str, purpose: str, ent
     return CodeCheck("code_invalid", attempts_left=left, user_id=row.user_id, wrong_guess=True)
 
 
-def drop(db: Db, *, session_id_hash: str, purpose: str) -> None:
+def drop(db: Tx, *, session_id_hash: str, purpose: str) -> None:
     """Remove the live code (one that was never delivered must not stay valid)."""
     row = store.code_for(db, session_id_hash, purpose)
     if row is not None:
         store.delete_code(db, row.id)
 
 
-def resend_wait(row: OneTimeCode | None, *, now: datetime, resend_after: int) -> int:
+def resend_wait(row: CodeRow | None, *, now: datetime, resend_after: int) -> int:
     """Seconds until another code may be sent (0: now)."""
     if row is None:
         return 0

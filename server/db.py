@@ -17,17 +17,19 @@ import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine, create_engine, make_url
+from sqlalchemy.engine import Connection, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
-from sqlmodel import Session as Db
 
 from .dbthread import DatabaseThread
 from .errors import ServiceError, Unavailable
 
 T = TypeVar("T")
+# One transaction: what every store function takes. A SQLAlchemy Core connection inside
+# Database.run's begin()..commit(); its statements are store.py's.
+Tx = Connection
 event_log = logging.getLogger("tobira.events")
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -36,7 +38,7 @@ def make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         try:
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
         except OSError:
             pass  # check_connection reports the unusable path in one line
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 15})
@@ -104,15 +106,15 @@ class Database:
     transaction in turn, on one connection it keeps. Several threads would only queue on the file
     lock, and SQLite's busy handler waits in sleeps of up to 100 ms: under load that costs far more
     than it overlaps. PostgreSQL runs transactions side by side, so it gets a pool of threads, each
-    keeping a connection for the plain transactions of the login path (see `_connection`).
+    keeping a connection of its own (see `_connection`).
     """
 
     def __init__(self, engine: Engine, *, threads: int | None = None) -> None:
         self.engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._submit: Callable[[Callable[[], Any]], Awaitable[Any]]
         if self._sqlite and threads in (None, 1):
-            self._thread = DatabaseThread("tobira-db")
-            self._submit = self._thread.submit
+            self._submit = DatabaseThread("tobira-db").submit
         else:
             executor = ThreadPoolExecutor(max_workers=threads or 8, thread_name_prefix="tobira-db",
                                           initializer=_mark_database_thread)
@@ -125,91 +127,83 @@ class Database:
         """Give back the connections the threads keep (at shutdown, before the engine is disposed)."""
         _close_kept(self._kept)
 
+    async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
+        """fn(tx, ...) in one transaction on a database thread."""
+        return await self._submit(functools.partial(self.run_sync, fn, *args, **kwargs))
+
     def run_sync(self, fn: Callable[..., T], *args, **kwargs) -> T:
-        """Run fn(db, ...) in one transaction on this thread (for the CLI and tests)."""
-        with Db(self.engine, expire_on_commit=False) as db:
+        """fn(tx, ...) in one transaction on this thread (the CLI and tests call it directly).
+
+        Committed as a whole or rolled back as a whole; a refusal of a `commits_refusals` function
+        is committed, then raised; committed security events are logged; a database that does not
+        answer is raised as Unavailable (503)."""
+        with self._connection() as tx:
+            try:
+                transaction = tx.begin()
+                info = tx.info  # store.add_event's list (read now: a connection lost later hides it)
+            except BaseException as exc:
+                _raise_outage(exc)
+                raise
             try:
                 try:
-                    result = fn(db, *args, **kwargs)
+                    result = fn(tx, *args, **kwargs)
                 except ServiceError:
                     if _commits_refusals(fn):
-                        db.commit()
-                        _log_events(db)
+                        transaction.commit()
+                        _log_events(info)
                     raise
-                db.commit()
-                _log_events(db)
+                transaction.commit()
+                _log_events(info)
                 return result
             except BaseException as exc:
-                db.rollback()
-                db.info.pop("events", None)  # a rolled-back event never happened
+                info.pop("events", None)  # a rolled-back event never happened
+                if transaction.is_active:  # (a refusal's commit may have ended it)
+                    with contextlib.suppress(Exception):  # a lost connection has nothing to roll back
+                        transaction.rollback()
                 _raise_outage(exc)
                 raise
 
     async def ping(self) -> None:
         """A connection from the pool, and one statement on it (Unavailable when the database does
         not answer): a connection a thread keeps could outlive the database's ability to take new ones."""
-        await self.run(lambda db: db.connection().exec_driver_sql("SELECT 1"))
+        await self._submit(self._ping)
 
-    async def run(self, fn: Callable[..., T], *args, **kwargs) -> T:
-        """fn(db, ...) in one transaction on a database thread."""
-        return await self._submit(functools.partial(self.run_sync, fn, *args, **kwargs))
-
-    def run_plain_sync(self, fn: Callable[..., T], *args, **kwargs) -> T:
-        """Run fn(tx, ...) in one transaction on a bare DB-API connection (see `Tx`)."""
-        with self._connection() as fairy:
-            tx = Tx(fairy, self.engine.dialect)
-            try:
-                tx.begin()
-                try:
-                    result = fn(tx, *args, **kwargs)
-                except ServiceError:
-                    if _commits_refusals(fn):
-                        tx.commit()
-                        _log_events(tx)
-                    raise
-                tx.commit()
-                _log_events(tx)
-                return result
-            except BaseException as exc:
-                tx.rollback()
-                _raise_outage(exc)
-                raise
+    def _ping(self) -> None:
+        try:
+            with self.engine.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+        except DBAPIError as exc:
+            raise Unavailable(reason=_first_line(exc.orig) if exc.orig else type(exc).__name__) from exc
 
     @contextlib.contextmanager
-    def _connection(self):
-        """The connection for a plain transaction. A thread keeps one between transactions: a pool
-        checkout costs more than the login path's transactions do (SQLite: the pool's reset;
+    def _connection(self) -> Iterator[Tx]:
+        """The connection for one transaction. A database thread keeps one between transactions: a
+        pool checkout costs more than the login path's transactions do (SQLite: the pool's reset;
         PostgreSQL: the pre-ping and the reset on return, a round trip each). A kept PostgreSQL
-        connection is checked by a poll of its socket instead (`_still_open`); only database
-        threads keep one (any other thread, a CLI command say, takes and returns a pooled one)."""
+        connection is checked by a poll of its socket instead (`_still_open`); any other thread (a
+        CLI command, a test) takes a pooled one and gives it back."""
         if not (self._sqlite or getattr(_thread_role, "database", False)):
-            fairy = self._checkout()
-            try:
-                yield fairy
-            finally:
-                fairy.close()
+            with self._checkout() as conn:
+                yield conn
             return
         kept = getattr(self._held, "kept", None)
         if kept is None:
             kept = self._held.kept = _Kept()
             self._kept.append(kept)
         with kept.lock:  # close() gives it back between transactions, never during one
-            if kept.fairy is not None and not (kept.fairy.is_valid and (self._sqlite or _still_open(kept.fairy))):
-                _drop(kept.fairy)
-                kept.fairy = None
-            if kept.fairy is None:
-                kept.fairy = self._checkout()
-            yield kept.fairy
+            if kept.conn is not None and (kept.conn.invalidated or kept.conn.closed
+                                          or not (self._sqlite or _still_open(kept.conn))):
+                _drop(kept.conn)
+                kept.conn = None
+            if kept.conn is None:
+                kept.conn = self._checkout()
+            yield kept.conn
 
-    def _checkout(self):
+    def _checkout(self) -> Tx:
         try:
-            return self.engine.raw_connection()
-        except self.engine.dialect.loaded_dbapi.Error as exc:  # no connection: unwrapped, unlike the ORM's
-            raise Unavailable(reason=_first_line(exc)) from exc
-
-    async def run_plain(self, fn: Callable[..., T], *args, **kwargs) -> T:
-        """fn(tx, ...) in one transaction on a database thread, without the ORM (the login path)."""
-        return await self._submit(functools.partial(self.run_plain_sync, fn, *args, **kwargs))
+            return self.engine.connect()
+        except DBAPIError as exc:  # no connection at all: the database is down or unreachable
+            raise Unavailable(reason=_first_line(exc.orig) if exc.orig else type(exc).__name__) from exc
 
 
 def commits_refusals(fn: Callable[..., T]) -> Callable[..., T]:
@@ -231,13 +225,13 @@ def _mark_database_thread() -> None:
     _thread_role.database = True
 
 
-def _still_open(fairy) -> bool:
+def _still_open(conn: Tx) -> bool:
     """Whether a kept, idle PostgreSQL connection is still open, without a round trip: the server
     sends nothing unasked to an idle connection unless it is ending it (a restart, a terminated
     backend), so anything to read (its farewell, end-of-file) means: take a new one."""
     try:
         poller = select.poll()
-        poller.register(fairy.driver_connection.fileno(), select.POLLIN)
+        poller.register(conn.connection.driver_connection.fileno(), select.POLLIN)  # type: ignore[union-attr]  # a closed one raises: caught below
         return not poller.poll(0)
     except Exception:  # noqa: BLE001 -- closed or broken: not usable either way
         return False
@@ -246,18 +240,18 @@ def _still_open(fairy) -> bool:
 class _Kept:
     """A thread's kept connection (None until its first transaction, or after close())."""
 
-    __slots__ = ("fairy", "lock")
+    __slots__ = ("conn", "lock")
 
     def __init__(self) -> None:
-        self.fairy = None
+        self.conn: Tx | None = None
         self.lock = threading.Lock()
 
 
-def _drop(fairy) -> None:
+def _drop(conn: Tx) -> None:
     with contextlib.suppress(Exception):
-        if fairy.is_valid:
-            fairy.invalidate()  # its connection is closed, not handed to anyone else
-        fairy.close()  # and its place in the pool given back
+        if not conn.invalidated:
+            conn.invalidate()  # its connection is closed, not handed to anyone else
+        conn.close()  # and its place in the pool given back
 
 
 def _close_kept(kept: list) -> None:
@@ -265,74 +259,12 @@ def _close_kept(kept: list) -> None:
         # A transaction still running (a database that hangs, say) keeps its connection.
         if one.lock.acquire(timeout=5):
             try:
-                if one.fairy is not None:
+                if one.conn is not None:
                     with contextlib.suppress(Exception):
-                        one.fairy.close()
-                    one.fairy = None
+                        one.conn.close()
+                    one.conn = None
             finally:
                 one.lock.release()
-
-
-class Tx:
-    """One transaction on a DB-API connection, for store.py's plain SQL.
-
-    The ORM session costs more Python per transaction (its state machine, its connection lookup
-    per statement) than SQLite spends on the whole transaction; the login path's transactions use
-    only plain SQL, so they run here. Same contract as `Database.run`: one transaction, committed or
-    rolled back as a whole, committed security events logged, outages raised as Unavailable.
-    """
-
-    def __init__(self, fairy, dialect, *, invalidate: Callable[[BaseException], None] | None = None) -> None:
-        self.fairy = fairy
-        self.dbapi = fairy.driver_connection
-        self.dialect = dialect
-        self.invalidate = invalidate or fairy.invalidate
-        self.info: dict = {}  # what the ORM session's .info holds for store.add_event
-
-    def begin(self) -> None:
-        if self.dialect.name == "sqlite":
-            # The write lock at BEGIN, as for the ORM's transactions (make_engine).
-            self.execute("BEGIN IMMEDIATE")
-        # psycopg opens the transaction itself at the first statement.
-
-    def execute(self, sql: str, params=None):
-        """The driver's cursor; its errors become SQLAlchemy's (a lost connection is invalidated)."""
-        if self.dialect.name == "sqlite":
-            return self._driver(lambda: self.dbapi.execute(sql, params or ()), sql, params)
-        cursor = self.dbapi.cursor()
-        self._driver(lambda: cursor.execute(sql, params), sql, params, cursor)
-        return cursor
-
-    def commit(self) -> None:
-        if self.dialect.name == "sqlite":
-            self.execute("COMMIT")
-        else:
-            self._driver(self.dbapi.commit, "COMMIT", None)
-
-    def _driver(self, call: Callable[[], T], sql: str, params, cursor=None) -> T:
-        """What SQLAlchemy does for its own statements: a lost connection is dropped from the pool,
-        and the driver's error becomes SQLAlchemy's, so an outage is a 503 (commit included)."""
-        try:
-            return call()
-        except self.dialect.loaded_dbapi.Error as exc:
-            lost = self.dialect.is_disconnect(exc, self.dbapi, cursor)
-            if lost:
-                self.invalidate(exc)
-            raise DBAPIError.instance(sql, params, exc, self.dialect.loaded_dbapi.Error,
-                                      connection_invalidated=lost) from exc
-
-    def rollback(self) -> None:
-        self.info.pop("events", None)  # a rolled-back event never happened
-        if not self.fairy.is_valid:
-            return  # invalidated when it was lost: the server has rolled back already
-        try:
-            if self.dialect.name == "sqlite":
-                if self.dbapi.in_transaction:
-                    self.dbapi.execute("ROLLBACK")
-            else:
-                self.dbapi.rollback()
-        except Exception:  # noqa: BLE001 -- a dead connection has nothing to roll back
-            self.fairy.invalidate()
 
 
 def _raise_outage(exc: BaseException) -> None:
@@ -348,9 +280,9 @@ def _first_line(exc: BaseException) -> str:
     return (lines[0] if lines else type(exc).__name__)[:200]
 
 
-def _log_events(db) -> None:
+def _log_events(info: dict) -> None:
     """One JSON line per committed security event, for operators (never a secret: see store.add_event)."""
-    for row in db.info.pop("events", []):
+    for row in info.pop("events", []):
         event_log.info("security event", extra={
             "event": row.kind, "user_id": row.user_id, "ip": row.ip,
             "detail": json.loads(row.detail) if row.detail else None,

@@ -9,27 +9,25 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlmodel import Session as Db
+from .db import Tx
 
 from . import store
-from .models import TrustedDevice
+from .rows import DeviceRow
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def remember(db: Db, *, user_id: int, now: datetime, days: int, user_agent: str | None) -> str:
+def remember(db: Tx, *, user_id: int, now: datetime, days: int, user_agent: str | None) -> str:
     """Trust this browser for `days`; returns the token for the cookie."""
     token = secrets.token_urlsafe(32)
-    store.add_trusted_device(db, TrustedDevice(
-        user_id=user_id, token_hash=_hash(token), created_at=now,
-        expires_at=now + timedelta(days=days), user_agent=(user_agent or "")[:300] or None,
-    ))
+    store.add_trusted_device(db, user_id=user_id, token_hash=_hash(token), created_at=now,
+                             expires_at=now + timedelta(days=days), user_agent=(user_agent or "")[:300] or None)
     return token
 
 
-def recognise(db: Db, token: str | None, *, user_id: int, now: datetime) -> TrustedDevice | None:
+def recognise(db: Tx, token: str | None, *, user_id: int, now: datetime) -> DeviceRow | None:
     """The customer's unexpired trusted device for this token, or None (a token of another customer is None)."""
     if not token or len(token) > 100:
         return None
@@ -39,5 +37,5 @@ def recognise(db: Db, token: str | None, *, user_id: int, now: datetime) -> Trus
     return device
 
 
-def forget_all(db: Db, user_id: int) -> int:
+def forget_all(db: Tx, user_id: int) -> int:
     return store.forget_trusted_devices(db, user_id)

@@ -11,15 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session as Db
 
 from . import codes, devices, notices, policy, sessions, stepup, store
 from .context import Client, Context
-from .errors import (AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin,
-                     NotAuthenticated, ResendTooSoon)
-from .db import commits_refusals
+from .db import Tx, commits_refusals
+from .errors import AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin, ResendTooSoon
 from .mail import MailError
-from .models import Session, User
+from .rows import SessionRow, UserRow
 
 CUSTOMER_CODE = re.compile(r"[A-Za-z0-9-]{4,20}")
 DEFAULT_REDIRECT = "/account"
@@ -89,12 +87,12 @@ async def submit_password(ctx: Context, *, customer_code: str, password: str, cu
 
 @dataclass(frozen=True)
 class PasswordAttempt:
-    user: User | None
+    user: UserRow | None
     failures: int  # the customer's failure count with this attempt in it (0: unknown customer)
     checkable: bool  # False: unknown, locked, or past the lock's count: the password is not looked at
 
 
-def _count_attempt(db: Db, ctx: Context, key: str | None, client: Client) -> PasswordAttempt:
+def _count_attempt(db: Tx, ctx: Context, key: str | None, client: Client) -> PasswordAttempt:
     """Count the attempt before its password is hashed, so N parallel guesses count N first
     (security.md 32): against the address and the customer code (429 past their limits), and as one
     more consecutive failure of the customer; a right password gives both back."""
@@ -110,7 +108,7 @@ def _count_attempt(db: Db, ctx: Context, key: str | None, client: Client) -> Pas
     return PasswordAttempt(user, failures, checkable)
 
 
-def _password_failed(db: Db, ctx: Context, attempt: PasswordAttempt, key: str | None, client: Client) -> bool:
+def _password_failed(db: Tx, ctx: Context, attempt: PasswordAttempt, key: str | None, client: Client) -> bool:
     now = ctx.clock()
     user = attempt.user
     if user is None:
@@ -124,7 +122,7 @@ def _password_failed(db: Db, ctx: Context, attempt: PasswordAttempt, key: str | 
     return outcome.locked_now
 
 
-def _password_accepted(db: Db, ctx: Context, user: User, key: str, *, current_session: str | None,
+def _password_accepted(db: Tx, ctx: Context, user: UserRow, key: str, *, current_session: str | None,
                        device_token: str | None, next_path: str | None,
                        client: Client) -> tuple[LoginStep, str | None, str | None]:
     now = ctx.clock()
@@ -168,7 +166,7 @@ async def submit_code(ctx: Context, *, session_id_hash: str | None, entered: str
 
 
 @commits_refusals  # a wrong code stays counted, a void code void
-def _check_code(db: Db, ctx: Context, session_id_hash: str | None, entered: str, remember: bool,
+def _check_code(db: Tx, ctx: Context, session_id_hash: str | None, entered: str, remember: bool,
                 client: Client) -> LoginStep:
     now = ctx.clock()
     ctx.throttle.check(ip=client.ip, db=db)  # before anything else, in this same transaction
@@ -218,7 +216,7 @@ async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Clie
         raise MailUnavailable(reason=str(exc)) from None
 
 
-def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client) -> tuple[str, str | None, str]:
+def _reissue(db: Tx, ctx: Context, session_id_hash: str | None, client: Client) -> tuple[str, str | None, str]:
     now = ctx.clock()
     pending, user = _continue_login(db, ctx, session_id_hash, now)
     wait = codes.resend_wait(store.code_for(db, pending.id_hash, "login"), now=now,
@@ -236,10 +234,10 @@ def _reissue(db: Db, ctx: Context, session_id_hash: str | None, client: Client) 
 # --- logging out ------------------------------------------------------------------------------
 
 
-async def logout(ctx: Context, session: Session, client: Client) -> None:
+async def logout(ctx: Context, session: SessionRow, client: Client) -> None:
     """End this browser's session for good (the trusted device stays, as the contract says)."""
 
-    def end(db: Db) -> None:
+    def end(db: Tx) -> None:
         if sessions.end(db, session.id_hash) and session.user_id and session.state == sessions.ACTIVE:
             store.add_event(db, kind="logout", when=ctx.clock(), user_id=session.user_id, ip=client.ip,
                             user_agent=client.user_agent)
@@ -250,7 +248,7 @@ async def logout(ctx: Context, session: Session, client: Client) -> None:
 # --- lifting the password lock ---------------------------------------------------------------
 
 
-async def unlock_password(ctx: Context, *, session: Session, client: Client) -> bool:
+async def unlock_password(ctx: Context, *, session: SessionRow, client: Client) -> bool:
     """The customer lifts the automatic lock themselves, after a passkey step-up (a fresh passkey
     login counts): a guesser who locked the password cannot make a passkey customer call the broker.
     A code cannot do this: the lock closes the code path, and a code can be phished. True when a lock
@@ -258,10 +256,8 @@ async def unlock_password(ctx: Context, *, session: Session, client: Client) -> 
     now = ctx.clock()
     stepup.require_step_up(session, ctx.settings, now, passkey=True)
 
-    def lift(db: Db) -> bool:
-        user = store.user_by_id(db, session.user_id)
-        if user is None:
-            raise NotAuthenticated()
+    def lift(db: Tx) -> bool:
+        user = sessions.customer_of(db, session)
         if policy.lock_state(user) == "hold":  # only the support desk lifts its own hold
             raise AccountLocked(reason="support hold")
         if not store.unlock_password(db, user.id):
@@ -278,7 +274,7 @@ async def unlock_password(ctx: Context, *, session: Session, client: Client) -> 
 # --- shared pieces ---------------------------------------------------------------------------
 
 
-def _continue_login(db: Db, ctx: Context, session_id_hash: str | None, now: datetime) -> tuple[Session, User]:
+def _continue_login(db: Tx, ctx: Context, session_id_hash: str | None, now: datetime) -> tuple[SessionRow, UserRow]:
     """(pending session, its customer) for a login that may go on; NoPendingLogin or AccountLocked."""
     row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings) if session_id_hash else None
     if row is None or row.state != sessions.PENDING or row.user_id is None:

@@ -179,7 +179,7 @@ class OutboxWorker:
         """One pass over what is due; returns how many were sent."""
         now = self.clock()
         token = secrets.token_hex(16)
-        rows = await self.db.run_plain(store.claim_mail, now=now, until=now + timedelta(minutes=2), token=token,
+        rows = await self.db.run(store.claim_mail, now=now, until=now + timedelta(minutes=2), token=token,
                                        limit=self.batch)
         if not rows:
             return 0
@@ -194,7 +194,7 @@ class OutboxWorker:
             outcomes = [str(exc)] * len(rows)
         sent = [r.id for r, why in zip(rows, outcomes) if why is None]
         if sent:
-            await self.db.run_plain(store.mark_mail_sent, sent, self.clock())
+            await self.db.run(store.mark_mail_sent, sent, self.clock())
         failed = [(r, why) for r, why in zip(rows, outcomes) if why is not None]
         if failed:
             log.warning("outbox delivery failed", extra={"error": failed[0][1], "count": len(failed)})

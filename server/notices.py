@@ -9,17 +9,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlmodel import Session as Db
+from .db import Tx
 
 from . import messages, policy, store
 from .context import Client, Context
 from .mail import MailError
-from .models import User
+from .rows import UserRow
 
 log = logging.getLogger("tobira.notices")
 
 
-def record(db: Db, ctx: Context, kind: str, user_id: int | None, client: Client, **detail) -> None:
+def record(db: Tx, ctx: Context, kind: str, user_id: int | None, client: Client, **detail) -> None:
     """A security event now, from this client."""
     store.add_event(db, kind=kind, when=ctx.clock(), user_id=user_id, ip=client.ip, user_agent=client.user_agent,
                     **detail)
@@ -34,7 +34,7 @@ async def send_code(ctx: Context, *, email: str | None, code: str, purpose: str,
                                               ttl=s.code_ttl, purpose=purpose)])
 
 
-def _mail(db: Db, ctx: Context, user: User, kind: str, build, **values) -> None:
+def _mail(db: Tx, ctx: Context, user: UserRow, kind: str, build, **values) -> None:
     if not user.email:
         return
     s = ctx.settings
@@ -42,7 +42,7 @@ def _mail(db: Db, ctx: Context, user: User, kind: str, build, **values) -> None:
     store.enqueue_mail(db, kind=kind, to_addr=user.email, message=msg.as_string(), when=values.get("when") or ctx.clock())
 
 
-def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now: datetime, *,
+def logged_in(db: Tx, ctx: Context, user: UserRow, method: str, client: Client, now: datetime, *,
               unless_locked: bool = False) -> bool:
     """Everything a successful login does besides the session: reset failures, record, notify.
     unless_locked: the lock is read again as the login is written; when one came first, nothing is
@@ -56,7 +56,7 @@ def logged_in(db: Db, ctx: Context, user: User, method: str, client: Client, now
     return True
 
 
-def failed_sign_in(db: Db, ctx: Context, user: User, client: Client, now: datetime, *, kind: str, method: str,
+def failed_sign_in(db: Tx, ctx: Context, user: UserRow, client: Client, now: datetime, *, kind: str, method: str,
                    reason: str, counted: int | None = None) -> policy.FailureOutcome:
     """A wrong password or code: one more consecutive failure, recorded; the one that reaches the
     threshold locks the account and tells the customer. counted: the failure count this attempt
@@ -73,20 +73,20 @@ def failed_sign_in(db: Db, ctx: Context, user: User, client: Client, now: dateti
     return outcome
 
 
-def locked(db: Db, ctx: Context, user: User, client: Client, now: datetime) -> None:
+def locked(db: Tx, ctx: Context, user: UserRow, client: Client, now: datetime) -> None:
     store.add_event(db, kind="account_locked", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent)
     log.warning("account locked", extra={"customer_code": user.customer_code})
     _mail(db, ctx, user, "locked", messages.locked_mail, lang=client.lang, when=now, ip=client.ip)
 
 
-def password_unlocked(db: Db, ctx: Context, user: User, client: Client, now: datetime) -> None:
+def password_unlocked(db: Tx, ctx: Context, user: UserRow, client: Client, now: datetime) -> None:
     store.add_event(db, kind="password_unlocked", when=now, user_id=user.id, ip=client.ip,
                     user_agent=client.user_agent, actor="customer")
     _mail(db, ctx, user, "password_unlocked", messages.password_unlocked_mail, lang=client.lang, when=now,
           ip=client.ip)
 
 
-def passkey_added(db: Db, ctx: Context, user: User, name: str, provider: str | None, client: Client,
+def passkey_added(db: Tx, ctx: Context, user: UserRow, name: str, provider: str | None, client: Client,
                   now: datetime, *, hold_until: datetime | None = None) -> None:
     store.add_event(db, kind="passkey_added", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     name=name, provider=provider, hold_until=hold_until.isoformat() if hold_until else None)
@@ -94,7 +94,7 @@ def passkey_added(db: Db, ctx: Context, user: User, name: str, provider: str | N
           provider=provider, ip=client.ip, hold_until=hold_until)
 
 
-def passkey_removed(db: Db, ctx: Context, user: User, name: str, provider: str | None, client: Client,
+def passkey_removed(db: Tx, ctx: Context, user: UserRow, name: str, provider: str | None, client: Client,
                     now: datetime, actor: str = "customer") -> None:
     store.add_event(db, kind="passkey_removed", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     name=name, provider=provider, actor=actor)
@@ -102,7 +102,7 @@ def passkey_removed(db: Db, ctx: Context, user: User, name: str, provider: str |
           provider=provider, ip=client.ip)
 
 
-def clone_suspected(db: Db, ctx: Context, user: User, name: str, stored: int, received: int, client: Client,
+def clone_suspected(db: Tx, ctx: Context, user: UserRow, name: str, stored: int, received: int, client: Client,
                     now: datetime) -> None:
     """A sign counter that went backwards: the authenticator may have been copied (WebAuthn §6.1.1)."""
     store.add_event(db, kind="passkey_clone_suspected", when=now, user_id=user.id, ip=client.ip,

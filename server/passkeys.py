@@ -10,12 +10,12 @@ from datetime import datetime
 from pathlib import Path
 
 from fido2.utils import websafe_encode
-from sqlmodel import Session as Db
+from .db import Tx
 
-from . import devices, notices, policy, stepup, store, verify
+from . import devices, notices, policy, sessions, stepup, store, verify
 from .config import Settings
 from .errors import Conflict, InvalidField, NotFound
-from .models import Credential
+from .rows import CredentialRow
 
 NAME_MAX = 64
 # A name (after trimming) has a visible character and no control character (C0, DEL, C1). Also
@@ -102,7 +102,7 @@ class PasskeyView:
         }
 
 
-def view(credential: Credential, now: datetime) -> PasskeyView:
+def view(credential: CredentialRow, now: datetime) -> PasskeyView:
     """How the customer sees a passkey now (a hold that has ended is no hold)."""
     return PasskeyView(
         id=websafe_encode(credential.credential_id), name=credential.name, provider=provider_of(credential.aaguid),
@@ -113,7 +113,7 @@ def view(credential: Credential, now: datetime) -> PasskeyView:
     )
 
 
-def list_views(db: Db, user_id: int, now: datetime) -> list[PasskeyView]:
+def list_views(db: Tx, user_id: int, now: datetime) -> list[PasskeyView]:
     return [view(c, now) for c in store.credentials_of(db, user_id)]
 
 
@@ -132,7 +132,7 @@ async def rename(ctx, *, session, passkey_id: str, name: str, client) -> Passkey
         raise InvalidField(reason=f"a passkey name is 1-{NAME_MAX} characters", field="name")
     raw = _raw_id(passkey_id)
 
-    def save(db: Db) -> PasskeyView:
+    def save(db: Tx) -> PasskeyView:
         row = store.rename_credential(db, session.user_id, raw, clean) if raw else None
         if row is None:  # not theirs, or not at all: the same answer
             raise NotFound()
@@ -146,17 +146,17 @@ async def rename(ctx, *, session, passkey_id: str, name: str, client) -> Passkey
 async def delete(ctx, *, session, passkey_id: str, client) -> None:
     raw = _raw_id(passkey_id)
 
-    def remove(db: Db) -> None:
+    def remove(db: Tx) -> None:
         now = ctx.clock()
         # Existence first, so a stranger's ID answers 404 whatever the step-up state.
-        if raw is None or not any(c.credential_id == raw for c in store.credentials_of(db, session.user_id)):
+        if raw is None or not any(c.credential_id == raw for c in store.credentials_of(db, session.customer_id)):
             raise NotFound()
         stepup.require_passkey_change_allowed(session, ctx.settings, now, has_passkey=True)
-        row = store.delete_credential(db, session.user_id, raw)
+        row = store.delete_credential(db, session.customer_id, raw)
         if row is None:
             raise NotFound()
-        devices.forget_all(db, session.user_id)  # security.md 40: a passkey change revokes remembered PCs
-        user = store.user_by_id(db, session.user_id)
+        devices.forget_all(db, session.customer_id)  # security.md 40: a passkey change revokes remembered PCs
+        user = sessions.customer_of(db, session)
         notices.passkey_removed(db, ctx, user, row.name, provider_of(row.aaguid), client, now)
 
     await ctx.db.run(remove)

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, get_args
 
-from sqlmodel import Session as Db
+from .db import Tx
 
 from . import store
 from .config import Settings
-from .models import Session
+from .rows import SessionRow
 
 
 @dataclass(frozen=True)
@@ -19,7 +19,7 @@ class FailureOutcome:
     locked_now: bool  # this failure is the one that locked the account
 
 
-def count_failure(db: Db, user_id: int, *, now: datetime, lock_after: int) -> FailureOutcome:
+def count_failure(db: Tx, user_id: int, *, now: datetime, lock_after: int) -> FailureOutcome:
     """One more consecutive failure (a wrong password or a wrong code); lock at the threshold.
 
     The count lives on the account, not on the code or the pending login, so re-sending codes or
@@ -28,7 +28,7 @@ def count_failure(db: Db, user_id: int, *, now: datetime, lock_after: int) -> Fa
     return lock_if_due(db, user_id, store.add_failed_login(db, user_id), now=now, lock_after=lock_after)
 
 
-def lock_if_due(db: Db, user_id: int, failures: int, *, now: datetime, lock_after: int) -> FailureOutcome:
+def lock_if_due(db: Tx, user_id: int, failures: int, *, now: datetime, lock_after: int) -> FailureOutcome:
     """Lock password sign-in once `failures` reaches the threshold (the first call to lock says so)."""
     locked_now = failures >= lock_after and store.lock_user(db, user_id, now)
     return FailureOutcome(failures, locked_now)
@@ -60,7 +60,7 @@ class Refusal:
     hold_until: datetime | None = None
 
 
-def important_operations_reason(session: Session, settings: Settings, now: datetime) -> Refusal | None:
+def important_operations_reason(session: SessionRow, settings: Settings, now: datetime) -> Refusal | None:
     """Why this session's login does not count for important operations, or None (step-up freshness
     is separate).
 
@@ -87,12 +87,12 @@ ImportantOperation = Literal["withdrawal", "bank_account_change", "email_change"
 IMPORTANT_OPERATIONS: tuple[str, ...] = get_args(ImportantOperation)
 
 
-def fresh(session: Session, settings: Settings, now: datetime) -> bool:
+def fresh(session: SessionRow, settings: Settings, now: datetime) -> bool:
     """Verified recently enough (TOBIRA_STEP_UP_WINDOW) for a sensitive action."""
     return session.verified_at is not None and now - session.verified_at <= timedelta(seconds=settings.step_up_window)
 
 
-def important_operation_refusal(session: Session, settings: Settings, now: datetime) -> Refusal | None:
+def important_operation_refusal(session: SessionRow, settings: Settings, now: datetime) -> Refusal | None:
     """Why this session may not do an important operation now, or None.
 
     Before the passkey date: any two-step session, after a recent step-up. From it: a passkey
@@ -113,14 +113,14 @@ def important_operation_refusal(session: Session, settings: Settings, now: datet
     return None
 
 
-def phishing_resistant(session: Session, now: datetime) -> bool:
+def phishing_resistant(session: SessionRow, now: datetime) -> bool:
     """Made or verified with a passkey that is not on hold: no real-time phishing proxy can hold
     such a session (it cannot relay a passkey ceremony to its own origin)."""
     return ((session.auth_method == "passkey" and not on_hold(session.login_hold_until, now))
             or (session.verified_by == "passkey" and not on_hold(session.verified_hold_until, now)))
 
 
-def new_passkey_hold(session: Session, settings: Settings, now: datetime) -> datetime | None:
+def new_passkey_hold(session: SessionRow, settings: Settings, now: datetime) -> datetime | None:
     """Until when a passkey registered from this session is on hold, or None.
 
     A session that is not phishing-resistant may be a proxy's: the passkey it adds could be the
@@ -132,7 +132,7 @@ def new_passkey_hold(session: Session, settings: Settings, now: datetime) -> dat
     return now + timedelta(seconds=settings.new_passkey_hold)
 
 
-def step_up_missing(session: Session, settings: Settings, now: datetime, *, passkey: bool) -> bool:
+def step_up_missing(session: SessionRow, settings: Settings, now: datetime, *, passkey: bool) -> bool:
     """No verification recent enough for a sensitive action, or (passkey) none made with a passkey."""
     return not fresh(session, settings, now) or (passkey and session.verified_by != "passkey")
 

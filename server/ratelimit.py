@@ -66,11 +66,10 @@ from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session as Db
 
 from . import store
 from .config import Settings
-from .db import Database
+from .db import Database, Tx
 from .errors import RATE_LIMITED, ServiceError, Unavailable
 
 FAILURES = "failed-sign-in"
@@ -128,7 +127,7 @@ class SqlStorage(Storage):
         return SQLAlchemyError
 
     @contextlib.contextmanager
-    def joined(self, db: Db | None) -> Iterator[None]:
+    def joined(self, db: Tx | None) -> Iterator[None]:
         before = getattr(self._joined, "db", None)
         self._joined.db = db or before
         try:
@@ -238,7 +237,7 @@ class Throttle:
         for _, key in self._failure_keys(ip, customer):
             self._known_refusal(key, RateLimited)
 
-    def check(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+    def check(self, *, ip: str | None = None, customer: str | None = None, db: Tx | None = None) -> None:
         """Raise RateLimited when this address or this customer has used up its failed sign-ins."""
         self._failed_sign_ins(ip, customer, db, count=False)
 
@@ -250,19 +249,19 @@ class Throttle:
                 self._refused.clear()
         self._refused[key] = self._now() + wait
 
-    def failed(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+    def failed(self, *, ip: str | None = None, customer: str | None = None, db: Tx | None = None) -> None:
         """Count one failed sign-in against this address and this customer."""
         with self._using(db):
             for item, key in self._failure_keys(ip, customer):
                 self.limiter.hit(item, *key)
 
-    def attempt(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+    def attempt(self, *, ip: str | None = None, customer: str | None = None, db: Tx | None = None) -> None:
         """Count one sign-in attempt now, before its password is hashed, and refuse it (RateLimited)
         when that goes past a limit: N parallel guesses count N before any of them is checked
         (security.md 32). A success gives its count back (`give_back`), so only failures stay."""
         self._failed_sign_ins(ip, customer, db, count=True)
 
-    def _failed_sign_ins(self, ip: str | None, customer: str | None, db: Db | None, *, count: bool) -> None:
+    def _failed_sign_ins(self, ip: str | None, customer: str | None, db: Tx | None, *, count: bool) -> None:
         """RateLimited when a failed-sign-in limit is used up; count: this attempt is counted first."""
         self.refused_recently(ip=ip, customer=customer)
         with self._using(db):
@@ -273,14 +272,14 @@ class Throttle:
                     self._remember_refusal(key, wait)
                     raise RateLimited(retry_after=wait, reason=f"failed sign-ins: {key[1]}")
 
-    def give_back(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+    def give_back(self, *, ip: str | None = None, customer: str | None = None, db: Tx | None = None) -> None:
         """An attempt counted by `attempt` succeeded: it is no failure."""
         with self._using(db):
             for item, key in self._failure_keys(ip, customer):
                 self.limiter.hit(item, *key, cost=-1)
 
     def code_mail_allowed(self, *, ip: str | None = None, customer: str | None = None,
-                          db: Db | None = None) -> None:
+                          db: Tx | None = None) -> None:
         """TooManyCodeMails when a code e-mail to this customer or address would be over budget.
         Asked before the password is checked: a refusal that only a right password reaches would
         tell a guesser the password is right (security.md 33). `code_mail` counts the send."""
@@ -292,7 +291,7 @@ class Throttle:
                     raise TooManyCodeMails(retry_after=self._wait(item, (bucket, kind, ident)),
                                            reason=f"code e-mails: {kind}")
 
-    def code_mail(self, *, ip: str | None = None, customer: str | None = None, db: Db | None = None) -> None:
+    def code_mail(self, *, ip: str | None = None, customer: str | None = None, db: Tx | None = None) -> None:
         """Count one code e-mail about to be made; TooManyCodeMails when this customer or address is over budget."""
         keys = [(self.mails_per_customer, (CODE_MAILS, "customer", customer)),
                 (self.mails_per_address, (CODE_MAILS, "address", address_key(ip)))]
@@ -302,7 +301,7 @@ class Throttle:
                     raise TooManyCodeMails(retry_after=self._wait(item, (bucket, kind, ident)),
                                            reason=f"code e-mails: {kind}")
 
-    def login_options(self, *, ip: str | None, db: Db | None = None) -> None:
+    def login_options(self, *, ip: str | None, db: Tx | None = None) -> None:
         """Count one passkey-login options request from this address, answered or not;
         TooManyRequests when the address is over its limit (a refusal already known is answered
         from memory, without a storage round trip)."""
@@ -337,7 +336,7 @@ class Throttle:
         return max(1, math.ceil(reset - self._now()))
 
     @contextlib.contextmanager
-    def _using(self, db: Db | None) -> Iterator[None]:
+    def _using(self, db: Tx | None) -> Iterator[None]:
         joined = self.storage.joined(db) if isinstance(self.storage, SqlStorage) else contextlib.nullcontext()
         try:
             with joined:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlmodel import Session as Db
+from .db import Tx
 
 from . import store
 from .config import Settings
-from .models import Session, User
+from .errors import NotAuthenticated
+from .rows import CustomerSession, SessionRow, UserRow
 
 ANONYMOUS, PENDING, ACTIVE = "anonymous", "pending", "active"
 
@@ -29,10 +30,10 @@ class NewSession:
     """A session just made: `raw_id` goes into the cookie and nowhere else."""
 
     raw_id: str
-    row: Session
+    row: SessionRow
 
 
-def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method: str | None = None,
+def create(db: Tx, *, now: datetime, state: str, user: UserRow | None, auth_method: str | None = None,
            verified: bool = False, next_path: str | None = None, ip: str | None = None,
            user_agent: str | None = None, replacing: str | None = None,
            hold_until: datetime | None = None) -> NewSession:
@@ -41,7 +42,7 @@ def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method:
     if replacing:
         store.delete_session(db, replacing)
     raw_id = secrets.token_urlsafe(32)
-    row = store.add_session(db, store.Plain(
+    row = store.add_session(db, SessionRow(
         id_hash=hash_id(raw_id), user_id=user.id if user else None, state=state, auth_method=auth_method,
         created_at=now, last_seen_at=now, authenticated_at=now if state == ACTIVE else None,
         verified_at=now if verified else None, verified_by=auth_method if verified else None,
@@ -52,7 +53,7 @@ def create(db: Db, *, now: datetime, state: str, user: User | None, auth_method:
     return NewSession(raw_id, row)
 
 
-def rotate(db: Db, row: Session, *, now: datetime, verified_by: str | None,
+def rotate(db: Tx, row: SessionRow, *, now: datetime, verified_by: str | None,
            hold_until: datetime | None = None) -> NewSession:
     """The same login under a new id (after a step-up): the old id stops working at once.
 
@@ -61,7 +62,7 @@ def rotate(db: Db, row: Session, *, now: datetime, verified_by: str | None,
     """
     store.delete_session(db, row.id_hash)
     raw_id = secrets.token_urlsafe(32)
-    new = store.add_session(db, store.Plain(
+    new = store.add_session(db, SessionRow(
         id_hash=hash_id(raw_id), user_id=row.user_id, state=row.state, auth_method=row.auth_method,
         created_at=row.created_at, last_seen_at=now, authenticated_at=row.authenticated_at,
         verified_at=now if verified_by else row.verified_at, verified_by=verified_by or row.verified_by,
@@ -71,34 +72,45 @@ def rotate(db: Db, row: Session, *, now: datetime, verified_by: str | None,
     return NewSession(raw_id, new)
 
 
-def expired(row: Session, *, now: datetime, settings: Settings) -> bool:
+def expired(row: SessionRow, *, now: datetime, settings: Settings) -> bool:
     limit = settings.session_absolute if row.state == ACTIVE else settings.pending_login_ttl
     return now - row.last_seen_at > settings.session_idle or now - row.created_at > limit
 
 
-def load(db: Db, id_hash: str, *, now: datetime, settings: Settings, find=store.session_by_hash) -> Session | None:
-    """The live session with this id, or None; an expired one is deleted as it is found.
-    find: how to read it (store.session_with_customer reads its customer along)."""
-    row = find(db, id_hash)
-    if row is None:
+def load(db: Tx, id_hash: str, *, now: datetime, settings: Settings) -> SessionRow | None:
+    """The live session with this id, or None; an expired one is deleted as it is found."""
+    row = store.session_by_hash(db, id_hash)
+    return None if row is None else _alive(db, row, now=now, settings=settings)
+
+
+def logged_in_with_customer(db: Tx, id_hash: str, *, now: datetime, settings: Settings) -> CustomerSession | None:
+    """The live logged-in session with its customer's code, name and passkey count, in one statement
+    (what GET /api/session answers: every page and every other service asks it), or None."""
+    found = store.session_with_customer(db, id_hash)
+    if found is None or found.session.state != ACTIVE:
         return None
+    row = _alive(db, found.session, now=now, settings=settings)
+    return None if row is None else replace(found, session=row)
+
+
+def _alive(db: Tx, row: SessionRow, *, now: datetime, settings: Settings) -> SessionRow | None:
     if expired(row, now=now, settings=settings):
-        store.delete_session(db, id_hash)
+        store.delete_session(db, row.id_hash)
         return None
     # Write the idle clock at most once a minute: a write on every request costs more than it buys.
     if (now - row.last_seen_at).total_seconds() > 60:
-        store.touch_session(db, id_hash, now)
-        row.last_seen_at = now
+        store.touch_session(db, row.id_hash, now)
+        return replace(row, last_seen_at=now)
     return row
 
 
-def logged_in_with_customer(db: Db, id_hash: str, *, now: datetime, settings: Settings):
-    """The live logged-in session with its customer's code, name and passkey count, in one statement
-    (what GET /api/session answers: every page and every other service asks it), or None."""
-    row = load(db, id_hash, now=now, settings=settings, find=store.session_with_customer)
-    # session_with_customer's row carries customer_code beside the Session columns, which load() types as Session.
-    return row if row is not None and row.state == ACTIVE and getattr(row, "customer_code") else None
+def customer_of(db: Tx, session: SessionRow) -> UserRow:
+    """The customer of a logged-in session, read now; NotAuthenticated when they are gone."""
+    user = store.user_by_id(db, session.customer_id)
+    if user is None:
+        raise NotAuthenticated()
+    return user
 
 
-def end(db: Db, id_hash: str) -> bool:
+def end(db: Tx, id_hash: str) -> bool:
     return store.delete_session(db, id_hash)

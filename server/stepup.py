@@ -6,18 +6,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlmodel import Session as Db
 
 from . import codes, notices, policy, sessions, store
 from .config import Settings
 from .context import Client, Context
-from .errors import AccountLocked, CodeRejected, MailUnavailable, NotAuthenticated, ResendTooSoon, StepUpRequired
-from .db import commits_refusals
+from .errors import AccountLocked, CodeRejected, MailUnavailable, ResendTooSoon, StepUpRequired
+from .db import Tx, commits_refusals
 from .mail import MailError
-from .models import Session
+from .rows import SessionRow
 
 
-def require_step_up(session: Session, settings: Settings, now: datetime, *, passkey: bool = False) -> None:
+def require_step_up(session: SessionRow, settings: Settings, now: datetime, *, passkey: bool = False) -> None:
     """403 step_up_required unless the session was verified recently (passkey: with a passkey); its
     message asks for a passkey when an e-mailed code would not do."""
     if not policy.step_up_missing(session, settings, now, passkey=passkey):
@@ -28,7 +27,7 @@ def require_step_up(session: Session, settings: Settings, now: datetime, *, pass
     raise error
 
 
-def require_passkey_change_allowed(session: Session, settings: Settings, now: datetime, *, has_passkey: bool) -> None:
+def require_passkey_change_allowed(session: SessionRow, settings: Settings, now: datetime, *, has_passkey: bool) -> None:
     """Adding or deleting a passkey: a recent step-up, with a passkey where policy asks for one."""
     require_step_up(session, settings, now,
                     passkey=policy.passkey_changes_need_a_passkey(settings, now, has_passkey=has_passkey))
@@ -40,7 +39,7 @@ class SteppedUp:
     verified_at: datetime
 
 
-def stepped_up(db: Db, ctx: Context, session: Session, method: str, client: Client, *,
+def stepped_up(db: Tx, ctx: Context, session: SessionRow, method: str, client: Client, *,
                hold_until: datetime | None = None) -> SteppedUp:
     """Record a successful step-up: verified now, under a new session id.
     hold_until: the hold of the passkey that stepped up, if any."""
@@ -51,17 +50,15 @@ def stepped_up(db: Db, ctx: Context, session: Session, method: str, client: Clie
     return SteppedUp(new.raw_id, now)
 
 
-def _customer(db: Db, session: Session):
-    user = store.user_by_id(db, session.user_id)
-    if user is None:
-        raise NotAuthenticated()
+def _customer(db: Tx, session: SessionRow):
+    user = sessions.customer_of(db, session)
     if policy.lock_state(user) != "no":  # the code path is what the automatic lock closes
         raise AccountLocked()
     return user
 
 
-async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
-    def issue(db: Db):
+async def send_code(ctx: Context, *, session: SessionRow, client: Client) -> None:
+    def issue(db: Tx):
         now = ctx.clock()
         user = _customer(db, session)
         wait = codes.resend_wait(store.code_for(db, session.id_hash, "step_up"), now=now,
@@ -83,11 +80,11 @@ async def send_code(ctx: Context, *, session: Session, client: Client) -> None:
         raise MailUnavailable(reason=str(exc)) from None
 
 
-async def check_code(ctx: Context, *, session: Session, entered: str, client: Client) -> SteppedUp:
+async def check_code(ctx: Context, *, session: SessionRow, entered: str, client: Client) -> SteppedUp:
     await ctx.throttle.turn_away_known(ip=client.ip)
 
     @commits_refusals  # a wrong code stays counted, a void code void
-    def check(db: Db) -> SteppedUp:
+    def check(db: Tx) -> SteppedUp:
         now = ctx.clock()
         ctx.throttle.check(ip=client.ip, db=db)  # before anything else, in this same transaction
         user = _customer(db, session)

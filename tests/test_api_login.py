@@ -29,7 +29,7 @@ def wrong(code):
 
 
 def rows(app, model):
-    return app.state.ctx.db.run_sync(lambda d: list(d.exec(select(model)).scalars()))
+    return app.state.ctx.db.run_sync(lambda d: list(d.execute(select(model))))
 
 
 # --- step 1 ----------------------------------------------------------------------------------

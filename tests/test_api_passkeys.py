@@ -39,7 +39,7 @@ def passkey_login(c, key, **overrides):
 
 
 def rows(app, model):
-    return app.state.ctx.db.run_sync(lambda d: list(d.exec(select(model)).scalars()))
+    return app.state.ctx.db.run_sync(lambda d: list(d.execute(select(model))))
 
 
 def fresh_client(app):
@@ -121,7 +121,7 @@ def test_registration_needs_an_email(make_app, mailsink, clock):
     user = add_customer(app)
     with fresh_client(app) as c:
         login(c, mailsink)
-        app.state.ctx.db.run_sync(lambda d: d.exec(update(User).where(User.id == user.id).values(email=None)))
+        app.state.ctx.db.run_sync(lambda d: d.execute(update(User).where(User.id == user.id).values(email=None)))
         r = c.post("/api/passkeys/register/options", json={})
         assert r.status_code == 409 and r.json()["error"]["code"] == "email_required"
 

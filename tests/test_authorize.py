@@ -158,7 +158,7 @@ def test_unknown_operation(app, customer, mailsink):
 def test_refusals_are_recorded(app, customer, mailsink):
     c = session_of("trusted_device", app, mailsink)
     decide(c, "withdrawal")
-    events = app.state.ctx.db.run_sync(lambda d: list(d.exec(select(SecurityEvent)).scalars()))
+    events = app.state.ctx.db.run_sync(lambda d: list(d.execute(select(SecurityEvent))))
     refused = [e for e in events if e.kind == "authorization_refused"]
     assert len(refused) == 1 and '"operation": "withdrawal"' in refused[0].detail
 

@@ -56,7 +56,7 @@ def test_right_code_works_once(db, pending, clock):
 
 def test_only_a_keyed_hash_is_stored(db, pending, clock):
     code = issue(db, pending, clock)
-    rows = db.run_sync(lambda d: list(d.exec(select(OneTimeCode)).scalars()))
+    rows = db.run_sync(lambda d: list(d.execute(select(OneTimeCode))))
     assert len(rows) == 1
     assert code not in rows[0].code_hash
     # Not a plain hash either: without the key the 10^6 codes cannot be enumerated.
@@ -126,7 +126,7 @@ def test_anything_not_six_digits_is_a_wrong_entry(db, pending, clock, typed):
 
 def test_resend_wait(db, pending, clock):
     issue(db, pending, clock)
-    row = db.run_sync(lambda d: d.exec(select(OneTimeCode)).scalars().first())
+    row = db.run_sync(lambda d: d.execute(select(OneTimeCode)).first())
     assert codes.resend_wait(row, now=clock(), resend_after=30) == 30
     clock.advance(29.5)
     assert codes.resend_wait(row, now=clock(), resend_after=30) == 1

@@ -32,11 +32,11 @@ def attempt(c, code="TARO1234", pw="wrong password", **kw):
 
 
 def count(app, model) -> int:
-    return app.state.ctx.db.run_sync(lambda d: d.exec(select(func.count()).select_from(model)).scalar_one())
+    return app.state.ctx.db.run_sync(lambda d: d.execute(select(func.count()).select_from(model)).scalar_one())
 
 
 def rows(app, model) -> list:
-    return app.state.ctx.db.run_sync(lambda d: list(d.exec(select(model)).scalars()))
+    return app.state.ctx.db.run_sync(lambda d: list(d.execute(select(model))))
 
 
 def assert_limited(r):

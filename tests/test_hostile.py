@@ -242,8 +242,8 @@ def _legitimate(path: str, body: bytes) -> bool:
 
 
 def _counts(app):
-    return app.state.ctx.db.run_sync(lambda d: (d.exec(select(func.count()).select_from(Credential)).scalar_one(),
-                                                d.exec(select(func.count()).select_from(Session)).scalar_one()))
+    return app.state.ctx.db.run_sync(lambda d: (d.execute(select(func.count()).select_from(Credential)).scalar_one(),
+                                                d.execute(select(func.count()).select_from(Session)).scalar_one()))
 
 
 def test_every_endpoint_refuses_random_bodies_with_the_contract_body(hostile):

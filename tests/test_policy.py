@@ -37,7 +37,7 @@ def test_trusted_device_token_is_random_hashed_and_bound(app, clock):
     hana = add_customer(app, code="HANA5678", email="hana@example.com")
     token = db.run_sync(devices.remember, user_id=taro.id, now=clock(), days=30, user_agent="UA")
     assert len(token) >= 43  # 32 random bytes, base64url: 256 bits
-    stored = db.run_sync(lambda d: d.exec(select(TrustedDevice)).scalars().one())
+    stored = db.run_sync(lambda d: d.execute(select(TrustedDevice)).one())
     assert stored.token_hash == hashlib.sha256(token.encode()).hexdigest() and token not in stored.token_hash
     assert db.run_sync(devices.recognise, token, user_id=taro.id, now=clock()) is not None
     assert db.run_sync(devices.recognise, token, user_id=hana.id, now=clock()) is None

@@ -42,7 +42,7 @@ def from_address(app, i, **kw):
 
 
 def rows(app, model):
-    return app.state.ctx.db.run_sync(lambda d: list(d.exec(select(model)).scalars()))
+    return app.state.ctx.db.run_sync(lambda d: list(d.execute(select(model))))
 
 
 def assert_limited(r, code="rate_limited", most=None):

@@ -33,7 +33,7 @@ HANA = ("HANA5678", "hana@example.com")
 
 
 def rows(app, model):
-    return app.state.ctx.db.run_sync(lambda d: list(d.exec(select(model)).scalars()))
+    return app.state.ctx.db.run_sync(lambda d: list(d.execute(select(model))))
 
 
 def browser(app, origin: str = ORIGIN, **kwargs) -> TestClient:
@@ -263,7 +263,7 @@ def test_case7_parallel_registrations_of_one_credential_store_it_once(app, clien
         assert len(mine) == 1, "exactly one row for the credential"
         winner = answers[0] if answers[0].status_code == 201 else answers[1]
         winner_browser = client if winner is answers[0] else sender
-        owner = app.state.ctx.db.run_sync(lambda d: d.get(User, mine[0].user_id))
+        owner = app.state.ctx.db.run_sync(lambda d: d.execute(select(User).where(User.id == mine[0].user_id)).one())
         assert owner.customer_code == session_of(winner_browser)["customer_code"]
         assert winner.json()["passkey"]["id"] == b64url(key.credential_id)
     assert len(rows(app, Credential)) == 3

@@ -51,7 +51,7 @@ def code_step_up(c, mailsink, email="taro@example.com"):
 
 
 def rows(app, model):
-    return app.state.ctx.db.run_sync(lambda d: list(d.exec(select(model)).scalars()))
+    return app.state.ctx.db.run_sync(lambda d: list(d.execute(select(model))))
 
 
 def events(app, kind):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from ..models import SecurityEvent
+from ..rows import EventRow
 from .texts import TEXTS, translate
 
 _METHOD_KEYS = {"email_code": "method.email_code_short", "password": "method.password",
@@ -22,7 +22,7 @@ class ActivityRow:
     ip: str | None
 
 
-def describe(event: SecurityEvent, lang: str) -> ActivityRow:
+def describe(event: EventRow, lang: str) -> ActivityRow:
     detail: Any = json.loads(event.detail) if event.detail else {}  # JSON: whatever the event recorded
     values = {
         "method": translate(_METHOD_KEYS.get(detail.get("method"), "method.password"), lang),

@@ -143,21 +143,22 @@ async def session_info(request: Request) -> Response:
     ctx = _ctx(request)
     id_hash = request.app.state.cookies.session_hash(request)
 
-    row = await ctx.db.run_plain(sessions.logged_in_with_customer, id_hash, now=ctx.clock(),
-                                 settings=ctx.settings) if id_hash else None
-    if row is None:
+    found = await ctx.db.run(sessions.logged_in_with_customer, id_hash, now=ctx.clock(),
+                             settings=ctx.settings) if id_hash else None
+    if found is None:
         raise NotAuthenticated()
+    row = found.session
     refusal = policy.important_operations_reason(row, ctx.settings, ctx.clock())
     return JSONResponse({
-        "customer_code": row.customer_code,
-        "display_name": row.display_name,
+        "customer_code": found.customer_code,
+        "display_name": found.display_name,
         "auth_method": row.auth_method,
         "authenticated_at": _iso(row.authenticated_at),
         "verified_at": _iso(row.verified_at),
         "important_operations_allowed": refusal is None,
         "important_operations_reason": refusal.reason if refusal else None,
         "hold_until": _iso(refusal.hold_until) if refusal else None,
-        "passkey_count": row.passkey_count,
+        "passkey_count": found.passkey_count,
     })
 
 

@@ -15,7 +15,7 @@ from .. import sessions
 from ..config import Settings
 from ..context import Client, Context
 from ..i18n import choose_language
-from ..models import Session
+from ..rows import SessionRow
 
 DEVICE_MAX_CHARS = 100
 # Control characters in a User-Agent are nobody's browser name, and PostgreSQL cannot store NUL.
@@ -148,7 +148,7 @@ def client(request: Request) -> Client:
     return found
 
 
-async def current_session(request: Request) -> Session | None:
+async def current_session(request: Request) -> SessionRow | None:
     """This browser's live session (pending or active), loaded once per request."""
     if "tobira_session" in request.scope.setdefault("state", {}):
         return request.scope["state"]["tobira_session"]
@@ -156,11 +156,11 @@ async def current_session(request: Request) -> Session | None:
     id_hash = request.app.state.cookies.session_hash(request)
     row = None
     if id_hash:
-        row = await ctx.db.run_plain(sessions.load, id_hash, now=ctx.clock(), settings=ctx.settings)
+        row = await ctx.db.run(sessions.load, id_hash, now=ctx.clock(), settings=ctx.settings)
     request.scope["state"]["tobira_session"] = row
     return row
 
 
-async def logged_in(request: Request) -> Session | None:
+async def logged_in(request: Request) -> SessionRow | None:
     row = await current_session(request)
     return row if row is not None and row.state == sessions.ACTIVE else None

@@ -1,0 +1,140 @@
+"""What the store hands back: one frozen, typed row per table, its fields in the table's column order.
+
+A row is a plain value, read once: nothing tracks it, nothing writes it back. To change what the
+database holds, call the store. (tests/test_rows.py checks each row's fields against its table.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class UserRow:
+    id: int
+    customer_code: str
+    display_name: str
+    email: str | None
+    password_hash: str
+    user_handle: bytes
+    failed_logins: int
+    locked_at: datetime | None
+    held_at: datetime | None
+    hold_reason: str | None
+    created_at: datetime
+    last_login_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRow:
+    id_hash: str
+    user_id: int | None
+    state: str
+    auth_method: str | None
+    created_at: datetime
+    last_seen_at: datetime
+    authenticated_at: datetime | None
+    verified_at: datetime | None
+    verified_by: str | None
+    login_hold_until: datetime | None
+    verified_hold_until: datetime | None
+    next_path: str | None
+    ip: str | None
+    user_agent: str | None
+
+    @property
+    def customer_id(self) -> int:
+        """The customer of a pending or logged-in session (only an anonymous one has none)."""
+        if self.user_id is None:
+            raise LookupError("an anonymous session has no customer")
+        return self.user_id
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerSession:
+    """A logged-in session with what GET /api/session tells of its customer (one statement)."""
+
+    session: SessionRow
+    customer_code: str
+    display_name: str
+    passkey_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class CodeRow:
+    id: int
+    session_id_hash: str
+    user_id: int
+    purpose: str
+    code_hash: str
+    sent_at: datetime
+    expires_at: datetime
+    wrong_attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRow:
+    id: int
+    user_id: int
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    last_used_at: datetime | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    id: int | None  # None for an event just written (its id is not read back)
+    user_id: int | None
+    kind: str
+    created_at: datetime
+    ip: str | None
+    user_agent: str | None
+    detail: str | None  # JSON
+
+
+@dataclass(frozen=True, slots=True)
+class WindowRow:
+    key: str
+    count: int
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialRow:
+    id: int
+    user_id: int
+    credential_id: bytes
+    public_key: bytes
+    algorithm: int
+    sign_count: int
+    aaguid: str
+    transports: str
+    backup_eligible: bool
+    backup_state: bool
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    hold_until: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class CeremonyRow:
+    challenge_hash: str
+    kind: str
+    session_id_hash: str
+    user_id: int | None
+    challenge: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedMail:
+    """A queued message a mail sender has taken (store.claim_mail)."""
+
+    id: int
+    to_addr: str
+    message: str
+    attempts: int
