@@ -1,12 +1,17 @@
 """Round trips to PostgreSQL per login, counted by a proxy between Tobira and the server.
 
-    python -m bench.roundtrips [--postgres postgresql+psycopg://postgres@127.0.0.1:5432]
+    python -m bench.roundtrips [--postgres postgresql+psycopg://postgres@127.0.0.1:5432] [--redis redis://...]
 
 One Tobira app (in process, no sockets but the database's) on a fresh database reached through
 tests/pgturns.py. A warm-up login opens the connections first, so what is counted is a login's
 own conversation: a passkey login (options + verify, with its session and queued notice) and a
 password + code login (password, then code). The numbers are exact, not timings: they do not
 depend on the machine's load.
+
+Counted twice: with the rate-limit windows in PostgreSQL (the default: each window a login asks
+about is a statement of its own, two for a passkey login, ten for a password + code login) and in
+Redis (TOBIRA_REDIS_URL, what the README advises for many instances: the database is then asked
+only about the login itself).
 """
 
 from __future__ import annotations
@@ -37,7 +42,8 @@ ORIGIN = "http://localhost:8000"
 PASSWORD = "correct horse battery"
 
 
-def measure(server_url: str) -> dict[str, int]:
+def measure(server_url: str, redis_url: str | None = None) -> dict[str, int]:
+    """Round trips per flow; redis_url: the rate-limit windows there, under a key prefix of their own."""
     admin_url = server_url.replace("postgresql+psycopg://", "postgresql://")
     name = f"tobira_rt_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(f"{admin_url}/postgres", autocommit=True) as admin:
@@ -49,8 +55,11 @@ def measure(server_url: str) -> dict[str, int]:
     try:
         url = re.sub(r"@[^/]+", f"@127.0.0.1:{turns.port}", server_url) + f"/{name}"
         with tempfile.TemporaryDirectory() as data:
-            settings = load_settings({"TOBIRA_DATA_DIR": data, "TOBIRA_DATABASE_URL": url,
-                                      "TOBIRA_SMTP_URL": sink.url, "TOBIRA_SECRET_KEY": "r" * 40}, dotenv=None)
+            environ = {"TOBIRA_DATA_DIR": data, "TOBIRA_DATABASE_URL": url, "TOBIRA_SMTP_URL": sink.url,
+                       "TOBIRA_SECRET_KEY": "r" * 40}
+            if redis_url:
+                environ["TOBIRA_REDIS_URL"] = redis_url
+            settings = dataclasses.replace(load_settings(environ, dotenv=None), redis_key_prefix=name)
             dbmod.upgrade(dbmod.make_engine(url))
             # No mail worker in this process: its polling is not a login's conversation (the login
             # notice is queued in the login's own transaction; the code goes out by SMTP directly).
@@ -115,9 +124,14 @@ def _new_code(sink: MailSink, seen: int) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0",
+                        help="for the second count, with the rate-limit windows there ('' to skip it)")
     args = parser.parse_args()
-    for flow, count in measure(args.postgres).items():
-        print(f"{flow}: {count} round trips")
+    for where, redis_url in [("windows in PostgreSQL", None), ("windows in Redis", args.redis)]:
+        if where.endswith("Redis") and not redis_url:
+            continue
+        for flow, count in measure(args.postgres, redis_url).items():
+            print(f"{flow}, {where}: {count} round trips")
 
 
 if __name__ == "__main__":

@@ -6,14 +6,12 @@ import re
 import secrets
 from datetime import datetime
 
-from sqlalchemy.exc import IntegrityError
+from . import devices, policy, store, store_codes
 from .db import Tx
-
-import json
-
-from . import devices, policy, store
 from .login import CUSTOMER_CODE
 from .rows import UserRow
+
+import json
 
 # Deliberately plain: one @, a dotted domain, no spaces or angle brackets (header injection).
 # Also /openapi.json's pattern for the field, so written in what Python and ECMA-262 both read.
@@ -49,14 +47,10 @@ def check_display_name(name: str) -> str:
 
 def add_user(db: Tx, *, customer_code: str, display_name: str, email: str, password_hash: str,
              now: datetime) -> UserRow:
-    if store.user_by_code(db, customer_code) is not None:
+    user = store.add_user(db, customer_code=customer_code, display_name=display_name, email=email,
+                          password_hash=password_hash, user_handle=secrets.token_bytes(32), created_at=now)
+    if user is None:  # taken, also by a parallel add that won the race
         raise AccountError(f"customer code {customer_code} is already taken")
-    try:
-        with db.begin_nested():
-            user = store.add_user(db, customer_code=customer_code, display_name=display_name, email=email,
-                                  password_hash=password_hash, user_handle=secrets.token_bytes(32), created_at=now)
-    except IntegrityError:  # a parallel add won the race for the same code
-        raise AccountError(f"customer code {customer_code} is already taken") from None
     store.add_event(db, kind="account_created", when=now, user_id=user.id, actor="support")
     return user
 
@@ -120,7 +114,7 @@ def set_email(db: Tx, customer_code: str, email: str, *, now: datetime) -> None:
 def describe(db: Tx, customer_code: str, *, now: datetime) -> dict[str, str]:
     """What the support desk sees; the look itself is recorded (who saw what is part of the audit)."""
     user = require_user(db, customer_code)
-    trusted = store.trusted_devices_of(db, user.id)
+    trusted = store_codes.trusted_devices_of(db, user.id)
     passkeys = store.credentials_of(db, user.id)
     store.add_event(db, kind="support_viewed", when=now, user_id=user.id, actor="support")
     return {

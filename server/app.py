@@ -16,8 +16,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 
-from . import db as dbmod
-from . import mailworker, speedups, store
+from . import db as dbmod, mailworker, speedups, store, store_outbox, store_windows
 from .codes import CodeHasher
 from .config import Settings, load_settings, utcnow
 from .context import Context
@@ -170,9 +169,9 @@ async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
             now = ctx.clock()
             await ctx.db.run(store.delete_stale_sessions, idle_before=now - s.session_idle,
                              created_before=now - s.session_absolute)
-            await ctx.db.run(store.delete_expired_windows, now)
+            await ctx.db.run(store_windows.delete_expired_windows, now)
             await ctx.db.run(store.delete_expired_ceremonies, now)
-            await ctx.db.run(store.delete_sent_mail, now - SENT_MAIL_KEPT)
+            await ctx.db.run(store_outbox.delete_sent_mail, now - SENT_MAIL_KEPT)
         except Exception:
             log.exception("session sweep failed")
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .db import Tx
-
-from . import accounts, devices, messages, policy, sessions, store
+from . import accounts, devices, messages, policy, sessions, store, store_outbox
 from .context import Client, Context
+from .db import Tx
 from .errors import InvalidField, NotAuthenticated, refused
 from .rows import SessionRow
 
@@ -67,7 +66,7 @@ async def change_email(ctx: Context, *, session: SessionRow | None, email: str, 
             s = ctx.settings
             msg = messages.email_changed_mail(sender=s.mail_from, to=old, rp_name=s.rp_name, lang=client.lang,
                                               when=now, new_address=email, ip=client.ip)
-            store.enqueue_mail(db, kind="email_changed", to_addr=old, message=msg.as_string(), when=now)
+            store_outbox.enqueue_mail(db, kind="email_changed", to_addr=old, message=msg.as_string(), when=now)
         return email
 
     changed = await ctx.db.run(change)

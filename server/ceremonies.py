@@ -12,7 +12,7 @@ import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fido2.server import Fido2Server
@@ -20,7 +20,6 @@ from fido2.utils import websafe_encode
 from fido2.webauthn import (AttestationConveyancePreference, AuthenticatorTransport, PublicKeyCredentialDescriptor,
                             PublicKeyCredentialParameters, PublicKeyCredentialRpEntity, PublicKeyCredentialType,
                             PublicKeyCredentialUserEntity, ResidentKeyRequirement, UserVerificationRequirement)
-from sqlalchemy.exc import IntegrityError
 
 from . import devices, notices, passkeys, policy, sessions, stepup, store, verify
 from .context import Client, Context
@@ -29,6 +28,7 @@ from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, P
                      UnknownCredential)
 from .login import DEFAULT_REDIRECT, LoginStep, safe_next
 from .rows import CeremonyRow, CredentialRow, SessionRow
+from .store_batch import Batch, Statement, Writer, write_together
 
 CEREMONY_TTL = timedelta(minutes=5)
 LOGIN_CEREMONIES_KEPT = 3  # per browser session: the newest login options stay answerable
@@ -66,7 +66,7 @@ def _descriptor(credential: CredentialRow) -> PublicKeyCredentialDescriptor:
                                          transports=transports)
 
 
-def _store_ceremony(db: Tx, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:
+def _store_ceremony(db: Writer, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:
     challenge = secrets.token_bytes(32)
     store.add_ceremony(db, CeremonyRow(challenge_hash=_challenge_hash(challenge), kind=kind,
                                     session_id_hash=session_id_hash, user_id=user_id, challenge=challenge,
@@ -145,17 +145,14 @@ async def complete_registration(ctx: Context, *, session: SessionRow, credential
             raise Conflict("credential_exists")
         chosen = passkeys.clean_name(name) if name else None
         hold_until = policy.new_passkey_hold(session, ctx.settings, now)
-        try:
-            with db.begin_nested():
-                row = store.add_credential(
-                    db, user_id=user.id, credential_id=new.credential_id, public_key=new.public_key,
-                    algorithm=new.algorithm, sign_count=new.sign_count, aaguid=new.aaguid,
-                    transports=",".join(transports), backup_eligible=new.backup_eligible,
-                    backup_state=new.backup_state, created_at=now, hold_until=hold_until,
-                    name=chosen or passkeys.default_name(new.aaguid, transports, {c.name for c in existing},
-                                                         client.lang))
-        except IntegrityError:  # the UNIQUE index: another customer registered it a moment ago
-            raise Conflict("credential_exists") from None
+        row = store.add_credential(
+            db, user_id=user.id, credential_id=new.credential_id, public_key=new.public_key,
+            algorithm=new.algorithm, sign_count=new.sign_count, aaguid=new.aaguid, transports=",".join(transports),
+            backup_eligible=new.backup_eligible, backup_state=new.backup_state, created_at=now,
+            hold_until=hold_until,
+            name=chosen or passkeys.default_name(new.aaguid, transports, {c.name for c in existing}, client.lang))
+        if row is None:  # the UNIQUE index: another customer registered it a moment ago
+            raise Conflict("credential_exists")
         view = passkeys.view(row, now)
         # A remembered PC skips the code: whoever added a passkey must not also keep that (security.md 23, 40).
         devices.forget_all(db, user.id)
@@ -191,17 +188,19 @@ async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: s
         now = ctx.clock()
         row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings) if session_id_hash else None
         new_id = None
+        batch = Batch()  # the session (or the older asks pruned) and the ceremony: one statement
         if row is None:
             # The challenge must be bound to a browser: give this one an anonymous session.
-            made = sessions.create(db, now=now, state=sessions.ANONYMOUS, user=None, next_path=safe_next(next_path),
-                                   ip=client.ip, user_agent=client.user_agent)
+            made = sessions.create(batch, now=now, state=sessions.ANONYMOUS, user=None,
+                                   next_path=safe_next(next_path), ip=client.ip, user_agent=client.user_agent)
             row, new_id = made.row, made.raw_id
         else:
             # The login page asks more than once (autofill, then the button): the older asks stay
             # answerable, but one cookie looping cannot pile up rows.
-            store.keep_newest_ceremonies(db, session_id_hash=row.id_hash, kind="login",
+            store.keep_newest_ceremonies(batch, session_id_hash=row.id_hash, kind="login",
                                          keep=LOGIN_CEREMONIES_KEPT - 1)
-        challenge = _store_ceremony(db, ctx, kind="login", session_id_hash=row.id_hash, user_id=None)
+        challenge = _store_ceremony(batch, ctx, kind="login", session_id_hash=row.id_hash, user_id=None)
+        write_together(db, batch)
         public_key = {**_login_options(ctx.settings.rp_id, ctx.settings.rp_name), "challenge": websafe_encode(challenge),
                       "allowCredentials": []}
         return AuthenticationOptions({"publicKey": public_key}, new_id)
@@ -251,14 +250,17 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
 def _log_in(db: Tx, ctx: Context, client: Client, response, *, challenge: bytes,
             session_id_hash: str) -> LoginStep:
     ctx.throttle.check(ip=client.ip, db=db)  # over the limit: nothing is taken
-    ceremony = _check_ceremony(ctx, store.take_ceremony(db, challenge_hash=_challenge_hash(challenge),
-                                                        session_id_hash=session_id_hash, kind="login"))
     try:
         verify.check_credential_id(response.raw_id)  # never stored, so never looked up either
     except verify.Rejected as exc:
+        _check_ceremony(ctx, store.take_ceremony(db, challenge_hash=_challenge_hash(challenge),
+                                                 session_id_hash=session_id_hash, kind="login"))
         _count_failure(db, ctx, None, client, exc.reason)
         raise PasskeyRejected(reason=exc.detail) from None
-    found = store.credential_with_owner(db, response.raw_id)
+    taken, found = store.take_ceremony_and_credential(db, challenge_hash=_challenge_hash(challenge),
+                                                      session_id_hash=session_id_hash, kind="login",
+                                                      credential_id=response.raw_id)
+    ceremony = _check_ceremony(ctx, taken)
     if found is None:
         _count_failure(db, ctx, None, client, "unknown_credential")
         # Definitely unknown (not a transient error): the page may ask the browser to forget it.
@@ -279,16 +281,20 @@ def _log_in(db: Tx, ctx: Context, client: Client, response, *, challenge: bytes,
         refusal = AccountLocked(reason="passkey login to an account under a support hold")
         refusal.message_key = "account_held"
         raise refusal
-    if not _record_use(db, stored, result, now):
+    # All of the login is written at once, and only if the sign counter is still the one verified
+    # against: the session that asked goes (a new id at login; where it was headed comes back),
+    # the new session, the failures reset, the event, the notice.
+    batch = Batch()
+    store.end_session_for_next(batch, session_id_hash)
+    new = sessions.create(batch, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
+                          ip=client.ip, user_agent=client.user_agent, hold_until=stored.hold_until)
+    notices.logged_in(batch, ctx, owner, "passkey", client, now)
+    written = write_together(db, batch, gates=[_counter_step(stored, result, now)])
+    if not written.made:
         _count_failure(db, ctx, owner.id, client, "counter_raced")
         raise PasskeyRejected(reason="the sign counter moved during this login")
-    # The session that asked goes (a new id at login), and where it was headed comes along.
-    next_path = store.end_session_for_next(db, session_id_hash)
-    new = sessions.create(db, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
-                          ip=client.ip, user_agent=client.user_agent, hold_until=stored.hold_until)
-    redirect = next_path or DEFAULT_REDIRECT
-    notices.logged_in(db, ctx, owner, "passkey", client, now)
-    return LoginStep("ok", new.raw_id, redirect=redirect)
+    next_path = written.values[0]
+    return LoginStep("ok", new.raw_id, redirect=next_path or DEFAULT_REDIRECT)
 
 
 async def complete_step_up(ctx: Context, *, session: SessionRow, credential: Any, client: Client) -> stepup.SteppedUp:
@@ -316,10 +322,12 @@ def _step_up(db: Tx, ctx: Context, client: Client, session: SessionRow, response
     owner, stored = found
     now = ctx.clock()
     result = _verified(db, ctx, response, ceremony, stored, owner, client, now, step_up=True)
-    if not _record_use(db, stored, result, now):
+    batch = Batch()
+    stepped = stepup.stepped_up(batch, ctx, session, "passkey", client, hold_until=stored.hold_until)
+    if not write_together(db, batch, gates=[_counter_step(stored, result, now)]).made:
         _count_failure(db, ctx, owner.id, client, "counter_raced", step_up=True)
         raise PasskeyRejected(reason="the sign counter moved during this step-up")
-    return stepup.stepped_up(db, ctx, session, "passkey", client, hold_until=stored.hold_until)
+    return stepped
 
 
 def _challenge_of(response, session_id_hash: str | None) -> bytes:
@@ -340,8 +348,6 @@ def _check_ceremony(ctx: Context, ceremony: CeremonyRow | None, *, user_id: int 
     return ceremony
 
 
-
-
 def _verified(db: Tx, ctx: Context, response, ceremony: CeremonyRow, stored: CredentialRow, owner, client: Client,
               now, *, step_up: bool = False) -> verify.VerifiedAssertion:
     """Signature, flags and counter (verify.py); a failure is recorded in db's transaction and raised."""
@@ -358,10 +364,10 @@ def _verified(db: Tx, ctx: Context, response, ceremony: CeremonyRow, stored: Cre
         raise PasskeyRejected(reason=exc.detail) from None
 
 
-def _record_use(db: Tx, stored: CredentialRow, result, now) -> bool:
-    """Compare-and-set on the sign counter: False when a parallel login moved it first."""
-    return store.record_credential_use(db, stored.id, old_count=stored.sign_count, new_count=result.sign_count,
-                                       backup_state=result.backup_state, when=now)
+def _counter_step(stored: CredentialRow, result: verify.VerifiedAssertion, now: datetime) -> Statement:
+    """The gate of a passkey's use: its sign counter moved on from the value verified against."""
+    return store.gate_sign_counter(stored.id, old_count=stored.sign_count, new_count=result.sign_count,
+                                   backup_state=result.backup_state, when=now)
 
 
 async def count_malformed(ctx: Context, client: Client) -> None:

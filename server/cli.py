@@ -9,7 +9,7 @@ import secrets
 import signal
 import sys
 
-from . import accounts, db as dbmod, mailworker
+from . import accounts, db as dbmod, mailworker, store_outbox
 from .config import ConfigError, Settings, load_settings, utcnow
 from .passwords import Passwords, check_password_rules
 
@@ -170,7 +170,7 @@ def cmd_user_end_sessions(args) -> None:
 
 
 def cmd_user_reset_passkeys(args) -> None:
-    from . import messages, store
+    from . import messages
 
     settings = _settings()
 
@@ -178,7 +178,8 @@ def cmd_user_reset_passkeys(args) -> None:
         if user.email:
             msg = messages.reset_mail(sender=settings.mail_from, to=user.email, rp_name=settings.rp_name, lang="ja",
                                       when=utcnow(), count=count)
-            store.enqueue_mail(db, kind="passkeys_reset", to_addr=user.email, message=msg.as_string(), when=utcnow())
+            store_outbox.enqueue_mail(db, kind="passkeys_reset", to_addr=user.email, message=msg.as_string(),
+                                      when=utcnow())
 
     removed = _run(_database(settings), accounts.reset_passkeys, args.code, now=utcnow(), notify=notify)
     print(f"removed {removed} passkey(s) of {args.code}; sessions ended, trusted devices forgotten; "

@@ -13,11 +13,12 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 
+from . import store_codes
 from .db import Tx
-
-from . import store
 from .rows import CodeRow
+from .store_batch import Statement, Writer
 
 _SIX_DIGITS = re.compile(r"[0-9]{6}")
 
@@ -46,25 +47,30 @@ class CodeHasher:
         return hmac.new(self.key, msg, hashlib.sha256).hexdigest()
 
 
-def issue(db: Tx, hasher: CodeHasher, *, session_id_hash: str, user_id: int, purpose: str,
+def issue(db: Writer, hasher: CodeHasher, *, session_id_hash: str, user_id: int, purpose: str,
           now: datetime, ttl: int) -> str:
     """Store a fresh code (voiding any earlier one) and return it in clear, for the e-mail only."""
     code = new_code()
-    store.replace_code(db, session_id_hash=session_id_hash, user_id=user_id, purpose=purpose,
+    store_codes.replace_code(db, session_id_hash=session_id_hash, user_id=user_id, purpose=purpose,
                        code_hash=hasher.digest(code, session_id_hash=session_id_hash, purpose=purpose),
                        sent_at=now, expires_at=now + timedelta(seconds=ttl))
     return code
+
+
+# What one entry came to; each but "ok" and "no_code" is also the error code the customer gets.
+Outcome = Literal["ok", "code_invalid", "code_expired", "code_exhausted", "no_code"]
 
 
 @dataclass(frozen=True)
 class CodeCheck:
     """The outcome of one entry: ok, or which rejection, and how many entries remain."""
 
-    outcome: str  # "ok" | "code_invalid" | "code_expired" | "code_exhausted" | "no_code"
+    outcome: Outcome
     attempts_left: int = 0
     user_id: int | None = None
     # A guess was weighed and was wrong: it counts toward the account's lockout.
     wrong_guess: bool = False
+    code_id: int | None = None  # ok: the code, for `use`
 
     @property
     def ok(self) -> bool:
@@ -73,8 +79,15 @@ class CodeCheck:
 
 def check(db: Tx, hasher: CodeHasher, *, session_id_hash: str, purpose: str, entered: str,
           now: datetime, max_attempts: int) -> CodeCheck:
-    """Check one entry. A right code is deleted as it is accepted, so it works once only."""
-    row = store.code_for(db, session_id_hash, purpose)
+    """Check one entry. A right code is ok but not yet used: what it lets through is written with
+    `use(check)` as its gate (store_batch.write_together), which deletes it: it works once.
+
+    "A code is void after max_attempts wrong entries" is two conditions on one row, read as it is
+    written: a wrong entry is counted only while fewer were (store_codes.add_wrong_attempt), and a right
+    one is used only while fewer were (store_codes.gate_code_use). Of any number of parallel entries at
+    most max_attempts wrong ones are ever counted, and a right one among them gets in only ahead
+    of the last of those: no more chances than max_attempts entries one after another."""
+    row = store_codes.code_for(db, session_id_hash, purpose)
     if row is None:
         return CodeCheck("no_code")
     if row.wrong_attempts >= max_attempts:
@@ -88,21 +101,25 @@ def check(db: Tx, hasher: CodeHasher, *, session_id_hash: str, purpose: str, ent
     digest = hasher.digest(candidate if _SIX_DIGITS.fullmatch(candidate) else "-",
                            session_id_hash=session_id_hash, purpose=purpose)
     if hmac.compare_digest(digest, expected):
-        if not store.delete_code(db, row.id):
-            return CodeCheck("no_code")
-        return CodeCheck("ok", user_id=row.user_id)
-    wrong = store.add_wrong_attempt(db, row.id)
+        return CodeCheck("ok", user_id=row.user_id, code_id=row.id)
+    wrong = store_codes.add_wrong_attempt(db, row.id, max_attempts=max_attempts)
+    if wrong is None:  # parallel wrong entries used the last ones up first: void, this one not counted
+        return CodeCheck("code_exhausted", user_id=row.user_id)
     left = max_attempts - wrong
     if left <= 0:
         return CodeCheck("code_exhausted", user_id=row.user_id, wrong_guess=True)
     return CodeCheck("code_invalid", attempts_left=left, user_id=row.user_id, wrong_guess=True)
 
 
+def use(check: CodeCheck, *, max_attempts: int) -> Statement:
+    """The gate an ok entry's writes hang on: the code used up, if it still may be."""
+    assert check.ok and check.code_id is not None  # only an ok check has a code to use
+    return store_codes.gate_code_use(check.code_id, max_attempts=max_attempts)
+
+
 def drop(db: Tx, *, session_id_hash: str, purpose: str) -> None:
     """Remove the live code (one that was never delivered must not stay valid)."""
-    row = store.code_for(db, session_id_hash, purpose)
-    if row is not None:
-        store.delete_code(db, row.id)
+    store_codes.drop_code(db, session_id_hash, purpose)
 
 
 def resend_wait(row: CodeRow | None, *, now: datetime, resend_after: int) -> int:

@@ -1,8 +1,10 @@
 """Engines, schema migrations and the bridge between the event loop and the database.
 
-Every SQLite/PostgreSQL difference lives here. Domain code runs its queries inside
-`Database.run(fn, ...)`: one worker-thread hop and one transaction per call, so the event loop
-never waits on the database and a failure leaves nothing half-written.
+Domain code runs its queries inside `Database.run(fn, ...)`: one worker-thread hop and one
+transaction per call (`Tx`), so the event loop never waits on the database and a failure leaves
+nothing half-written. The SQLite/PostgreSQL differences live here (engines, threads, when a
+transaction opens) and in the few statements that differ (store.py: ON CONFLICT, row locks;
+store_batch.py: writes combined into one statement on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -20,16 +22,14 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterator, TypeVar
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine, create_engine, make_url
+from sqlalchemy.engine import Connection, CursorResult, Engine, create_engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.sql.expression import Executable
 
 from .dbthread import DatabaseThread
 from .errors import ServiceError, Unavailable
 
 T = TypeVar("T")
-# One transaction: what every store function takes. A SQLAlchemy Core connection inside
-# Database.run's begin()..commit(); its statements are store.py's.
-Tx = Connection
 event_log = logging.getLogger("tobira.events")
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -134,13 +134,13 @@ class Database:
     def run_sync(self, fn: Callable[..., T], *args, **kwargs) -> T:
         """fn(tx, ...) in one transaction on this thread (the CLI and tests call it directly).
 
-        Committed as a whole or rolled back as a whole; a refusal of a `commits_refusals` function
-        is committed, then raised; committed security events are logged; a database that does not
-        answer is raised as Unavailable (503)."""
-        with self._connection() as tx:
+        Committed as a whole or rolled back as a whole (but see Tx.execute_alone); a refusal of a
+        `commits_refusals` function is committed, then raised; committed security events are
+        logged; a database that does not answer is raised as Unavailable (503)."""
+        with self._connection() as conn:
             try:
-                transaction = tx.begin()
-                info = tx.info  # store.add_event's list (read now: a connection lost later hides it)
+                transaction = conn.begin()  # PostgreSQL: sends nothing (see Tx)
+                tx = Tx(conn, opened=self._sqlite)
             except BaseException as exc:
                 _raise_outage(exc)
                 raise
@@ -150,13 +150,13 @@ class Database:
                 except ServiceError:
                     if _commits_refusals(fn):
                         transaction.commit()
-                        _log_events(info)
+                        _log_events(tx.info)
                     raise
-                transaction.commit()
-                _log_events(info)
+                transaction.commit()  # PostgreSQL: a COMMIT only when a BEGIN was sent
+                _log_events(tx.info)
                 return result
             except BaseException as exc:
-                info.pop("events", None)  # a rolled-back event never happened
+                tx.info.pop("events", None)  # a rolled-back event never happened
                 if transaction.is_active:  # (a refusal's commit may have ended it)
                     with contextlib.suppress(Exception):  # a lost connection has nothing to roll back
                         transaction.rollback()
@@ -176,7 +176,7 @@ class Database:
             raise Unavailable(reason=_first_line(exc.orig) if exc.orig else type(exc).__name__) from exc
 
     @contextlib.contextmanager
-    def _connection(self) -> Iterator[Tx]:
+    def _connection(self) -> Iterator[Connection]:
         """The connection for one transaction. A database thread keeps one between transactions: a
         pool checkout costs more than the login path's transactions do (SQLite: the pool's reset;
         PostgreSQL: the pre-ping and the reset on return, a round trip each). A kept PostgreSQL
@@ -199,11 +199,55 @@ class Database:
                 kept.conn = self._checkout()
             yield kept.conn
 
-    def _checkout(self) -> Tx:
+    def _checkout(self) -> Connection:
         try:
-            return self.engine.connect()
+            conn = self.engine.connect()
+            if not self._sqlite:
+                # The driver sends no BEGIN of its own: Tx sends one when the call needs it.
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+            return conn
         except DBAPIError as exc:  # no connection at all: the database is down or unreachable
             raise Unavailable(reason=_first_line(exc.orig) if exc.orig else type(exc).__name__) from exc
+
+
+class Tx:
+    """One call of `Database.run`: what every store function is given, to send its statements.
+
+    SQLite: one transaction from the start of the call (BEGIN IMMEDIATE takes the write lock at
+    once, make_engine), and there are no round trips to save.
+
+    PostgreSQL: BEGIN and COMMIT are a round trip each, as much as a statement. So the transaction
+    opens at the first statement that needs one (`execute`: a write, or a read that locks a row),
+    and what comes before it runs on its own: `read`s (at READ COMMITTED each statement of a
+    transaction reads its own snapshot anyway, so a read outside one sees what it would have seen
+    inside) and `execute_alone` statements. A call whose writes are one combined statement
+    (store_batch.write_together) thus sends no BEGIN and no COMMIT at all.
+    """
+
+    __slots__ = ("conn", "dialect", "info", "_open")
+
+    def __init__(self, conn: Connection, *, opened: bool) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect
+        self.info: dict[str, Any] = {}  # store.add_event's list of events, logged after the commit
+        self._open = opened
+
+    def read(self, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult:
+        """A plain read (no lock): in the call's transaction when one is open, else on its own."""
+        return self.conn.execute(statement, params)
+
+    def execute(self, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult:
+        """Any statement, in the call's transaction (opened now if it is not yet)."""
+        if not self._open:
+            self.conn.exec_driver_sql("BEGIN")
+            self._open = True
+        return self.conn.execute(statement, params)
+
+    def execute_alone(self, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult:
+        """A statement that is whole by itself: a single-use take, a count, a compare-and-set with
+        everything that hangs on it. Before the call's transaction opens it commits on its own,
+        and stays even when the call fails later (as a `commits_refusals` refusal's writes do)."""
+        return self.conn.execute(statement, params)
 
 
 def commits_refusals(fn: Callable[..., T]) -> Callable[..., T]:
@@ -225,7 +269,7 @@ def _mark_database_thread() -> None:
     _thread_role.database = True
 
 
-def _still_open(conn: Tx) -> bool:
+def _still_open(conn: Connection) -> bool:
     """Whether a kept, idle PostgreSQL connection is still open, without a round trip: the server
     sends nothing unasked to an idle connection unless it is ending it (a restart, a terminated
     backend), so anything to read (its farewell, end-of-file) means: take a new one."""
@@ -243,11 +287,11 @@ class _Kept:
     __slots__ = ("conn", "lock")
 
     def __init__(self) -> None:
-        self.conn: Tx | None = None
+        self.conn: Connection | None = None
         self.lock = threading.Lock()
 
 
-def _drop(conn: Tx) -> None:
+def _drop(conn: Connection) -> None:
     with contextlib.suppress(Exception):
         if not conn.invalidated:
             conn.invalidate()  # its connection is closed, not handed to anyone else

@@ -9,20 +9,20 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from . import store_codes
 from .db import Tx
-
-from . import store
 from .rows import DeviceRow
+from .store_batch import Writer
 
 
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def remember(db: Tx, *, user_id: int, now: datetime, days: int, user_agent: str | None) -> str:
+def remember(db: Writer, *, user_id: int, now: datetime, days: int, user_agent: str | None) -> str:
     """Trust this browser for `days`; returns the token for the cookie."""
     token = secrets.token_urlsafe(32)
-    store.add_trusted_device(db, user_id=user_id, token_hash=_hash(token), created_at=now,
+    store_codes.add_trusted_device(db, user_id=user_id, token_hash=_hash(token), created_at=now,
                              expires_at=now + timedelta(days=days), user_agent=(user_agent or "")[:300] or None)
     return token
 
@@ -31,11 +31,11 @@ def recognise(db: Tx, token: str | None, *, user_id: int, now: datetime) -> Devi
     """The customer's unexpired trusted device for this token, or None (a token of another customer is None)."""
     if not token or len(token) > 100:
         return None
-    device = store.trusted_device(db, _hash(token), user_id, now)
+    device = store_codes.trusted_device(db, _hash(token), user_id, now)
     if device is not None:
-        store.use_trusted_device(db, device.id, now)
+        store_codes.use_trusted_device(db, device.id, now)
     return device
 
 
 def forget_all(db: Tx, user_id: int) -> int:
-    return store.forget_trusted_devices(db, user_id)
+    return store_codes.forget_trusted_devices(db, user_id)

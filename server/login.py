@@ -11,13 +11,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-
-from . import codes, devices, notices, policy, sessions, stepup, store
+from . import codes, devices, notices, policy, sessions, stepup, store, store_codes
 from .context import Client, Context
 from .db import Tx, commits_refusals
 from .errors import AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin, ResendTooSoon
 from .mail import MailError
 from .rows import SessionRow, UserRow
+from .store_batch import Batch, write_together
 
 CUSTOMER_CODE = re.compile(r"[A-Za-z0-9-]{4,20}")
 DEFAULT_REDIRECT = "/account"
@@ -100,12 +100,11 @@ def _count_attempt(db: Tx, ctx: Context, key: str | None, client: Client) -> Pas
     # Asked before the password: a budget refusal that only a right password reaches would tell a
     # guesser that it is right (security.md 33).
     ctx.throttle.code_mail_allowed(ip=client.ip, customer=key, db=db)
-    user = store.user_by_code(db, key) if key else None
+    user = store.count_attempt(db, key) if key else None
     if user is None:
         return PasswordAttempt(None, 0, False)
-    failures = store.add_failed_login(db, user.id)
-    checkable = policy.lock_state(user) == "no" and failures <= ctx.settings.lock_after_failures
-    return PasswordAttempt(user, failures, checkable)
+    checkable = policy.lock_state(user) == "no" and user.failed_logins <= ctx.settings.lock_after_failures
+    return PasswordAttempt(user, user.failed_logins, checkable)
 
 
 def _password_failed(db: Tx, ctx: Context, attempt: PasswordAttempt, key: str | None, client: Client) -> bool:
@@ -126,28 +125,34 @@ def _password_accepted(db: Tx, ctx: Context, user: UserRow, key: str, *, current
                        device_token: str | None, next_path: str | None,
                        client: Client) -> tuple[LoginStep, str | None, str | None]:
     now = ctx.clock()
-    # The lock is read again as the count is given back: a right guess that lands after a parallel
-    # wrong one locked the account gets the wrong password's answer, and no code, mail or session.
-    if not store.give_back_failure(db, user.id):
-        raise InvalidCredentials(reason="locked while the password was checked")
-    ctx.throttle.give_back(ip=client.ip, customer=key, db=db)
     device = None
     if policy.trusted_devices_apply(ctx.settings, now):
         device = devices.recognise(db, device_token, user_id=user.id, now=now)
+    # What the right password makes is written at once, and only as its counted failure is given
+    # back with no lock set, read as the row is written: a right guess that lands after a parallel
+    # wrong one locked the account gets the wrong password's answer, and no code, mail or session.
+    batch = Batch()
     if device is not None:
-        new = sessions.create(db, now=now, state=sessions.ACTIVE, user=user, auth_method="trusted_device",
+        step = LoginStep("ok", sessions.create(batch, now=now, state=sessions.ACTIVE, user=user,
+                                               auth_method="trusted_device", ip=client.ip,
+                                               user_agent=client.user_agent, replacing=current_session).raw_id,
+                         redirect=next_path or DEFAULT_REDIRECT)
+        notices.logged_in(batch, ctx, user, "trusted_device", client, now)
+        code = None
+    else:
+        # Counted before anything is made: a refusal leaves no pending login and no code.
+        ctx.throttle.code_mail(ip=client.ip, customer=user.customer_code, db=db)
+        new = sessions.create(batch, now=now, state=sessions.PENDING, user=user, next_path=next_path,
                               ip=client.ip, user_agent=client.user_agent, replacing=current_session)
-        notices.logged_in(db, ctx, user, "trusted_device", client, now)
-        return LoginStep("ok", new.raw_id, redirect=next_path or DEFAULT_REDIRECT), None, None
-    # Counted before anything is made: a refusal rolls this transaction back and leaves no pending login.
-    ctx.throttle.code_mail(ip=client.ip, customer=user.customer_code, db=db)
-    new = sessions.create(db, now=now, state=sessions.PENDING, user=user, next_path=next_path,
-                          ip=client.ip, user_agent=client.user_agent, replacing=current_session)
-    code = codes.issue(db, ctx.codes, session_id_hash=new.row.id_hash, user_id=user.id, purpose="login",
-                       now=now, ttl=ctx.settings.code_ttl)
-    store.add_event(db, kind="code_sent", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
-                    purpose="login")
-    return LoginStep("code_sent", new.raw_id), code, user.email
+        code = codes.issue(batch, ctx.codes, session_id_hash=new.row.id_hash, user_id=user.id, purpose="login",
+                           now=now, ttl=ctx.settings.code_ttl)
+        store.add_event(batch, kind="code_sent", when=now, user_id=user.id, ip=client.ip,
+                        user_agent=client.user_agent, purpose="login")
+        step = LoginStep("code_sent", new.raw_id)
+    if not write_together(db, batch, gates=[store.gate_failure_given_back(user.id)]).made:
+        raise InvalidCredentials(reason="locked while the password was checked")
+    ctx.throttle.give_back(ip=client.ip, customer=key, db=db)
+    return step, code, user.email if code is not None else None
 
 
 # --- step 2: the e-mailed code ---------------------------------------------------------------
@@ -176,21 +181,29 @@ def _check_code(db: Tx, ctx: Context, session_id_hash: str | None, entered: str,
     check = codes.check(db, ctx.codes, session_id_hash=pending.id_hash, purpose="login", entered=entered,
                         now=now, max_attempts=ctx.settings.code_max_attempts)
     if check.ok:
-        # Read again as the login is written: a lock set since _continue_login read it wins.
-        if not notices.logged_in(db, ctx, user, "email_code", client, now, unless_locked=True):
-            raise AccountLocked(reason="locked while the code was checked")
-        new = sessions.create(db, now=now, state=sessions.ACTIVE, user=user, auth_method="email_code",
+        # All of the login at once, hung on two gates: the code used up (once, and never when void),
+        # then the login written only while no lock is set, read as the row is written (a lock set
+        # since _continue_login read the customer wins).
+        batch = Batch()
+        new = sessions.create(batch, now=now, state=sessions.ACTIVE, user=user, auth_method="email_code",
                               verified=True, ip=client.ip, user_agent=client.user_agent, replacing=pending.id_hash)
+        notices.logged_in(batch, ctx, user, "email_code", client, now, recorded=True)
         token = None
         if remember and ctx.settings.trusted_device_days > 0:
-            token = devices.remember(db, user_id=user.id, now=now, days=ctx.settings.trusted_device_days,
+            token = devices.remember(batch, user_id=user.id, now=now, days=ctx.settings.trusted_device_days,
                                      user_agent=client.user_agent)
-            store.add_event(db, kind="trusted_device_added", when=now, user_id=user.id, ip=client.ip,
+            store.add_event(batch, kind="trusted_device_added", when=now, user_id=user.id, ip=client.ip,
                             user_agent=client.user_agent)
-        # From the passkey date a password login lands where the restriction is explained.
-        landing = RESTRICTED_LANDING if policy.passkeys_mandatory(ctx.settings, now) else None
-        return LoginStep("ok", new.raw_id, redirect=landing or pending.next_path or DEFAULT_REDIRECT,
-                         device_token=token)
+        written = write_together(db, batch, gates=[codes.use(check, max_attempts=ctx.settings.code_max_attempts),
+                                                   store.gate_login_unless_locked(user.id, now)])
+        if written.blocked_by == 1:
+            raise AccountLocked(reason="locked while the code was checked")
+        if written.made:
+            # From the passkey date a password login lands where the restriction is explained.
+            landing = RESTRICTED_LANDING if policy.passkeys_mandatory(ctx.settings, now) else None
+            return LoginStep("ok", new.raw_id, redirect=landing or pending.next_path or DEFAULT_REDIRECT,
+                             device_token=token)
+        check = codes.CodeCheck("no_code")  # used by a parallel entry, or void, a moment ago
     if check.wrong_guess:
         ctx.throttle.failed(ip=client.ip, customer=user.customer_code, db=db)
         notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="email_code",
@@ -219,7 +232,7 @@ async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Clie
 def _reissue(db: Tx, ctx: Context, session_id_hash: str | None, client: Client) -> tuple[str, str | None, str]:
     now = ctx.clock()
     pending, user = _continue_login(db, ctx, session_id_hash, now)
-    wait = codes.resend_wait(store.code_for(db, pending.id_hash, "login"), now=now,
+    wait = codes.resend_wait(store_codes.code_for(db, pending.id_hash, "login"), now=now,
                              resend_after=ctx.settings.code_resend_after)
     if wait:
         raise ResendTooSoon(retry_after=wait)
@@ -276,12 +289,11 @@ async def unlock_password(ctx: Context, *, session: SessionRow, client: Client) 
 
 def _continue_login(db: Tx, ctx: Context, session_id_hash: str | None, now: datetime) -> tuple[SessionRow, UserRow]:
     """(pending session, its customer) for a login that may go on; NoPendingLogin or AccountLocked."""
-    row = sessions.load(db, session_id_hash, now=now, settings=ctx.settings) if session_id_hash else None
-    if row is None or row.state != sessions.PENDING or row.user_id is None:
+    found = sessions.load_with_customer(db, session_id_hash, now=now, settings=ctx.settings) \
+        if session_id_hash else None
+    if found is None or found[0].state != sessions.PENDING:
         raise NoPendingLogin()
-    user = store.user_by_id(db, row.user_id)
-    if user is None:
-        raise NoPendingLogin()
+    row, user = found
     if policy.lock_state(user) != "no":  # both locks close the password and code path
         raise AccountLocked()
     return row, user

@@ -27,7 +27,7 @@ from typing import Callable, Protocol
 
 import aiosmtplib
 
-from . import store
+from . import store_outbox
 from .config import Settings, SmtpSettings
 from .db import Database
 from .errors import Unavailable
@@ -179,7 +179,7 @@ class OutboxWorker:
         """One pass over what is due; returns how many were sent."""
         now = self.clock()
         token = secrets.token_hex(16)
-        rows = await self.db.run(store.claim_mail, now=now, until=now + timedelta(minutes=2), token=token,
+        rows = await self.db.run(store_outbox.claim_mail, now=now, until=now + timedelta(minutes=2), token=token,
                                        limit=self.batch)
         if not rows:
             return 0
@@ -194,14 +194,14 @@ class OutboxWorker:
             outcomes = [str(exc)] * len(rows)
         sent = [r.id for r, why in zip(rows, outcomes) if why is None]
         if sent:
-            await self.db.run(store.mark_mail_sent, sent, self.clock())
+            await self.db.run(store_outbox.mark_mail_sent, sent, self.clock())
         failed = [(r, why) for r, why in zip(rows, outcomes) if why is not None]
         if failed:
             log.warning("outbox delivery failed", extra={"error": failed[0][1], "count": len(failed)})
         for r, why in failed:
             # Back off: 30 s, 1 min, 2 min ... at most an hour between tries.
             delay = min(3600, 30 * 2 ** min(r.attempts, 7))
-            await self.db.run(store.mark_mail_failed, r.id, retry_at=self.clock() + timedelta(seconds=delay), error=why)
+            await self.db.run(store_outbox.mark_mail_failed, r.id, retry_at=self.clock() + timedelta(seconds=delay), error=why)
         return len(sent)
 
     async def run(self) -> None:

@@ -96,7 +96,7 @@ def _header(name: str, value: str | Header, folded: bool) -> str:
     # typeshed says fold(name, value: str), but compat32 folds a Header value as one (_fold's isinstance).
     line = (compat32 if folded else _ONE_LINE).fold(name, value)[:-1]  # type: ignore[arg-type]
     if not folded and len(line) > _MAX_LINE:
-        line = compat32.fold(name, value)[:-1]  # type: ignore[arg-type]
+        line = compat32.fold(name, value)[:-1]  # type: ignore[arg-type]  # a Header value, as above
     return line
 
 

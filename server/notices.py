@@ -9,17 +9,17 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from .db import Tx
-
-from . import messages, policy, store
+from . import messages, policy, store, store_outbox
 from .context import Client, Context
+from .db import Tx
 from .mail import MailError
 from .rows import UserRow
+from .store_batch import Writer
 
 log = logging.getLogger("tobira.notices")
 
 
-def record(db: Tx, ctx: Context, kind: str, user_id: int | None, client: Client, **detail) -> None:
+def record(db: Writer, ctx: Context, kind: str, user_id: int | None, client: Client, **detail) -> None:
     """A security event now, from this client."""
     store.add_event(db, kind=kind, when=ctx.clock(), user_id=user_id, ip=client.ip, user_agent=client.user_agent,
                     **detail)
@@ -34,26 +34,25 @@ async def send_code(ctx: Context, *, email: str | None, code: str, purpose: str,
                                               ttl=s.code_ttl, purpose=purpose)])
 
 
-def _mail(db: Tx, ctx: Context, user: UserRow, kind: str, build, **values) -> None:
+def _mail(db: Writer, ctx: Context, user: UserRow, kind: str, build, **values) -> None:
     if not user.email:
         return
     s = ctx.settings
     msg = build(sender=s.mail_from, to=user.email, rp_name=s.rp_name, **values)
-    store.enqueue_mail(db, kind=kind, to_addr=user.email, message=msg.as_string(), when=values.get("when") or ctx.clock())
+    store_outbox.enqueue_mail(db, kind=kind, to_addr=user.email, message=msg.as_string(), when=values.get("when") or ctx.clock())
 
 
-def logged_in(db: Tx, ctx: Context, user: UserRow, method: str, client: Client, now: datetime, *,
-              unless_locked: bool = False) -> bool:
+def logged_in(db: Writer, ctx: Context, user: UserRow, method: str, client: Client, now: datetime, *,
+              recorded: bool = False) -> None:
     """Everything a successful login does besides the session: reset failures, record, notify.
-    unless_locked: the lock is read again as the login is written; when one came first, nothing is
-    written and the answer is False (security.md 32: no guess gets in after the lock)."""
-    if not store.record_login(db, user.id, now, unless_locked=unless_locked):
-        return False
+    recorded: the failure count and the login time are written already (by the gate the login
+    hung on, store.gate_login_unless_locked)."""
+    if not recorded:
+        store.record_login(db, user.id, now)
     store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method=method)
     _mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
           browser=client.user_agent)
-    return True
 
 
 def failed_sign_in(db: Tx, ctx: Context, user: UserRow, client: Client, now: datetime, *, kind: str, method: str,

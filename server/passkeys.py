@@ -10,10 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 from fido2.utils import websafe_encode
-from .db import Tx
 
 from . import devices, notices, policy, sessions, stepup, store, verify
 from .config import Settings
+from .db import Tx
 from .errors import Conflict, InvalidField, NotFound
 from .rows import CredentialRow
 

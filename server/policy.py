@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, get_args
 
-from .db import Tx
-
 from . import store
 from .config import Settings
+from .db import Tx
 from .rows import SessionRow
 
 

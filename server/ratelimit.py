@@ -67,7 +67,7 @@ from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy.exc import SQLAlchemyError
 
-from . import store
+from . import store_windows
 from .config import Settings
 from .db import Database, Tx
 from .errors import RATE_LIMITED, ServiceError, Unavailable
@@ -145,25 +145,25 @@ class SqlStorage(Storage):
     def incr(self, key: str, expiry: int, amount: int = 1) -> int:
         now = self.clock()
         if amount < 0:  # a count given back (Throttle.give_back) never opens a window of its own
-            return self._run(store.uncount_in_window, key, amount=-amount, now=now)
-        return self._run(store.count_in_window, key, amount=amount, now=now, expires_at=now + timedelta(seconds=expiry))
+            return self._run(store_windows.uncount_in_window, key, amount=-amount, now=now)
+        return self._run(store_windows.count_in_window, key, amount=amount, now=now, expires_at=now + timedelta(seconds=expiry))
 
     def get(self, key: str) -> int:
-        row = self._run(store.rate_window, key, self.clock())
+        row = self._run(store_windows.rate_window, key, self.clock())
         return row.count if row else 0
 
     def get_expiry(self, key: str) -> float:
-        row = self._run(store.rate_window, key, self.clock())
+        row = self._run(store_windows.rate_window, key, self.clock())
         return (row.expires_at if row else self.clock()).timestamp()
 
     def check(self) -> bool:
         return True
 
     def reset(self) -> int | None:
-        return self._run(store.clear_windows)
+        return self._run(store_windows.clear_windows)
 
     def clear(self, key: str) -> None:
-        self._run(store.clear_window, key)
+        self._run(store_windows.clear_window, key)
 
 
 def make_storage(settings: Settings, database: Database, clock: Callable[[], datetime]) -> Storage:
@@ -177,7 +177,7 @@ def make_storage(settings: Settings, database: Database, clock: Callable[[], dat
     # limits types **options as float | str | bool, but hands them on to the redis client, which takes a Retry.
     storage = storage_from_string(settings.redis_url, key_prefix=settings.redis_key_prefix, wrap_exceptions=True,
                                   socket_timeout=1.0, socket_connect_timeout=1.0,
-                                  retry=Retry(NoBackoff(), 1))  # type: ignore[arg-type]
+                                  retry=Retry(NoBackoff(), 1))  # type: ignore[arg-type]  # see above
     assert isinstance(storage, Storage)  # config._redis_url admits only redis:// and rediss://: a sync storage
     return storage
 

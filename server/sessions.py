@@ -11,12 +11,12 @@ import secrets
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from .db import Tx
-
 from . import store
 from .config import Settings
+from .db import Tx
 from .errors import NotAuthenticated
 from .rows import CustomerSession, SessionRow, UserRow
+from .store_batch import Writer
 
 ANONYMOUS, PENDING, ACTIVE = "anonymous", "pending", "active"
 
@@ -33,7 +33,7 @@ class NewSession:
     row: SessionRow
 
 
-def create(db: Tx, *, now: datetime, state: str, user: UserRow | None, auth_method: str | None = None,
+def create(db: Writer, *, now: datetime, state: str, user: UserRow | None, auth_method: str | None = None,
            verified: bool = False, next_path: str | None = None, ip: str | None = None,
            user_agent: str | None = None, replacing: str | None = None,
            hold_until: datetime | None = None) -> NewSession:
@@ -42,18 +42,19 @@ def create(db: Tx, *, now: datetime, state: str, user: UserRow | None, auth_meth
     if replacing:
         store.delete_session(db, replacing)
     raw_id = secrets.token_urlsafe(32)
-    row = store.add_session(db, SessionRow(
+    row = SessionRow(
         id_hash=hash_id(raw_id), user_id=user.id if user else None, state=state, auth_method=auth_method,
         created_at=now, last_seen_at=now, authenticated_at=now if state == ACTIVE else None,
         verified_at=now if verified else None, verified_by=auth_method if verified else None,
         next_path=next_path, ip=ip,
         user_agent=(user_agent or "")[:300] or None,
         login_hold_until=hold_until, verified_hold_until=hold_until if verified else None,
-    ))
+    )
+    store.add_session(db, row)
     return NewSession(raw_id, row)
 
 
-def rotate(db: Tx, row: SessionRow, *, now: datetime, verified_by: str | None,
+def rotate(db: Writer, row: SessionRow, *, now: datetime, verified_by: str | None,
            hold_until: datetime | None = None) -> NewSession:
     """The same login under a new id (after a step-up): the old id stops working at once.
 
@@ -62,13 +63,14 @@ def rotate(db: Tx, row: SessionRow, *, now: datetime, verified_by: str | None,
     """
     store.delete_session(db, row.id_hash)
     raw_id = secrets.token_urlsafe(32)
-    new = store.add_session(db, SessionRow(
+    new = SessionRow(
         id_hash=hash_id(raw_id), user_id=row.user_id, state=row.state, auth_method=row.auth_method,
         created_at=row.created_at, last_seen_at=now, authenticated_at=row.authenticated_at,
         verified_at=now if verified_by else row.verified_at, verified_by=verified_by or row.verified_by,
         next_path=None, ip=row.ip, user_agent=row.user_agent, login_hold_until=row.login_hold_until,
         verified_hold_until=hold_until if verified_by else row.verified_hold_until,
-    ))
+    )
+    store.add_session(db, new)
     return NewSession(raw_id, new)
 
 
@@ -83,6 +85,15 @@ def load(db: Tx, id_hash: str, *, now: datetime, settings: Settings) -> SessionR
     return None if row is None else _alive(db, row, now=now, settings=settings)
 
 
+def load_with_customer(db: Tx, id_hash: str, *, now: datetime,
+                       settings: Settings) -> tuple[SessionRow, UserRow] | None:
+    """The live session with this id and its customer, whole, in one statement; None for none (or
+    a session without a customer)."""
+    found = store.session_and_customer(db, id_hash)
+    row = None if found is None else _alive(db, found[0], now=now, settings=settings)
+    return None if row is None or found is None else (row, found[1])
+
+
 def logged_in_with_customer(db: Tx, id_hash: str, *, now: datetime, settings: Settings) -> CustomerSession | None:
     """The live logged-in session with its customer's code, name and passkey count, in one statement
     (what GET /api/session answers: every page and every other service asks it), or None."""
@@ -95,7 +106,7 @@ def logged_in_with_customer(db: Tx, id_hash: str, *, now: datetime, settings: Se
 
 def _alive(db: Tx, row: SessionRow, *, now: datetime, settings: Settings) -> SessionRow | None:
     if expired(row, now=now, settings=settings):
-        store.delete_session(db, row.id_hash)
+        store.delete_expired_session(db, row.id_hash)
         return None
     # Write the idle clock at most once a minute: a write on every request costs more than it buys.
     if (now - row.last_seen_at).total_seconds() > 60:
@@ -112,5 +123,6 @@ def customer_of(db: Tx, session: SessionRow) -> UserRow:
     return user
 
 
-def end(db: Tx, id_hash: str) -> bool:
-    return store.delete_session(db, id_hash)
+def end(db: Tx, id_hash: str) -> SessionRow | None:
+    """End the session for good; the session as it was, for the one caller that ended it."""
+    return store.take_session(db, id_hash)

@@ -6,14 +6,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-
-from . import codes, notices, policy, sessions, store
+from . import codes, notices, policy, sessions, store, store_codes
 from .config import Settings
 from .context import Client, Context
-from .errors import AccountLocked, CodeRejected, MailUnavailable, ResendTooSoon, StepUpRequired
 from .db import Tx, commits_refusals
+from .errors import AccountLocked, CodeRejected, MailUnavailable, ResendTooSoon, StepUpRequired
 from .mail import MailError
 from .rows import SessionRow
+from .store_batch import Batch, Writer, write_together
 
 
 def require_step_up(session: SessionRow, settings: Settings, now: datetime, *, passkey: bool = False) -> None:
@@ -39,7 +39,7 @@ class SteppedUp:
     verified_at: datetime
 
 
-def stepped_up(db: Tx, ctx: Context, session: SessionRow, method: str, client: Client, *,
+def stepped_up(db: Writer, ctx: Context, session: SessionRow, method: str, client: Client, *,
                hold_until: datetime | None = None) -> SteppedUp:
     """Record a successful step-up: verified now, under a new session id.
     hold_until: the hold of the passkey that stepped up, if any."""
@@ -61,7 +61,7 @@ async def send_code(ctx: Context, *, session: SessionRow, client: Client) -> Non
     def issue(db: Tx):
         now = ctx.clock()
         user = _customer(db, session)
-        wait = codes.resend_wait(store.code_for(db, session.id_hash, "step_up"), now=now,
+        wait = codes.resend_wait(store_codes.code_for(db, session.id_hash, "step_up"), now=now,
                                  resend_after=ctx.settings.code_resend_after)
         if wait:
             raise ResendTooSoon(retry_after=wait)
@@ -92,7 +92,11 @@ async def check_code(ctx: Context, *, session: SessionRow, entered: str, client:
         result = codes.check(db, ctx.codes, session_id_hash=session.id_hash, purpose="step_up", entered=entered,
                              now=now, max_attempts=ctx.settings.code_max_attempts)
         if result.ok:
-            return stepped_up(db, ctx, session, "email_code", client)
+            batch = Batch()
+            stepped = stepped_up(batch, ctx, session, "email_code", client)
+            if write_together(db, batch, gates=[codes.use(result, max_attempts=ctx.settings.code_max_attempts)]).made:
+                return stepped
+            result = codes.CodeCheck("no_code")  # used by a parallel entry, or void, a moment ago
         if result.wrong_guess:
             # A wrong step-up code is a failed sign-in like any other: it counts toward the lock.
             ctx.throttle.failed(ip=client.ip, customer=user.customer_code, db=db)

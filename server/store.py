@@ -1,8 +1,14 @@
-"""Every query Tobira makes, in SQLAlchemy Core, inside the caller's transaction (`db: Tx`, see
-db.Database.run). Reads come back as the frozen rows of rows.py.
+"""Every query of the customers' tables, in SQLAlchemy Core (the one-time codes' and remembered
+PCs' are in store_codes.py, the outbox's and the rate-limit windows' in store_outbox.py and
+store_windows.py). Functions take the caller's `db` (a `Tx`,
+see db.Database.run; a write whose result nobody reads may take a `Batch` instead, see
+store_batch.py) and hand back the frozen rows of rows.py.
 
 The statements are built once, at import, with named parameters: each call only binds values,
 and SQLAlchemy's compiled cache does the rest (the login path runs these on every request).
+Reads go through `Tx.read`, writes through `Tx.execute`; `Tx.execute_alone` marks the writes
+that are whole by themselves (a single-use take, a count), and `gate_*` functions give the
+conditions a login's last writes hang on (store_batch.write_together).
 """
 
 from __future__ import annotations
@@ -12,64 +18,83 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Table, bindparam, case, delete, func, insert, select, update
-from sqlmodel import SQLModel
-
-from . import models  # noqa: F401 -- declares the tables read below
+from sqlalchemy.dialects import postgresql, sqlite
 from .db import Tx
-from .rows import (CeremonyRow, ClaimedMail, CodeRow, CredentialRow, CustomerSession, DeviceRow, EventRow,
-                   SessionRow, UserRow, WindowRow)
+from .models import SQLModel  # with the tables declared
+from .rows import CeremonyRow, CredentialRow, CustomerSession, EventRow, SessionRow, UserRow
+from .store_batch import Batch, Statement, Writer
 
-_tables = SQLModel.metadata.tables
-users: Table = _tables["users"]
-sessions: Table = _tables["sessions"]
-codes: Table = _tables["one_time_codes"]
-devices: Table = _tables["trusted_devices"]
-events: Table = _tables["security_events"]
-outbox: Table = _tables["mail_outbox"]
-windows: Table = _tables["rate_limits"]
-credentials: Table = _tables["credentials"]
-ceremonies: Table = _tables["ceremonies"]
+tables = SQLModel.metadata.tables
+users: Table = tables["users"]
+sessions: Table = tables["sessions"]
+events: Table = tables["security_events"]
+credentials: Table = tables["credentials"]
+ceremonies: Table = tables["ceremonies"]
 
 _p = bindparam
+_DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}  # their INSERT ... ON CONFLICT
 
 
-def _first(db: Tx, statement, params: dict[str, Any], row_type):
-    row = db.execute(statement, params).first()
+def first(db: Tx, statement, params: dict[str, Any], row_type):
+    """The first row a plain read finds, as row_type (None: none)."""
+    row = db.read(statement, params).first()
     return None if row is None else row_type(*row)
+
+
+def written(result, row_type):
+    """The row a write's RETURNING gave, as row_type (None: nothing was written)."""
+    row = result.first()
+    return None if row is None else row_type(*row)
+
+
+def values_of(row, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {name: getattr(row, name) for name in row.__dataclass_fields__ if name not in skip}
 
 
 # --- users ---------------------------------------------------------------------------------
 
-_ADD_USER = insert(users).returning(*users.c)
+_ADD_USER = {name: dialect.insert(users).on_conflict_do_nothing().returning(*users.c)
+             for name, dialect in _DIALECTS.items()}
 _USER_BY_CODE = select(users).where(users.c.customer_code == _p("code"))
 _USER_BY_ID = select(users).where(users.c.id == _p("uid"))
+_COUNT_ATTEMPT = (update(users).where(users.c.customer_code == _p("code"))
+                  .values(failed_logins=users.c.failed_logins + 1).returning(*users.c))
 _FAILED = (update(users).where(users.c.id == _p("uid")).values(failed_logins=users.c.failed_logins + 1)
            .returning(users.c.failed_logins))
 _LOCK = update(users).where(users.c.id == _p("uid"), users.c.locked_at.is_(None)).values(locked_at=_p("when"))
 _RECORD_LOGIN = update(users).where(users.c.id == _p("uid")).values(failed_logins=0, last_login_at=_p("when"))
-_RECORD_LOGIN_UNLESS_LOCKED = _RECORD_LOGIN.where(users.c.locked_at.is_(None), users.c.held_at.is_(None))
-_GIVE_BACK = (update(users).where(users.c.id == _p("uid"), users.c.locked_at.is_(None), users.c.held_at.is_(None))
-              .values(failed_logins=case((users.c.failed_logins > 0, users.c.failed_logins - 1), else_=0)))
+_UNLOCKED = (users.c.locked_at.is_(None), users.c.held_at.is_(None))
+_LOGIN_UNLESS_LOCKED = _RECORD_LOGIN.where(*_UNLOCKED).returning(users.c.id)
+_GIVE_BACK = (update(users).where(users.c.id == _p("uid"), *_UNLOCKED)
+              .values(failed_logins=case((users.c.failed_logins > 0, users.c.failed_logins - 1), else_=0))
+              .returning(users.c.id))
 
 
 def add_user(db: Tx, *, customer_code: str, display_name: str, email: str | None, password_hash: str,
-             user_handle: bytes, created_at: datetime) -> UserRow:
-    """A new customer (IntegrityError when the code or handle is taken: the UNIQUE index decides races)."""
-    return UserRow(*db.execute(_ADD_USER, {
+             user_handle: bytes, created_at: datetime) -> UserRow | None:
+    """A new customer; None when the code is taken (the UNIQUE index decides a race)."""
+    return written(db.execute(_ADD_USER[db.dialect.name], {
         "customer_code": customer_code, "display_name": display_name, "email": email,
-        "password_hash": password_hash, "user_handle": user_handle, "created_at": created_at}).one())
+        "password_hash": password_hash, "user_handle": user_handle, "created_at": created_at}), UserRow)
 
 
 def user_by_code(db: Tx, customer_code: str) -> UserRow | None:
-    return _first(db, _USER_BY_CODE, {"code": customer_code}, UserRow)
+    return first(db, _USER_BY_CODE, {"code": customer_code}, UserRow)
 
 
 def user_by_id(db: Tx, user_id: int) -> UserRow | None:
-    return _first(db, _USER_BY_ID, {"uid": user_id}, UserRow)
+    return first(db, _USER_BY_ID, {"uid": user_id}, UserRow)
 
 
 def count_users(db: Tx) -> int:
-    return db.execute(select(func.count()).select_from(users)).scalar_one()
+    return db.read(select(func.count()).select_from(users)).scalar_one()
+
+
+def count_attempt(db: Tx, customer_code: str) -> UserRow | None:
+    """One more consecutive failure of this customer, counted before the password is looked at (a
+    right one gives it back: gate_failure_given_back); the customer as now written, None when no
+    customer has the code. Alone: N parallel guesses count N, whatever each one's call does next."""
+    return written(db.execute_alone(_COUNT_ATTEMPT, {"code": customer_code}), UserRow)
 
 
 def add_failed_login(db: Tx, user_id: int) -> int:
@@ -82,17 +107,21 @@ def lock_user(db: Tx, user_id: int, when: datetime) -> bool:
     return db.execute(_LOCK, {"uid": user_id, "when": when}).rowcount == 1
 
 
-def record_login(db: Tx, user_id: int, when: datetime, *, unless_locked: bool = False) -> bool:
-    """Reset the failure count and note the login. unless_locked: only while neither lock is set,
-    read as the row is written (False when a lock came first: the password path then lets no one in)."""
-    statement = _RECORD_LOGIN_UNLESS_LOCKED if unless_locked else _RECORD_LOGIN
-    return db.execute(statement, {"uid": user_id, "when": when}).rowcount == 1
+def record_login(db: Writer, user_id: int, when: datetime) -> None:
+    """Reset the failure count and note the login."""
+    db.execute(_RECORD_LOGIN, {"uid": user_id, "when": when})
 
 
-def give_back_failure(db: Tx, user_id: int) -> bool:
-    """A password attempt counted in advance (add_failed_login) was right: take its count back.
-    False, and nothing changed, when the account was locked meanwhile."""
-    return db.execute(_GIVE_BACK, {"uid": user_id}).rowcount == 1
+def gate_login_unless_locked(user_id: int, when: datetime) -> Statement:
+    """record_login, only while neither lock is set, read as the row is written: a lock that came
+    first stops the login (the password path lets no one in after a lock, security.md 32)."""
+    return _LOGIN_UNLESS_LOCKED, {"uid": user_id, "when": when}
+
+
+def gate_failure_given_back(user_id: int) -> Statement:
+    """A counted attempt (count_attempt) was right: take its count back, only while no lock is set
+    (a right guess that lands after a parallel wrong one locked the account gets nothing)."""
+    return _GIVE_BACK, {"uid": user_id}
 
 
 def unlock_user(db: Tx, user_id: int) -> None:
@@ -134,42 +163,63 @@ _PASSKEY_COUNT = (select(func.count()).select_from(credentials).where(credential
 _SESSION_WITH_CUSTOMER = (select(sessions, users.c.customer_code, users.c.display_name, _PASSKEY_COUNT)
                           .join_from(sessions, users, users.c.id == sessions.c.user_id)
                           .where(sessions.c.id_hash == _p("h")))
+_SESSION_AND_USER = (select(sessions, users).join_from(sessions, users, users.c.id == sessions.c.user_id)
+                     .where(sessions.c.id_hash == _p("h")))
+_SESSION_COLUMNS = len(sessions.c)
 _DELETE_SESSION = delete(sessions).where(sessions.c.id_hash == _p("h"))
+_TAKE_SESSION = _DELETE_SESSION.returning(*sessions.c)
 _END_FOR_NEXT = _DELETE_SESSION.returning(sessions.c.next_path)
 _TOUCH = update(sessions).where(sessions.c.id_hash == _p("h")).values(last_seen_at=_p("when"))
 
 
-def add_session(db: Tx, session: SessionRow) -> SessionRow:
-    db.execute(_ADD_SESSION, _values(session))
-    return session
+def add_session(db: Writer, session: SessionRow) -> None:
+    db.execute(_ADD_SESSION, values_of(session))
 
 
 def session_by_hash(db: Tx, id_hash: str) -> SessionRow | None:
-    return _first(db, _SESSION_BY_HASH, {"h": id_hash}, SessionRow)
+    return first(db, _SESSION_BY_HASH, {"h": id_hash}, SessionRow)
 
 
 def session_with_customer(db: Tx, id_hash: str) -> CustomerSession | None:
     """The session of a customer, with their code, name and passkey count, in one statement (what
     /api/session answers: every page and every other service asks it). None for a session without one."""
-    row = db.execute(_SESSION_WITH_CUSTOMER, {"h": id_hash}).first()
+    row = db.read(_SESSION_WITH_CUSTOMER, {"h": id_hash}).first()
     if row is None:
         return None
     *session, code, name, count = row
     return CustomerSession(SessionRow(*session), code, name, count)
 
 
-def delete_session(db: Tx, id_hash: str) -> bool:
-    return db.execute(_DELETE_SESSION, {"h": id_hash}).rowcount == 1
+def session_and_customer(db: Tx, id_hash: str) -> tuple[SessionRow, UserRow] | None:
+    """The session and its customer, whole, in one statement; None for none or a session without one."""
+    row = db.read(_SESSION_AND_USER, {"h": id_hash}).first()
+    if row is None:
+        return None
+    return SessionRow(*row[:_SESSION_COLUMNS]), UserRow(*row[_SESSION_COLUMNS:])
 
 
-def end_session_for_next(db: Tx, id_hash: str) -> str | None:
-    """Delete the session and hand back where it was headed (its next_path), in one statement."""
-    row = db.execute(_END_FOR_NEXT, {"h": id_hash}).first()
-    return row[0] if row else None
+def delete_session(db: Writer, id_hash: str) -> None:
+    db.execute(_DELETE_SESSION, {"h": id_hash})
+
+
+def take_session(db: Tx, id_hash: str) -> SessionRow | None:
+    """Delete the session as it is read: of parallel callers, one gets it (a logout is told once)."""
+    return written(db.execute(_TAKE_SESSION, {"h": id_hash}), SessionRow)
+
+
+def end_session_for_next(batch: Batch, id_hash: str) -> None:
+    """Delete the session; write_together hands back where it was headed (its next_path)."""
+    batch.execute(_END_FOR_NEXT, {"h": id_hash}, read=True)
 
 
 def touch_session(db: Tx, id_hash: str, when: datetime) -> None:
-    db.execute(_TOUCH, {"h": id_hash, "when": when})
+    """The idle clock: alone, as it is whole by itself and a read may be all the call does else."""
+    db.execute_alone(_TOUCH, {"h": id_hash, "when": when})
+
+
+def delete_expired_session(db: Tx, id_hash: str) -> None:
+    """An expired session found by a read goes at once, whatever the call does next."""
+    db.execute_alone(_DELETE_SESSION, {"h": id_hash})
 
 
 def delete_user_sessions(db: Tx, user_id: int) -> int:
@@ -181,71 +231,17 @@ def delete_stale_sessions(db: Tx, *, idle_before: datetime, created_before: date
                                              | (sessions.c.created_at < created_before))).rowcount
 
 
-# --- one-time codes ------------------------------------------------------------------------
-
-_CODE_FOR = select(codes).where(codes.c.session_id_hash == _p("s"), codes.c.purpose == _p("p")).with_for_update()
-
-
-def replace_code(db: Tx, *, session_id_hash: str, user_id: int, purpose: str, code_hash: str, sent_at: datetime,
-                 expires_at: datetime) -> None:
-    """Store a new code; the old one for the same session and purpose stops working."""
-    db.execute(delete(codes).where(codes.c.session_id_hash == session_id_hash, codes.c.purpose == purpose))
-    db.execute(insert(codes).values(session_id_hash=session_id_hash, user_id=user_id, purpose=purpose,
-                                    code_hash=code_hash, sent_at=sent_at, expires_at=expires_at, wrong_attempts=0))
-
-
-def code_for(db: Tx, session_id_hash: str, purpose: str) -> CodeRow | None:
-    return _first(db, _CODE_FOR, {"s": session_id_hash, "p": purpose}, CodeRow)
-
-
-def add_wrong_attempt(db: Tx, code_id: int) -> int:
-    return db.execute(update(codes).where(codes.c.id == code_id)
-                      .values(wrong_attempts=codes.c.wrong_attempts + 1).returning(codes.c.wrong_attempts)).scalar_one()
-
-
-def delete_code(db: Tx, code_id: int) -> bool:
-    """True only for the caller that removed it: a code is used at most once."""
-    return db.execute(delete(codes).where(codes.c.id == code_id)).rowcount == 1
-
-
-# --- trusted devices (remembered PCs) ------------------------------------------------------
-
-
-def add_trusted_device(db: Tx, *, user_id: int, token_hash: str, created_at: datetime, expires_at: datetime,
-                       user_agent: str | None) -> None:
-    db.execute(insert(devices).values(user_id=user_id, token_hash=token_hash, created_at=created_at,
-                                      expires_at=expires_at, user_agent=user_agent))
-
-
-def trusted_device(db: Tx, token_hash: str, user_id: int, now: datetime) -> DeviceRow | None:
-    return _first(db, select(devices).where(devices.c.token_hash == token_hash, devices.c.user_id == user_id,
-                                            devices.c.expires_at > now), {}, DeviceRow)
-
-
-def use_trusted_device(db: Tx, device_id: int, when: datetime) -> None:
-    db.execute(update(devices).where(devices.c.id == device_id).values(last_used_at=when))
-
-
-def trusted_devices_of(db: Tx, user_id: int) -> list[DeviceRow]:
-    return [DeviceRow(*row) for row in db.execute(select(devices).where(devices.c.user_id == user_id)
-                                                  .order_by(devices.c.id))]
-
-
-def forget_trusted_devices(db: Tx, user_id: int) -> int:
-    return db.execute(delete(devices).where(devices.c.user_id == user_id)).rowcount
-
-
 # --- security events -----------------------------------------------------------------------
 
 _ADD_EVENT = insert(events)
 
 
-def add_event(db: Tx, *, kind: str, when: datetime, user_id: int | None, ip: str | None = None,
+def add_event(db: Writer, *, kind: str, when: datetime, user_id: int | None, ip: str | None = None,
               user_agent: str | None = None, **detail) -> EventRow:
     event = EventRow(id=None, kind=kind, created_at=when, user_id=user_id, ip=ip,
                      user_agent=(user_agent or None) and user_agent[:300],
                      detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None)
-    db.execute(_ADD_EVENT, _values(event, skip=("id",)))
+    db.execute(_ADD_EVENT, values_of(event, skip=("id",)))
     # Logged by Database.run once the transaction commits: a rolled-back event never happened.
     db.info.setdefault("events", []).append(event)
     return event
@@ -254,105 +250,7 @@ def add_event(db: Tx, *, kind: str, when: datetime, user_id: int | None, ip: str
 def events_of(db: Tx, user_id: int, *, newest_first: bool = False, limit: int | None = None) -> list[EventRow]:
     order = events.c.id.desc() if newest_first else events.c.id
     statement = select(events).where(events.c.user_id == user_id).order_by(order).limit(limit)
-    return [EventRow(*row) for row in db.execute(statement)]
-
-
-# --- mail outbox ---------------------------------------------------------------------------
-
-_ENQUEUE = insert(outbox)
-_DUE = (select(outbox.c.id).where(outbox.c.sent_at.is_(None), outbox.c.next_attempt_at <= _p("now"),
-                                  outbox.c.claimed_until.is_(None) | (outbox.c.claimed_until < _p("now")))
-        .order_by(outbox.c.id).limit(_p("limit")))
-_CLAIM = (update(outbox)
-          .where(outbox.c.id.in_(_DUE.scalar_subquery()),
-                 # Checked again on the row itself: on PostgreSQL a second sender that chose the same
-                 # rows waits for the first one's row locks, then finds them claimed and skips them.
-                 outbox.c.claimed_until.is_(None) | (outbox.c.claimed_until < _p("now")))
-          .values(claimed_until=_p("until"), claim_token=_p("token"))
-          .returning(outbox.c.id, outbox.c.to_addr, outbox.c.message, outbox.c.attempts))
-
-
-def enqueue_mail(db: Tx, *, kind: str, to_addr: str, message: str, when: datetime) -> None:
-    db.execute(_ENQUEUE, {"kind": kind, "to_addr": to_addr, "message": message, "created_at": when,
-                          "next_attempt_at": when, "attempts": 0})
-
-
-def claim_mail(db: Tx, *, now: datetime, until: datetime, token: str, limit: int) -> list[ClaimedMail]:
-    """Take up to `limit` due messages for this sender, oldest first; another sender skips them
-    until `until`. One statement: on SQLite the mail worker holds the write lock, which the web
-    process's logins wait for, only as long as that statement takes."""
-    rows = db.execute(_CLAIM, {"now": now, "until": until, "token": token, "limit": limit})
-    return sorted((ClaimedMail(*row) for row in rows), key=lambda mail: mail.id)  # RETURNING promises no order
-
-
-def mark_mail_sent(db: Tx, ids: list[int], when: datetime) -> None:
-    if ids:
-        db.execute(update(outbox).where(outbox.c.id.in_(ids)).values(sent_at=when, claimed_until=None))
-
-
-def delete_sent_mail(db: Tx, sent_before: datetime) -> int:
-    """The outbox is a queue, not an archive (security events are the record of what happened)."""
-    return db.execute(delete(outbox).where(outbox.c.sent_at.is_not(None), outbox.c.sent_at < sent_before)).rowcount
-
-
-def mark_mail_failed(db: Tx, mail_id: int, *, retry_at: datetime, error: str) -> None:
-    db.execute(update(outbox).where(outbox.c.id == mail_id)
-               .values(attempts=outbox.c.attempts + 1, next_attempt_at=retry_at, claimed_until=None,
-                       last_error=error[:300]))
-
-
-def pending_mail_count(db: Tx) -> int:
-    return db.execute(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))).scalar_one()
-
-
-# --- rate-limit windows --------------------------------------------------------------------
-
-def _count_in_window_statement(dialect: str):
-    from sqlalchemy.dialects.postgresql import insert as pg_insert
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    upsert = (pg_insert if dialect == "postgresql" else sqlite_insert)(windows).values(
-        key=_p("k"), count=_p("amount"), expires_at=_p("expires"))
-    # In SET, rate_limits.* is the row's old value (excluded.* the one offered), in both databases.
-    ended = windows.c.expires_at <= _p("now")
-    return upsert.on_conflict_do_update(index_elements=[windows.c.key], set_={
-        "count": case((ended, upsert.excluded["count"]), else_=windows.c.count + upsert.excluded["count"]),
-        "expires_at": case((ended, upsert.excluded.expires_at), else_=windows.c.expires_at),
-    }).returning(windows.c.count)
-
-
-_COUNT_IN_WINDOW = {name: _count_in_window_statement(name) for name in ("sqlite", "postgresql")}
-_UNCOUNT = (update(windows).where(windows.c.key == _p("k"), windows.c.expires_at > _p("now"))
-            .values(count=case((windows.c.count > _p("amount"), windows.c.count - _p("amount")), else_=0))
-            .returning(windows.c.count))
-_WINDOW = select(windows).where(windows.c.key == _p("k"), windows.c.expires_at > _p("now"))
-
-
-def count_in_window(db: Tx, key: str, *, amount: int, now: datetime, expires_at: datetime) -> int:
-    """Add to a window's count in one statement (a new window if the old one ran out); the new count."""
-    return db.execute(_COUNT_IN_WINDOW[db.dialect.name],
-                      {"k": key, "amount": amount, "now": now, "expires": expires_at}).scalar_one()
-
-
-def uncount_in_window(db: Tx, key: str, *, amount: int, now: datetime) -> int:
-    """Lower a live window's count (never below zero); 0 when there is no live window."""
-    return db.execute(_UNCOUNT, {"k": key, "amount": amount, "now": now}).scalar() or 0
-
-
-def rate_window(db: Tx, key: str, now: datetime) -> WindowRow | None:
-    return _first(db, _WINDOW, {"k": key, "now": now}, WindowRow)
-
-
-def clear_window(db: Tx, key: str) -> None:
-    db.execute(delete(windows).where(windows.c.key == key))
-
-
-def clear_windows(db: Tx) -> int:
-    return db.execute(delete(windows)).rowcount
-
-
-def delete_expired_windows(db: Tx, now: datetime) -> int:
-    return db.execute(delete(windows).where(windows.c.expires_at <= now)).rowcount
+    return [EventRow(*row) for row in db.read(statement)]
 
 
 # --- ceremonies ----------------------------------------------------------------------------
@@ -368,22 +266,47 @@ _KEEP_NEWEST = delete(ceremonies).where(ceremonies.c.session_id_hash == _p("s"),
                                         ceremonies.c.challenge_hash.not_in(_NEWEST_KEPT.scalar_subquery()))
 
 
-def add_ceremony(db: Tx, ceremony: CeremonyRow) -> None:
-    db.execute(_ADD_CEREMONY, _values(ceremony))
+def add_ceremony(db: Writer, ceremony: CeremonyRow) -> None:
+    db.execute(_ADD_CEREMONY, values_of(ceremony))
 
 
 def take_ceremony(db: Tx, *, challenge_hash: str, session_id_hash: str, kind: str) -> CeremonyRow | None:
-    """Delete the ceremony as it is read: of any number of parallel callers, one gets it."""
-    return _first(db, _TAKE_CEREMONY, {"c": challenge_hash, "s": session_id_hash, "k": kind}, CeremonyRow)
+    """Delete the ceremony as it is read: of any number of parallel callers, one gets it. Alone:
+    it stays used up whatever the call does next."""
+    return written(db.execute_alone(_TAKE_CEREMONY, {"c": challenge_hash, "s": session_id_hash, "k": kind}),
+                    CeremonyRow)
+
+
+_TAKEN = _TAKE_CEREMONY.cte("taken")
+_TAKE_WITH_CREDENTIAL = (select(_TAKEN, credentials, users)
+                         .select_from(_TAKEN.outerjoin(credentials, credentials.c.credential_id == _p("cid"))
+                                      .outerjoin(users, users.c.id == credentials.c.user_id)))
+_CEREMONY_COLUMNS = len(ceremonies.c)
+
+
+def take_ceremony_and_credential(db: Tx, *, challenge_hash: str, session_id_hash: str, kind: str,
+                                 credential_id: bytes) -> tuple[CeremonyRow | None, tuple[UserRow, CredentialRow] | None]:
+    """take_ceremony, and credential_with_owner when there was a ceremony to take: one statement on
+    PostgreSQL (its round trip is most of what each costs), the two in turn on SQLite."""
+    if db.dialect.name != "postgresql":
+        ceremony = take_ceremony(db, challenge_hash=challenge_hash, session_id_hash=session_id_hash, kind=kind)
+        return ceremony, credential_with_owner(db, credential_id) if ceremony is not None else None
+    row = db.execute_alone(_TAKE_WITH_CREDENTIAL, {"c": challenge_hash, "s": session_id_hash, "k": kind,
+                                                   "cid": credential_id}).first()
+    if row is None:
+        return None, None
+    split = _CEREMONY_COLUMNS + _CREDENTIAL_COLUMNS
+    found = None if row[split] is None else (UserRow(*row[split:]), CredentialRow(*row[_CEREMONY_COLUMNS:split]))
+    return CeremonyRow(*row[:_CEREMONY_COLUMNS]), found
 
 
 def delete_expired_ceremonies(db: Tx, now: datetime) -> int:
     return db.execute(delete(ceremonies).where(ceremonies.c.expires_at <= now)).rowcount
 
 
-def keep_newest_ceremonies(db: Tx, *, session_id_hash: str, kind: str, keep: int) -> int:
+def keep_newest_ceremonies(db: Writer, *, session_id_hash: str, kind: str, keep: int) -> None:
     """Delete this session's ceremonies of this kind but its `keep` newest, in one statement."""
-    return db.execute(_KEEP_NEWEST, {"s": session_id_hash, "k": kind, "n": keep}).rowcount
+    db.execute(_KEEP_NEWEST, {"s": session_id_hash, "k": kind, "n": keep})
 
 
 # --- credentials (passkeys) ----------------------------------------------------------------
@@ -394,59 +317,62 @@ _COUNT_CREDENTIALS = select(func.count()).select_from(credentials).where(credent
 _BY_RAW_ID = select(credentials).where(credentials.c.credential_id == _p("c"))
 _WITH_OWNER = (select(credentials, users).join_from(credentials, users, users.c.id == credentials.c.user_id)
                .where(credentials.c.credential_id == _p("c")))
-_SPLIT = len(credentials.c)
-_ADD_CREDENTIAL = insert(credentials).returning(*credentials.c)
-_RECORD_USE = (update(credentials).where(credentials.c.id == _p("pk"), credentials.c.sign_count == _p("old"))
-               .values(sign_count=_p("new"), backup_state=_p("bs"), last_used_at=_p("when")))
+_CREDENTIAL_COLUMNS = len(credentials.c)
+_ADD_CREDENTIAL = {name: dialect.insert(credentials).on_conflict_do_nothing().returning(*credentials.c)
+                   for name, dialect in _DIALECTS.items()}
+_COUNTER_STEP = (update(credentials).where(credentials.c.id == _p("pk"), credentials.c.sign_count == _p("old"))
+                 .values(sign_count=_p("new"), backup_state=_p("bs"), last_used_at=_p("when"))
+                 .returning(credentials.c.id))
 
 
 def credentials_of(db: Tx, user_id: int) -> list[CredentialRow]:
-    return [CredentialRow(*row) for row in db.execute(_CREDENTIALS_OF, {"u": user_id})]
+    return [CredentialRow(*row) for row in db.read(_CREDENTIALS_OF, {"u": user_id})]
 
 
 def count_credentials(db: Tx, user_id: int) -> int:
-    return db.execute(_COUNT_CREDENTIALS, {"u": user_id}).scalar_one()
+    return db.read(_COUNT_CREDENTIALS, {"u": user_id}).scalar_one()
 
 
 def credential_by_raw_id(db: Tx, credential_id: bytes) -> CredentialRow | None:
-    return _first(db, _BY_RAW_ID, {"c": credential_id}, CredentialRow)
+    return first(db, _BY_RAW_ID, {"c": credential_id}, CredentialRow)
 
 
 def credential_with_owner(db: Tx, credential_id: bytes) -> tuple[UserRow, CredentialRow] | None:
     """(the owner, the passkey) of a credential ID, in one statement; None when unknown."""
-    row = db.execute(_WITH_OWNER, {"c": credential_id}).first()
+    row = db.read(_WITH_OWNER, {"c": credential_id}).first()
     if row is None:
         return None
-    return UserRow(*row[_SPLIT:]), CredentialRow(*row[:_SPLIT])
+    return UserRow(*row[_CREDENTIAL_COLUMNS:]), CredentialRow(*row[:_CREDENTIAL_COLUMNS])
 
 
 def add_credential(db: Tx, *, user_id: int, credential_id: bytes, public_key: bytes, algorithm: int,
                    sign_count: int, aaguid: str, transports: str, backup_eligible: bool, backup_state: bool,
-                   name: str, created_at: datetime, hold_until: datetime | None) -> CredentialRow:
-    """A new passkey (IntegrityError when its ID is registered already: the UNIQUE index decides races)."""
-    return CredentialRow(*db.execute(_ADD_CREDENTIAL, {
+                   name: str, created_at: datetime, hold_until: datetime | None) -> CredentialRow | None:
+    """A new passkey; None when its ID is registered already (the UNIQUE index decides a race)."""
+    return written(db.execute(_ADD_CREDENTIAL[db.dialect.name], {
         "user_id": user_id, "credential_id": credential_id, "public_key": public_key, "algorithm": algorithm,
         "sign_count": sign_count, "aaguid": aaguid, "transports": transports, "backup_eligible": backup_eligible,
-        "backup_state": backup_state, "name": name, "created_at": created_at, "hold_until": hold_until}).one())
+        "backup_state": backup_state, "name": name, "created_at": created_at, "hold_until": hold_until}),
+        CredentialRow)
 
 
-def record_credential_use(db: Tx, credential_pk: int, *, old_count: int, new_count: int, backup_state: bool,
-                          when: datetime) -> bool:
-    """Compare-and-set: False when another login moved the sign counter first (security.md §12)."""
-    return db.execute(_RECORD_USE, {"pk": credential_pk, "old": old_count, "new": new_count, "bs": backup_state,
-                                    "when": when}).rowcount == 1
+def gate_sign_counter(credential_pk: int, *, old_count: int, new_count: int, backup_state: bool,
+                      when: datetime) -> Statement:
+    """Compare-and-set: the use is written only while the sign counter is still the one verified
+    against; another login that moved it first makes this gate fail (security.md §12)."""
+    return _COUNTER_STEP, {"pk": credential_pk, "old": old_count, "new": new_count, "bs": backup_state, "when": when}
 
 
 def rename_credential(db: Tx, user_id: int, credential_id: bytes, name: str) -> CredentialRow | None:
-    return _first(db, update(credentials).where(credentials.c.user_id == user_id,
-                                                credentials.c.credential_id == credential_id)
-                  .values(name=name).returning(*credentials.c), {}, CredentialRow)
+    return written(db.execute(update(credentials).where(credentials.c.user_id == user_id,
+                                                         credentials.c.credential_id == credential_id)
+                               .values(name=name).returning(*credentials.c)), CredentialRow)
 
 
 def delete_credential(db: Tx, user_id: int, credential_id: bytes) -> CredentialRow | None:
-    return _first(db, delete(credentials).where(credentials.c.user_id == user_id,
-                                                credentials.c.credential_id == credential_id)
-                  .returning(*credentials.c), {}, CredentialRow)
+    return written(db.execute(delete(credentials).where(credentials.c.user_id == user_id,
+                                                         credentials.c.credential_id == credential_id)
+                               .returning(*credentials.c)), CredentialRow)
 
 
 def release_passkey_holds(db: Tx, user_id: int, now: datetime) -> int:
@@ -461,11 +387,3 @@ def release_passkey_holds(db: Tx, user_id: int, now: datetime) -> int:
 
 def delete_credentials_of(db: Tx, user_id: int) -> int:
     return db.execute(delete(credentials).where(credentials.c.user_id == user_id)).rowcount
-
-
-# --- rows in, values out -------------------------------------------------------------------
-
-
-def _values(row, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in row.__dataclass_fields__ if name not in skip}
-

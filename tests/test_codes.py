@@ -7,6 +7,7 @@ import pytest
 from sqlalchemy import select
 
 from server import codes, sessions
+from server.store_batch import Batch, write_together
 from server.codes import CodeHasher
 from server.models import OneTimeCode
 from conftest import add_customer
@@ -31,8 +32,15 @@ def issue(db, pending, clock, ttl=300):
 
 
 def check(db, pending, clock, entered, max_attempts=3, session_id_hash=None, purpose="login"):
-    return db.run_sync(codes.check, HASHER, session_id_hash=session_id_hash or pending.id_hash, purpose=purpose,
-                       entered=entered, now=clock(), max_attempts=max_attempts)
+    """One entry as a login takes it: checked, and a right code used as the gate of its writes."""
+    def enter(d):
+        result = codes.check(d, HASHER, session_id_hash=session_id_hash or pending.id_hash, purpose=purpose,
+                             entered=entered, now=clock(), max_attempts=max_attempts)
+        if result.ok and not write_together(d, Batch(), gates=[codes.use(result, max_attempts=max_attempts)]).made:
+            return codes.CodeCheck("no_code")
+        return result
+
+    return db.run_sync(enter)
 
 
 def wrong(code: str) -> str:
@@ -133,3 +141,43 @@ def test_resend_wait(db, pending, clock):
     clock.advance(0.5)
     assert codes.resend_wait(row, now=clock(), resend_after=30) == 0
     assert codes.resend_wait(None, now=clock(), resend_after=30) == 0
+
+
+def test_a_right_code_is_used_only_by_the_writes_it_lets_through(db, pending, clock):
+    """codes.check only weighs the entry: the code goes when a login's writes are made with it."""
+    code = issue(db, pending, clock)
+    weighed = db.run_sync(codes.check, HASHER, session_id_hash=pending.id_hash, purpose="login", entered=code,
+                          now=clock(), max_attempts=3)
+    assert weighed.ok
+    assert check(db, pending, clock, code).ok  # still there: nothing was written with it
+    assert check(db, pending, clock, code).outcome == "no_code"
+
+
+def test_a_right_code_weighed_before_the_last_wrong_entries_gets_nothing(db, pending, clock):
+    """The race the row lock used to close: a right entry is weighed, then parallel wrong entries
+    use up the code's attempts before its writes go out. The gate reads the count as it deletes:
+    the void code lets nothing through."""
+    code = issue(db, pending, clock)
+    weighed = db.run_sync(codes.check, HASHER, session_id_hash=pending.id_hash, purpose="login", entered=code,
+                          now=clock(), max_attempts=3)
+    for _ in range(3):
+        check(db, pending, clock, wrong(code))
+    made = db.run_sync(lambda d: write_together(d, Batch(), gates=[codes.use(weighed, max_attempts=3)]).made)
+    assert made is False
+    assert check(db, pending, clock, code).outcome == "code_exhausted"
+
+
+def test_parallel_wrong_entries_count_no_more_than_the_attempts(db, pending, clock):
+    """Twelve wrong entries at once (side by side on PostgreSQL): three are counted (two
+    code_invalid, one code_exhausted that voids it), the rest find the code void; none is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    code = issue(db, pending, clock)
+    with ThreadPoolExecutor(12) as pool:
+        results = list(pool.map(lambda _: check(db, pending, clock, wrong(code)), range(12)))
+    counted = [r for r in results if r.wrong_guess]
+    assert len(counted) == 3
+    assert sorted(r.outcome for r in counted) == ["code_exhausted", "code_invalid", "code_invalid"]
+    rows = db.run_sync(lambda d: list(d.execute(select(OneTimeCode))))
+    assert [row.wrong_attempts for row in rows] == [3]
+    assert check(db, pending, clock, code).outcome == "code_exhausted"

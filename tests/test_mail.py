@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from server import store
+from server import store_outbox
 from server.config import SmtpSettings
 from server.mail import DevOutbox, MailError, OutboxWorker, SmtpMailer
 from mailsink import MailSink, body, free_port
@@ -155,25 +155,25 @@ class FlakyMailer:
 def test_queued_mail_survives_an_outage_and_is_sent_once(app, clock):
     db = app.state.ctx.db
     for i in range(3):
-        db.run_sync(store.enqueue_mail, kind="login", to_addr=f"c{i}@example.com", message=message().as_string(),
+        db.run_sync(store_outbox.enqueue_mail, kind="login", to_addr=f"c{i}@example.com", message=message().as_string(),
                     when=clock())
     mailer = FlakyMailer()
     worker = OutboxWorker(db, mailer, clock)
     assert asyncio.run(worker.deliver_due()) == 0
-    assert db.run_sync(store.pending_mail_count) == 3
+    assert db.run_sync(store_outbox.pending_mail_count) == 3
     mailer.up = True
     assert asyncio.run(worker.deliver_due()) == 0, "backing off: not retried at once"
     clock.advance(31)
     assert asyncio.run(worker.deliver_due()) == 3
     assert asyncio.run(worker.deliver_due()) == 0
-    assert db.run_sync(store.pending_mail_count) == 0 and len(mailer.sent) == 3
+    assert db.run_sync(store_outbox.pending_mail_count) == 0 and len(mailer.sent) == 3
 
 
 def _queued_for(app, sink, clock, *addresses):
     """A login notice queued for each address, and an outbox worker sending to `sink`."""
     db = app.state.ctx.db
     for to in addresses:
-        db.run_sync(store.enqueue_mail, kind="login", to_addr=to, message=message(to=to).as_string(), when=clock())
+        db.run_sync(store_outbox.enqueue_mail, kind="login", to_addr=to, message=message(to=to).as_string(), when=clock())
     return db, OutboxWorker(db, SmtpMailer(SmtpSettings("127.0.0.1", sink.port, "plain")), clock)
 
 
@@ -186,7 +186,7 @@ def test_a_refused_recipient_fails_alone_and_the_rest_of_its_batch_goes_once(app
         db, worker = _queued_for(app, sink, clock, "a@example.com", "gone@example.com", "b@example.com")
         assert asyncio.run(worker.deliver_due()) == 2
         assert sorted(str(m["To"]) for m in sink.messages) == ["a@example.com", "b@example.com"]
-        assert db.run_sync(store.pending_mail_count) == 1  # the refused one waits for its retry
+        assert db.run_sync(store_outbox.pending_mail_count) == 1  # the refused one waits for its retry
         clock.advance(31)
         assert asyncio.run(worker.deliver_due()) == 0  # refused again, alone
         assert len(sink.messages) == 2, "the others were not sent twice"
@@ -194,7 +194,7 @@ def test_a_refused_recipient_fails_alone_and_the_rest_of_its_batch_goes_once(app
         clock.advance(61)
         assert asyncio.run(worker.deliver_due()) == 1
         assert sorted(str(m["To"]) for m in sink.messages) == ["a@example.com", "b@example.com", "gone@example.com"]
-        assert db.run_sync(store.pending_mail_count) == 0
+        assert db.run_sync(store_outbox.pending_mail_count) == 0
     finally:
         sink.stop()
 
@@ -205,7 +205,7 @@ def test_a_connection_lost_mid_batch_fails_what_was_left_and_sends_nothing_twice
     try:
         db, worker = _queued_for(app, sink, clock, "a@example.com", "b@example.com", "c@example.com")
         assert asyncio.run(worker.deliver_due()) == 1  # a went out; b was cut off, c never had a connection
-        assert db.run_sync(store.pending_mail_count) == 2
+        assert db.run_sync(store_outbox.pending_mail_count) == 2
         sink.closing.clear()
         clock.advance(31)
         assert asyncio.run(worker.deliver_due()) == 2
@@ -216,30 +216,30 @@ def test_a_connection_lost_mid_batch_fails_what_was_left_and_sends_nothing_twice
 
 def test_a_claimed_batch_is_not_sent_by_a_second_worker(app, clock):
     db = app.state.ctx.db
-    db.run_sync(store.enqueue_mail, kind="login", to_addr="a@example.com", message=message().as_string(),
+    db.run_sync(store_outbox.enqueue_mail, kind="login", to_addr="a@example.com", message=message().as_string(),
                 when=clock())
-    first = db.run_sync(store.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="a" * 32,
+    first = db.run_sync(store_outbox.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="a" * 32,
                         limit=10)
-    second = db.run_sync(store.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="b" * 32,
+    second = db.run_sync(store_outbox.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="b" * 32,
                          limit=10)
     assert len(first) == 1 and second == []
     clock.advance(121)  # the first sender died: after its claim lapses, another takes over
-    assert len(db.run_sync(store.claim_mail, now=clock(), until=clock(), token="c" * 32, limit=10)) == 1
+    assert len(db.run_sync(store_outbox.claim_mail, now=clock(), until=clock(), token="c" * 32, limit=10)) == 1
 
 
 def test_sent_mail_is_removed_after_a_day_and_unsent_mail_never(app, clock):
     db = app.state.ctx.db
     for i in range(3):
-        db.run_sync(store.enqueue_mail, kind="login", to_addr=f"c{i}@example.com", message=message().as_string(),
+        db.run_sync(store_outbox.enqueue_mail, kind="login", to_addr=f"c{i}@example.com", message=message().as_string(),
                     when=clock())
-    old = db.run_sync(store.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="a" * 32, limit=1)
-    db.run_sync(store.mark_mail_sent, [old[0].id], clock())
+    old = db.run_sync(store_outbox.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="a" * 32, limit=1)
+    db.run_sync(store_outbox.mark_mail_sent, [old[0].id], clock())
     clock.advance(dt.timedelta(days=1, minutes=1).total_seconds())
-    recent = db.run_sync(store.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="b" * 32, limit=1)
-    db.run_sync(store.mark_mail_sent, [recent[0].id], clock())
-    assert db.run_sync(store.delete_sent_mail, clock() - dt.timedelta(days=1)) == 1  # only the one sent a day ago
-    assert db.run_sync(store.pending_mail_count) == 1  # never sent: kept, whatever its age
-    assert db.run_sync(store.delete_sent_mail, clock() - dt.timedelta(days=1)) == 0
+    recent = db.run_sync(store_outbox.claim_mail, now=clock(), until=clock() + dt.timedelta(minutes=2), token="b" * 32, limit=1)
+    db.run_sync(store_outbox.mark_mail_sent, [recent[0].id], clock())
+    assert db.run_sync(store_outbox.delete_sent_mail, clock() - dt.timedelta(days=1)) == 1  # only the one sent a day ago
+    assert db.run_sync(store_outbox.pending_mail_count) == 1  # never sent: kept, whatever its age
+    assert db.run_sync(store_outbox.delete_sent_mail, clock() - dt.timedelta(days=1)) == 0
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)  # PostgreSQL: the same index (test_migrations)

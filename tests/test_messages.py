@@ -495,7 +495,7 @@ def test_notices_passkey_added_hands_the_hold_to_the_mail(monkeypatch):
 
     queued = []
     monkeypatch.setattr(notices.store, "add_event", lambda db, **kw: None)
-    monkeypatch.setattr(notices.store, "enqueue_mail", lambda db, **kw: queued.append(kw))
+    monkeypatch.setattr(notices.store_outbox, "enqueue_mail", lambda db, **kw: queued.append(kw))
     ctx = SimpleNamespace(settings=SimpleNamespace(mail_from="no-reply@example.com", rp_name="Tobira"),
                           clock=lambda: WHEN)
     user = SimpleNamespace(id=1, email="taro@example.com", customer_code="TARO1234")

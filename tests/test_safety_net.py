@@ -455,11 +455,11 @@ def _mail_down(app, origin, **_):
 def _database_down(app, origin, **_):
     """The database goes away for real while the server runs: a PostgreSQL database is dropped
     (its connections end), a SQLite file is replaced by a directory (nothing can open it). The
-    connections the server keeps are given back first, as at any outage they would be lost."""
+    connections the server keeps are given back, as at any outage they would be lost."""
     url = make_url(app.state.ctx.settings.database_url)
     with browser(app, origin) as c:
-        app.state.ctx.db.close()
-        app.state.ctx.db.engine.dispose()
+        # Gone first, then the kept connections given back: the mail worker keeps asking, and a
+        # connection opened between the two would still reach a moved SQLite file.
         if url.get_backend_name() == "sqlite":
             path = url.database
             shutil.move(path, path + ".gone")
@@ -467,6 +467,8 @@ def _database_down(app, origin, **_):
         else:
             with _pg_admin() as admin:
                 admin.execute(f'DROP DATABASE "{url.database}" WITH (FORCE)')
+        app.state.ctx.db.close()
+        app.state.ctx.db.engine.dispose()
         r = c.post("/api/login/password", json={"customer_code": TARO[0], "password": PASSWORD})
         ready = c.get("/readyz")
         assert ready.status_code == 503 and error(ready) == "unavailable", ready.text
