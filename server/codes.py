@@ -117,6 +117,16 @@ def use(check: CodeCheck, *, max_attempts: int) -> Statement:
     return store_codes.gate_code_use(check.code_id, max_attempts=max_attempts)
 
 
+def not_used(db: Tx, *, session_id_hash: str, purpose: str, max_attempts: int) -> CodeCheck:
+    """What a right entry comes to when its code could not be used (the gate of `use` did not pass):
+    void by wrong entries that got in first (code_exhausted, as for any entry to a void code), or
+    used by a parallel right entry (no_code)."""
+    row = store_codes.code_for(db, session_id_hash, purpose)
+    if row is not None and row.wrong_attempts >= max_attempts:
+        return CodeCheck("code_exhausted", user_id=row.user_id)
+    return CodeCheck("no_code")
+
+
 def drop(db: Tx, *, session_id_hash: str, purpose: str) -> None:
     """Remove the live code (one that was never delivered must not stay valid)."""
     store_codes.drop_code(db, session_id_hash, purpose)

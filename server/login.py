@@ -128,16 +128,19 @@ def _password_accepted(db: Tx, ctx: Context, user: UserRow, key: str, *, current
     device = None
     if policy.trusted_devices_apply(ctx.settings, now):
         device = devices.recognise(db, device_token, user_id=user.id, now=now)
-    # What the right password makes is written at once, and only as its counted failure is given
-    # back with no lock set, read as the row is written: a right guess that lands after a parallel
-    # wrong one locked the account gets the wrong password's answer, and no code, mail or session.
+    # What the right password makes is written at once, and only while no lock is set, read as the
+    # customer's row is written (its counted failure given back, or the login recorded): a right
+    # guess that lands after a parallel wrong one locked the account gets the wrong password's
+    # answer, and no code, mail or session.
     batch = Batch()
     if device is not None:
         step = LoginStep("ok", sessions.create(batch, now=now, state=sessions.ACTIVE, user=user,
                                                auth_method="trusted_device", ip=client.ip,
                                                user_agent=client.user_agent, replacing=current_session).raw_id,
                          redirect=next_path or DEFAULT_REDIRECT)
-        notices.logged_in(batch, ctx, user, "trusted_device", client, now)
+        # The gate writes the customer's row (the failures reset): nothing else in the batch may.
+        notices.logged_in(batch, ctx, user, "trusted_device", client, now, recorded=True)
+        gate = store.gate_login_unless_locked(user.id, now)
         code = None
     else:
         # Counted before anything is made: a refusal leaves no pending login and no code.
@@ -149,7 +152,8 @@ def _password_accepted(db: Tx, ctx: Context, user: UserRow, key: str, *, current
         store.add_event(batch, kind="code_sent", when=now, user_id=user.id, ip=client.ip,
                         user_agent=client.user_agent, purpose="login")
         step = LoginStep("code_sent", new.raw_id)
-    if not write_together(db, batch, gates=[store.gate_failure_given_back(user.id)]).made:
+        gate = store.gate_failure_given_back(user.id)
+    if not write_together(db, batch, gates=[gate]).made:
         raise InvalidCredentials(reason="locked while the password was checked")
     ctx.throttle.give_back(ip=client.ip, customer=key, db=db)
     return step, code, user.email if code is not None else None
@@ -203,7 +207,8 @@ def _check_code(db: Tx, ctx: Context, session_id_hash: str | None, entered: str,
             landing = RESTRICTED_LANDING if policy.passkeys_mandatory(ctx.settings, now) else None
             return LoginStep("ok", new.raw_id, redirect=landing or pending.next_path or DEFAULT_REDIRECT,
                              device_token=token)
-        check = codes.CodeCheck("no_code")  # used by a parallel entry, or void, a moment ago
+        check = codes.not_used(db, session_id_hash=pending.id_hash, purpose="login",
+                               max_attempts=ctx.settings.code_max_attempts)
     if check.wrong_guess:
         ctx.throttle.failed(ip=client.ip, customer=user.customer_code, db=db)
         notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="email_code",
@@ -232,7 +237,7 @@ async def resend_code(ctx: Context, *, session_id_hash: str | None, client: Clie
 def _reissue(db: Tx, ctx: Context, session_id_hash: str | None, client: Client) -> tuple[str, str | None, str]:
     now = ctx.clock()
     pending, user = _continue_login(db, ctx, session_id_hash, now)
-    wait = codes.resend_wait(store_codes.code_for(db, pending.id_hash, "login"), now=now,
+    wait = codes.resend_wait(store_codes.code_for(db, pending.id_hash, "login", lock=True), now=now,
                              resend_after=ctx.settings.code_resend_after)
     if wait:
         raise ResendTooSoon(retry_after=wait)

@@ -44,9 +44,10 @@ line or host is handed a whole /64 and may send from any of its 2^64 addresses, 
 would mean no limit. Only the windows' keys use the /64 (`address_key`); logs, events and
 sessions keep the real address.
 
-A code e-mail is counted before the code is made, inside the transaction that makes it: a refused
-send leaves nothing behind (no pending login, no code). With `SqlStorage` the count itself is
-part of that transaction.
+A code e-mail is counted before the code is made: a refused send leaves nothing behind (no
+pending login, no code). A count, once made, stays, whatever the call that made it does next (a
+refusal, an outage): in Redis as in the database, where each count is one statement that stands
+alone (store_windows.py), so it holds no lock on its window for the rest of a login.
 """
 
 from __future__ import annotations
@@ -110,9 +111,9 @@ def address_key(ip: str | None) -> str | None:
 class SqlStorage(Storage):
     """`limits` windows in Tobira's own database (Redis needs no adapter: limits has one).
 
-    Inside `joined(db)` the windows are read and written in the caller's transaction, so a count
-    and what it counts commit or roll back together (and SQLite's single writer is not asked for
-    a second connection while the first holds the lock).
+    Inside `joined(db)` the windows are read and written through the caller's `Tx` (SQLite's
+    single writer is not asked for a second connection while the first holds the lock; on
+    PostgreSQL a count is a statement of its own, see store_windows.py).
     """
 
     STORAGE_SCHEME = ["tobira-sql"]

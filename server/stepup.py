@@ -61,7 +61,7 @@ async def send_code(ctx: Context, *, session: SessionRow, client: Client) -> Non
     def issue(db: Tx):
         now = ctx.clock()
         user = _customer(db, session)
-        wait = codes.resend_wait(store_codes.code_for(db, session.id_hash, "step_up"), now=now,
+        wait = codes.resend_wait(store_codes.code_for(db, session.id_hash, "step_up", lock=True), now=now,
                                  resend_after=ctx.settings.code_resend_after)
         if wait:
             raise ResendTooSoon(retry_after=wait)
@@ -96,7 +96,8 @@ async def check_code(ctx: Context, *, session: SessionRow, entered: str, client:
             stepped = stepped_up(batch, ctx, session, "email_code", client)
             if write_together(db, batch, gates=[codes.use(result, max_attempts=ctx.settings.code_max_attempts)]).made:
                 return stepped
-            result = codes.CodeCheck("no_code")  # used by a parallel entry, or void, a moment ago
+            result = codes.not_used(db, session_id_hash=session.id_hash, purpose="step_up",
+                                    max_attempts=ctx.settings.code_max_attempts)
         if result.wrong_guess:
             # A wrong step-up code is a failed sign-in like any other: it counts toward the lock.
             ctx.throttle.failed(ip=client.ip, customer=user.customer_code, db=db)

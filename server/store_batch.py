@@ -113,7 +113,7 @@ def _in_one_statement(db: Tx, batch: Batch, gates: Sequence[Statement]) -> Writt
     for i, passed_rows in enumerate(row[:len(ctes)]):
         if not passed_rows:
             return Written(i, [])
-    return Written(None, list(row[len(ctes):]))
+    return Written(None, list(row[len(ctes):len(ctes) + len(batch.reads)]))
 
 
 def _with_values(statement: UpdateBase, params: dict[str, Any]) -> ExternallyTraversible:
@@ -128,7 +128,8 @@ def _with_values(statement: UpdateBase, params: dict[str, Any]) -> ExternallyTra
 
 
 def _insert_from_values(statement: Insert, params: dict[str, Any], passed) -> Insert:
-    """INSERT ... SELECT <values> [WHERE <the gates passed>]."""
+    """INSERT ... SELECT <values> [WHERE <the gates passed>]: the table and the values only, so a
+    batch's INSERTs are plain ones of new rows (no RETURNING, no ON CONFLICT: store.py's are)."""
     table = statement.table
     values = select(*(literal(value, table.c[name].type) for name, value in params.items()))
     return insert(table).from_select(list(params), values if passed is None else values.where(passed))

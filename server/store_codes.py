@@ -9,7 +9,7 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 
 from .db import Tx
 from .rows import CodeRow, DeviceRow
-from .store import first, tables
+from .store import first, tables, written
 from .store_batch import Statement, Writer
 
 codes: Table = tables["one_time_codes"]
@@ -22,6 +22,7 @@ _p = bindparam
 _DROP_CODE = delete(codes).where(codes.c.session_id_hash == _p("s"), codes.c.purpose == _p("p"))
 _ADD_CODE = insert(codes)
 _CODE_FOR = select(codes).where(codes.c.session_id_hash == _p("s"), codes.c.purpose == _p("p"))
+_CODE_FOR_LOCKED = _CODE_FOR.with_for_update()
 _WRONG_ATTEMPT = (update(codes).where(codes.c.id == _p("cid"), codes.c.wrong_attempts < _p("max"))
                   .values(wrong_attempts=codes.c.wrong_attempts + 1).returning(codes.c.wrong_attempts))
 _USE_CODE = (delete(codes).where(codes.c.id == _p("cid"), codes.c.wrong_attempts < _p("max"))
@@ -41,7 +42,11 @@ def drop_code(db: Tx, session_id_hash: str, purpose: str) -> None:
     db.execute(_DROP_CODE, {"s": session_id_hash, "p": purpose})
 
 
-def code_for(db: Tx, session_id_hash: str, purpose: str) -> CodeRow | None:
+def code_for(db: Tx, session_id_hash: str, purpose: str, *, lock: bool = False) -> CodeRow | None:
+    """The live code of a session and purpose. lock: held until the call ends (a resend: two at
+    once for one session wait for each other instead of both replacing the same code)."""
+    if lock:
+        return written(db.execute(_CODE_FOR_LOCKED, {"s": session_id_hash, "p": purpose}), CodeRow)
     return first(db, _CODE_FOR, {"s": session_id_hash, "p": purpose}, CodeRow)
 
 

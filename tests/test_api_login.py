@@ -254,6 +254,32 @@ def test_remember_this_pc_skips_the_code_next_time(client, customer, mailsink):
     assert not [m for m in mailsink.to("taro@example.com") if re.search(r"^\d{6}\r?$", body(m), re.M)]
 
 
+def test_a_remembered_pc_login_resets_the_failures_it_follows(client, customer, mailsink, app):
+    """The failures before a right password are no longer consecutive: nine wrong guesses, a login
+    from the remembered PC, and one typo later the account is not locked (security.md 20)."""
+    login(client, mailsink, remember=True)
+    client.post("/api/logout")
+    for _ in range(9):
+        assert password(client, pw="wrong password").status_code == 401
+    assert password(client).json()["status"] == "ok"
+    user = app.state.ctx.db.run_sync(store.user_by_code, "TARO1234")
+    assert user.failed_logins == 0 and user.last_login_at is not None
+    client.post("/api/logout")
+    assert password(client, pw="wrong password").status_code == 401
+    assert app.state.ctx.db.run_sync(store.user_by_code, "TARO1234").locked_at is None
+
+
+def test_parallel_resends_of_one_pending_login_never_fail(client, customer, mailsink, clock):
+    """A double click on "send again": the live code is locked while it is replaced, so the
+    answers are sent codes or resend_too_soon, never a server error."""
+    password(client)
+    clock.advance(30)
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(lambda _: client.post("/api/login/code/resend").status_code, range(4)))
+    assert set(answers) <= {200, 429} and 200 in answers
+    assert enter(client, mailsink.last_code("taro@example.com")).status_code == 200
+
+
 def test_trusted_device_still_needs_the_password(client, customer, mailsink):
     login(client, mailsink, remember=True)
     client.post("/api/logout")

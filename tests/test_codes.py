@@ -34,10 +34,11 @@ def issue(db, pending, clock, ttl=300):
 def check(db, pending, clock, entered, max_attempts=3, session_id_hash=None, purpose="login"):
     """One entry as a login takes it: checked, and a right code used as the gate of its writes."""
     def enter(d):
-        result = codes.check(d, HASHER, session_id_hash=session_id_hash or pending.id_hash, purpose=purpose,
+        session = session_id_hash or pending.id_hash
+        result = codes.check(d, HASHER, session_id_hash=session, purpose=purpose,
                              entered=entered, now=clock(), max_attempts=max_attempts)
         if result.ok and not write_together(d, Batch(), gates=[codes.use(result, max_attempts=max_attempts)]).made:
-            return codes.CodeCheck("no_code")
+            return codes.not_used(d, session_id_hash=session, purpose=purpose, max_attempts=max_attempts)
         return result
 
     return db.run_sync(enter)
@@ -164,6 +165,9 @@ def test_a_right_code_weighed_before_the_last_wrong_entries_gets_nothing(db, pen
         check(db, pending, clock, wrong(code))
     made = db.run_sync(lambda d: write_together(d, Batch(), gates=[codes.use(weighed, max_attempts=3)]).made)
     assert made is False
+    # Answered as any entry to a void code: the right one learns nothing more than a wrong one.
+    assert db.run_sync(codes.not_used, session_id_hash=pending.id_hash, purpose="login",
+                       max_attempts=3).outcome == "code_exhausted"
     assert check(db, pending, clock, code).outcome == "code_exhausted"
 
 

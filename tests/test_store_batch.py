@@ -3,7 +3,7 @@ opens (db.Tx): on both databases, and on PostgreSQL as one statement with no BEG
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 
 import pytest
 from sqlalchemy import event, select
