@@ -53,12 +53,10 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA busy_timeout=15000")
             cur.close()
 
-        @event.listens_for(engine, "begin")
-        def _begin_immediate(conn):
-            # Take the write lock at BEGIN: read-then-write transactions never deadlock on upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-
-        # pysqlite's own transaction handling would issue its own BEGIN; hand control to SQLAlchemy.
+        # pysqlite's own transaction handling would issue its own BEGIN at its own moments: the one
+        # who opens a transaction sends BEGIN (Tx: BEGIN IMMEDIATE; the migrations: BEGIN). Not an
+        # engine "begin" listener: any engine listener makes SQLAlchemy dispatch events around
+        # every statement, which cost the login path more than the statements themselves.
         @event.listens_for(engine, "connect")
         def _no_autobegin(dbapi_conn, _record):
             dbapi_conn.isolation_level = None
@@ -139,8 +137,8 @@ class Database:
         logged; a database that does not answer is raised as Unavailable (503)."""
         with self._connection() as conn:
             try:
-                transaction = conn.begin()  # PostgreSQL: sends nothing (see Tx)
-                tx = Tx(conn, opened=self._sqlite)
+                transaction = conn.begin()  # the driver sends nothing (see Tx)
+                tx = Tx(conn)
             except BaseException as exc:
                 _raise_outage(exc)
                 raise
@@ -213,24 +211,29 @@ class Database:
 class Tx:
     """One call of `Database.run`: what every store function is given, to send its statements.
 
-    SQLite: one transaction from the start of the call (BEGIN IMMEDIATE takes the write lock at
-    once, make_engine), and there are no round trips to save.
+    The call's transaction opens at the first statement that needs one (`execute`: a write, or a
+    read that locks); `read`s before it run on their own. At READ COMMITTED (PostgreSQL) every
+    statement of a transaction reads its own snapshot anyway, and SQLite's single writer is only
+    needed for writing, so a read outside the transaction sees what it would have seen inside; a
+    call that only reads opens none (and, on SQLite, does not wait for another process's writer).
 
-    PostgreSQL: BEGIN and COMMIT are a round trip each, as much as a statement. So the transaction
-    opens at the first statement that needs one (`execute`: a write, or a read that locks a row),
-    and what comes before it runs on its own: `read`s (at READ COMMITTED each statement of a
-    transaction reads its own snapshot anyway, so a read outside one sees what it would have seen
-    inside) and `execute_alone` statements. A call whose writes are one combined statement
-    (store_batch.write_together) thus sends no BEGIN and no COMMIT at all.
+    SQLite opens it with BEGIN IMMEDIATE (the write lock at once: read-then-write transactions
+    never deadlock on upgrade). PostgreSQL opens it with BEGIN, and there BEGIN and COMMIT are a
+    round trip each, as much as a statement: so `execute_alone` statements, whole by themselves,
+    run on their own before the transaction opens, and a call whose writes are one combined
+    statement (store_batch.write_together) sends no BEGIN and no COMMIT at all. (On SQLite,
+    which has no round trips to save, they open the transaction like `execute`: one commit for
+    the call costs less than one each.)
     """
 
-    __slots__ = ("conn", "dialect", "info", "_open")
+    __slots__ = ("conn", "dialect", "info", "_open", "_begin")
 
-    def __init__(self, conn: Connection, *, opened: bool) -> None:
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.dialect = conn.dialect
         self.info: dict[str, Any] = {}  # store.add_event's list of events, logged after the commit
-        self._open = opened
+        self._open = False
+        self._begin = "BEGIN IMMEDIATE" if conn.dialect.name == "sqlite" else "BEGIN"
 
     def read(self, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult:
         """A plain read (no lock): in the call's transaction when one is open, else on its own."""
@@ -239,14 +242,17 @@ class Tx:
     def execute(self, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult:
         """Any statement, in the call's transaction (opened now if it is not yet)."""
         if not self._open:
-            self.conn.exec_driver_sql("BEGIN")
+            self.conn.exec_driver_sql(self._begin)
             self._open = True
         return self.conn.execute(statement, params)
 
     def execute_alone(self, statement: Executable, params: dict[str, Any] | None = None) -> CursorResult:
         """A statement that is whole by itself: a single-use take, a count, a compare-and-set with
-        everything that hangs on it. Before the call's transaction opens it commits on its own,
-        and stays even when the call fails later (as a `commits_refusals` refusal's writes do)."""
+        everything that hangs on it. On PostgreSQL, before the call's transaction opens, it commits
+        on its own and stays even when the call fails later (as a `commits_refusals` refusal's
+        writes do); on SQLite it is one of the call's statements like any other."""
+        if self._begin == "BEGIN IMMEDIATE":
+            return self.execute(statement, params)
         return self.conn.execute(statement, params)
 
 

@@ -36,19 +36,20 @@ _DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}  # their INSERT ... ON 
 
 
 def first(db: Tx, statement, params: dict[str, Any], row_type):
-    """The first row a plain read finds, as row_type (None: none)."""
-    row = db.read(statement, params).first()
+    """The row a plain read finds by a unique key, as row_type (None: none)."""
+    row = db.read(statement, params).one_or_none()  # by a unique key: at most one
     return None if row is None else row_type(*row)
 
 
 def written(result, row_type):
     """The row a write's RETURNING gave, as row_type (None: nothing was written)."""
-    row = result.first()
+    row = result.one_or_none()  # by a unique key: at most one
     return None if row is None else row_type(*row)
 
 
-def values_of(row, skip: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {name: getattr(row, name) for name in row.__dataclass_fields__ if name not in skip}
+def values_of(row) -> dict[str, Any]:
+    """A new row's columns that have a value (the others are left NULL: fewer values to bind)."""
+    return {name: value for name in row.__dataclass_fields__ if (value := getattr(row, name)) is not None}
 
 
 # --- users ---------------------------------------------------------------------------------
@@ -64,6 +65,7 @@ _FAILED = (update(users).where(users.c.id == _p("uid")).values(failed_logins=use
 _LOCK = update(users).where(users.c.id == _p("uid"), users.c.locked_at.is_(None)).values(locked_at=_p("when"))
 _RECORD_LOGIN = update(users).where(users.c.id == _p("uid")).values(failed_logins=0, last_login_at=_p("when"))
 _UNLOCKED = (users.c.locked_at.is_(None), users.c.held_at.is_(None))
+_LOCK_USER = select(users.c.id).where(users.c.id == _p("uid")).with_for_update()
 _LOGIN_UNLESS_LOCKED = _RECORD_LOGIN.where(*_UNLOCKED).returning(users.c.id)
 _GIVE_BACK = (update(users).where(users.c.id == _p("uid"), *_UNLOCKED)
               .values(failed_logins=case((users.c.failed_logins > 0, users.c.failed_logins - 1), else_=0))
@@ -141,13 +143,10 @@ def hold_user(db: Tx, user_id: int, when: datetime, reason: str | None) -> None:
 
 
 def lock_user_row(db: Tx, user_id: int) -> None:
-    """Serialise work on one customer (e.g. the passkey limit under parallel registrations).
-
-    PostgreSQL: a row lock until commit. SQLite: every write transaction already starts with
-    BEGIN IMMEDIATE (db.py), which serialises all writers, so there is nothing more to take.
-    """
-    if db.dialect.name == "postgresql":
-        db.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+    """Serialise work on one customer (e.g. the passkey limit under parallel registrations), until
+    the call ends. PostgreSQL: a row lock. SQLite: the transaction this opens takes the one write
+    lock (BEGIN IMMEDIATE, db.Tx), which serialises all writers (and FOR UPDATE is left out)."""
+    db.execute(_LOCK_USER, {"uid": user_id})
 
 
 def set_email(db: Tx, user_id: int, email: str) -> None:
@@ -241,7 +240,7 @@ def add_event(db: Writer, *, kind: str, when: datetime, user_id: int | None, ip:
     event = EventRow(id=None, kind=kind, created_at=when, user_id=user_id, ip=ip,
                      user_agent=(user_agent or None) and user_agent[:300],
                      detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None)
-    db.execute(_ADD_EVENT, values_of(event, skip=("id",)))
+    db.execute(_ADD_EVENT, values_of(event))  # (its id None: the database numbers it)
     # Logged by Database.run once the transaction commits: a rolled-back event never happened.
     db.info.setdefault("events", []).append(event)
     return event

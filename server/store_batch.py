@@ -17,10 +17,11 @@ different rows, and anything that must be read first is read before.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from sqlalchemy import Delete, Insert, Update, exists, func, insert, literal, select
+from sqlalchemy import Delete, Insert, Select, Update, bindparam, exists, func, insert, literal, select
 from sqlalchemy.sql.dml import UpdateBase
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.sql.visitors import ExternallyTraversible, replacement_traverse
@@ -91,45 +92,50 @@ def _one_after_another(db: Tx, batch: Batch, gates: Sequence[Statement]) -> Writ
 
 
 def _in_one_statement(db: Tx, batch: Batch, gates: Sequence[Statement]) -> Written:
-    ctes = []
-    passed = None  # the condition every later part hangs on: the last gate returned a row
-    for i, (statement, params) in enumerate(gates):
-        gate = _with_values(statement, params)
-        assert isinstance(gate, (Update, Delete))  # a gate is an UPDATE or DELETE ... RETURNING
-        cte = (gate if passed is None else gate.where(passed)).cte(f"gate{i}")
-        ctes.append(cte)
-        passed = exists(cte.select())
-    written = []
-    for i, (statement, params) in enumerate(batch.writes):
-        write = _insert_from_values(statement, params, passed) if isinstance(statement, Insert) else \
-            _with_values(statement, params)
-        assert isinstance(write, (Insert, Update, Delete))  # a batch holds writes only
-        if passed is not None and not isinstance(write, Insert):
-            write = write.where(passed)
-        written.append(write.cte(f"write{i}"))
-    columns: list[Any] = [select(func.count()).select_from(cte).scalar_subquery() for cte in ctes]
-    columns += [select(list(written[i].c)[0]).limit(1).scalar_subquery() for i in batch.reads]
-    row = db.execute_alone(select(*columns or [literal(1)]).add_cte(*ctes, *written)).one()
-    for i, passed_rows in enumerate(row[:len(ctes)]):
+    parts = [*gates, *batch.writes]
+    shape = (tuple((statement, tuple(params)) for statement, params in parts), len(gates), tuple(batch.reads))
+    combined = _combined(shape)
+    values = {f"p{i}_{name}": value for i, (_, params) in enumerate(parts) for name, value in params.items()}
+    row = db.execute_alone(combined, values).one()
+    for i, passed_rows in enumerate(row[:len(gates)]):
         if not passed_rows:
             return Written(i, [])
-    return Written(None, list(row[len(ctes):len(ctes) + len(batch.reads)]))
+    return Written(None, list(row[len(gates):len(gates) + len(batch.reads)]))
 
 
-def _with_values(statement: UpdateBase, params: dict[str, Any]) -> ExternallyTraversible:
-    """The statement with its named parameters replaced by these values (as anonymous parameters,
-    so two parts of one statement may both have a parameter called "h")."""
-    def value_of(element: ExternallyTraversible, **_: Any) -> ExternallyTraversible | None:
-        if isinstance(element, BindParameter) and element.key in params:
-            return literal(params[element.key], element.type)
+@functools.lru_cache(maxsize=64)
+def _combined(shape: tuple) -> Select:
+    """One statement for every batch of this shape (the same statements, with the same parameter
+    names, the same gates and reads): built once, so each login only binds values to it, and
+    SQLAlchemy's compiled cache has it from the second time on. Each part's parameters are renamed
+    p<part>_<name>: two parts may both have one called "h"."""
+    parts, gate_count, reads = shape
+    ctes = []
+    passed = None  # the condition every later part hangs on: the last gate returned a row
+    for i, (statement, names) in enumerate(parts):
+        part: Insert | Update | Delete
+        if isinstance(statement, Insert):
+            table = statement.table
+            values = select(*(bindparam(f"p{i}_{name}", type_=table.c[name].type) for name in names))
+            part = insert(table).from_select(list(names), values if passed is None else values.where(passed))
+        else:
+            renamed = _renamed(statement, i)
+            assert isinstance(renamed, (Update, Delete))  # a batch holds writes only
+            part = renamed if passed is None else renamed.where(passed)
+        cte = part.cte(f"part{i}")
+        ctes.append(cte)
+        if i < gate_count:
+            passed = exists(cte.select())
+    columns: list[Any] = [select(func.count()).select_from(cte).scalar_subquery() for cte in ctes[:gate_count]]
+    columns += [select(list(ctes[gate_count + i].c)[0]).limit(1).scalar_subquery() for i in reads]
+    return select(*columns or [literal(1)]).add_cte(*ctes)
+
+
+def _renamed(statement: UpdateBase, part: int) -> ExternallyTraversible:
+    """The statement with each named parameter k renamed p<part>_k (its type kept)."""
+    def renamed(element: ExternallyTraversible, **_: Any) -> ExternallyTraversible | None:
+        if isinstance(element, BindParameter) and not element.unique:
+            return bindparam(f"p{part}_{element.key}", type_=element.type)
         return None
 
-    return replacement_traverse(statement, {}, value_of)
-
-
-def _insert_from_values(statement: Insert, params: dict[str, Any], passed) -> Insert:
-    """INSERT ... SELECT <values> [WHERE <the gates passed>]: the table and the values only, so a
-    batch's INSERTs are plain ones of new rows (no RETURNING, no ON CONFLICT: store.py's are)."""
-    table = statement.table
-    values = select(*(literal(value, table.c[name].type) for name, value in params.items()))
-    return insert(table).from_select(list(params), values if passed is None else values.where(passed))
+    return replacement_traverse(statement, {}, renamed)

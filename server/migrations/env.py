@@ -15,5 +15,7 @@ with engine.connect() as connection:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "sqlite":
+            connection.exec_driver_sql("BEGIN")  # pysqlite leaves BEGIN to its caller (db.make_engine)
         context.run_migrations()
     connection.commit()
