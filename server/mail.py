@@ -1,4 +1,4 @@
-"""Sending mail: real SMTP, or the dev outbox; and the outbox queue kept in the database.
+"""Sending mail: real SMTP, or the dev mail folder; and the outbox queue kept in the database.
 
 A one-time code is sent at once, on the request (the customer is waiting for it, and must hear
 if it could not be sent). Everything else (login notices, lock notices) is written to the
@@ -129,7 +129,7 @@ class SmtpMailer:
             raise MailError(_reason(exc)) from None
 
 
-class DevOutbox:
+class DevMailFolder:
     """Development: each message becomes a .eml file; the log says where (never what it says)."""
 
     def __init__(self, directory: Path) -> None:
@@ -140,13 +140,13 @@ class DevOutbox:
         for msg in messages:
             path = self.directory / f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(4)}.eml"
             path.write_bytes(bytes(msg))
-            log.info("mail written to dev outbox", extra={"to": msg["To"], "subject": str(msg["Subject"]),
-                                                         "file": str(path)})
+            log.info("mail written to the dev mail folder",
+                     extra={"to": msg["To"], "subject": str(msg["Subject"]), "file": str(path)})
 
 
 def make_mailer(settings: Settings) -> Mailer:
     if settings.smtp is None:
-        return DevOutbox(settings.data_dir / "outbox")
+        return DevMailFolder(settings.data_dir / "mail")
     return SmtpMailer(settings.smtp, sender=settings.mail_from)
 
 

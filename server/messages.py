@@ -117,7 +117,7 @@ def _kind(sender: str, subject: str) -> tuple[tuple[str, str], tuple[str, str]]:
 
 class PreparedText(MIMEText):
     """A MIMEText(body, "plain", "utf-8") message whose flattened forms as_string() (queued mail)
-    and bytes() (the dev outbox) are put together from prepared parts; an email generator (as
+    and bytes() (the dev mail folder) are put together from prepared parts; an email generator (as
     aiosmtplib uses for code mails) writes it the ordinary way. Changing the message through the Message API (msg[...] =, del, set_payload ...) makes
     it flatten the ordinary way; changing a header's value object in place is not supported."""
 

@@ -1,4 +1,4 @@
-"""Mail: real SMTP in its three forms (plain with login, STARTTLS, SSL), the dev outbox, the queue."""
+"""Mail: real SMTP in its three forms (plain with login, STARTTLS, SSL), the dev mail folder, the queue."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from cryptography.x509.oid import NameOID
 
 from server import store_outbox
 from server.config import SmtpSettings
-from server.mail import DevOutbox, MailError, OutboxWorker, SmtpMailer
+from server.mail import DevMailFolder, MailError, OutboxWorker, SmtpMailer
 from mailsink import MailSink, body, free_port
 
 
@@ -131,8 +131,8 @@ def test_unreachable_server_is_a_mail_error(send):
 
 def test_dev_outbox_writes_eml_and_logs_one_line_without_the_body(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="tobira.mail")
-    send(DevOutbox(tmp_path / "outbox"), message(text="code:\n\n654321\n"))
-    files = list((tmp_path / "outbox").glob("*.eml"))
+    send(DevMailFolder(tmp_path / "mail"), message(text="code:\n\n654321\n"))
+    files = list((tmp_path / "mail").glob("*.eml"))
     assert len(files) == 1
     from email import message_from_bytes
     from email.policy import default

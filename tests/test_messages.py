@@ -108,7 +108,7 @@ def decoded(msg) -> dict:
 
 
 def outputs(msg) -> dict:
-    """Every form a message leaves the server as: the queued text, the dev outbox's bytes, and
+    """Every form a message leaves the server as: the queued text, the dev mail folder's bytes, and
     what aiosmtplib's send_message hands the SMTP server (with and without 8BITMIME)."""
     return {"as_string": msg.as_string().encode("ascii"), "bytes": bytes(msg),
             "smtp": flatten_message(msg), "smtp_7bit": flatten_message(msg, cte_type="7bit")}
@@ -141,7 +141,7 @@ def test_same_message_as_the_old_construction(build, kw):
         ("text/plain", "utf-8", "base64")
     assert [k for k, _ in parsed.items()] == ["Content-Type", "MIME-Version", "Content-Transfer-Encoding", "From",
                                              "To", "Subject", "Date", "Message-ID", "Auto-Submitted"]
-    # The object itself answers like the old one (DevOutbox logs msg["To"] and str(msg["Subject"])).
+    # The object itself answers like the old one (DevMailFolder logs msg["To"] and str(msg["Subject"])).
     assert [(k, str(v), type(v)) for k, v in new.items()] == [(k, str(v), type(v)) for k, v in old.items()]
     assert new.get_payload() == old.get_payload() and new.get_payload(decode=True) == old.get_payload(decode=True)
     assert (new.get_charset(), new.get_params(), new.get_content_type()) == \
