@@ -9,10 +9,12 @@ conditions and the writes as one statement of data-modifying CTEs: PostgreSQL ma
 none of it, and the `Tx` needs no BEGIN or COMMIT around it. SQLite has no writing CTEs and no
 round trips to save: there the same statements run one after the other in the call's transaction.
 
-What may go in a batch: writes whose results nobody reads before the batch is sent. Every part of
-one PostgreSQL statement sees the database as it was when the statement began, so no write may
-depend on another's effect (two writes to one row would be undefined): a batch's writes touch
-different rows, and anything that must be read first is read before.
+What may go in a batch: the store's own statements (named parameters: the combined statement is
+built once per shape), writes whose results nobody reads before the batch is sent. Every part of
+one PostgreSQL statement sees the database as it was when the statement began, and of two
+changes to one row PostgreSQL keeps one: so no part may depend on another's effect, and no two
+parts (gates included) may UPDATE or DELETE in one table; `write_together` refuses such a batch
+on both databases, so a test on SQLite finds it too.
 """
 
 from __future__ import annotations
@@ -70,6 +72,9 @@ def write_together(db: Tx, batch: Batch, *, gates: Sequence[Statement] = ()) -> 
     passed, the batch's writes (nothing of them when one did not). A gate that passed has made
     its write even when a later one does not pass: a code used up stays used when the lock then
     stops the login, as the caller's refusal says."""
+    changed = [statement.table for statement, _ in (*gates, *batch.writes) if not isinstance(statement, Insert)]
+    if len(changed) != len(set(changed)):
+        raise ValueError(f"two parts of one batch change rows of one table: {sorted(map(str, changed))}")
     if db.dialect.name == "postgresql":
         written = _in_one_statement(db, batch, gates)
     else:

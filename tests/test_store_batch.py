@@ -159,3 +159,16 @@ def test_a_call_with_two_writes_is_one_transaction(db, passkey, sent):
         db.run_sync(two_writes)
     assert sent[:2] == ["BEGIN", "UPDATE"]
     assert db.run_sync(store.user_by_id, passkey.user_id).held_at is None
+
+
+def test_two_parts_changing_one_table_are_refused_on_both_databases(db, passkey):
+    """PostgreSQL keeps one of two changes to one row in one statement (a login once lost its
+    failure-count reset that way): such a batch is refused before anything is sent, on SQLite too."""
+    def login(d):
+        batch = Batch()
+        store.record_login(batch, passkey.user_id, WHEN)  # a second UPDATE of users: the gate is one
+        return write_together(d, batch, gates=[store.gate_login_unless_locked(passkey.user_id, WHEN)])
+
+    with pytest.raises(ValueError, match="one table"):
+        db.run_sync(login)
+    assert db.run_sync(store.user_by_id, passkey.user_id).last_login_at is None
