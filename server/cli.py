@@ -118,7 +118,7 @@ def _ensure_demo_customer(database: dbmod.Database) -> None:
                       password_hash=password_hash, now=utcnow())
     # Printed once, on the console only (never the JSON log): the demo has no other way in.
     print(f"\nDemo customer created (shown once):\n  customer code: {code}\n  password:      {password}\n"
-          f"  e-mail:        {email}  (codes land in the outbox folder of the data directory)\n", flush=True)
+          f"  e-mail:        {email}  (codes land in the mail folder of the data directory)\n", flush=True)
 
 
 def cmd_user_add(args) -> None:
