@@ -1,4 +1,4 @@
-"""The tables. Plain SQLModel classes: no queries here (those live in store.py)."""
+"""The tables, declared with SQLModel: no queries here (those live in store.py and its siblings)."""
 
 from __future__ import annotations
 
