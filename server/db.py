@@ -216,6 +216,9 @@ class Tx:
     statement of a transaction reads its own snapshot anyway, and SQLite's single writer is only
     needed for writing, so a read outside the transaction sees what it would have seen inside; a
     call that only reads opens none (and, on SQLite, does not wait for another process's writer).
+    What a read found may have changed by the time the call writes, on either database: the
+    writes carry their own conditions (a compare-and-set, a single-use take, a gate of
+    store_batch, a row lock taken with `execute`), never a read's word.
 
     SQLite opens it with BEGIN IMMEDIATE (the write lock at once: read-then-write transactions
     never deadlock on upgrade). PostgreSQL opens it with BEGIN, and there BEGIN and COMMIT are a
