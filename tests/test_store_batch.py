@@ -172,3 +172,21 @@ def test_two_parts_changing_one_table_are_refused_on_both_databases(db, passkey)
     with pytest.raises(ValueError, match="one table"):
         db.run_sync(login)
     assert db.run_sync(store.user_by_id, passkey.user_id).last_login_at is None
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_on_sqlite_a_call_that_only_reads_does_not_wait_for_a_writer(db, passkey):
+    """Another process holds SQLite's write lock (a worker mid-login, the mail worker): a call
+    that only reads (every page asking for its session) answers at once instead of queueing."""
+    import sqlite3
+    import time
+
+    other = sqlite3.connect(db.engine.url.database, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        assert db.run_sync(store.credential_by_raw_id, b"\x07" * 16) == passkey
+        assert time.monotonic() - started < 1  # the busy timeout is 15 s
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
