@@ -141,8 +141,6 @@ async def complete_registration(ctx: Context, *, session: SessionRow, credential
         existing = store.credentials_of(db, user.id)
         if (full := passkeys.limit_refusal(len(existing), ctx.settings)) is not None:
             raise full
-        if store.credential_by_raw_id(db, new.credential_id) is not None:
-            raise Conflict("credential_exists")
         chosen = passkeys.clean_name(name) if name else None
         hold_until = policy.new_passkey_hold(session, ctx.settings, now)
         row = store.add_credential(
@@ -151,7 +149,7 @@ async def complete_registration(ctx: Context, *, session: SessionRow, credential
             backup_eligible=new.backup_eligible, backup_state=new.backup_state, created_at=now,
             hold_until=hold_until,
             name=chosen or passkeys.default_name(new.aaguid, transports, {c.name for c in existing}, client.lang))
-        if row is None:  # the UNIQUE index: another customer registered it a moment ago
+        if row is None:  # the UNIQUE index: registered already (by anyone, a moment ago too)
             raise Conflict("credential_exists")
         view = passkeys.view(row, now)
         # A remembered PC skips the code: whoever added a passkey must not also keep that (security.md 23, 40).

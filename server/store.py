@@ -47,7 +47,7 @@ def written(result, row_type):
     return None if row is None else row_type(*row)
 
 
-def values_of(row) -> dict[str, Any]:
+def _values_of(row) -> dict[str, Any]:
     """A new row's columns that have a value (the others are left NULL: fewer values to bind)."""
     return {name: value for name in row.__dataclass_fields__ if (value := getattr(row, name)) is not None}
 
@@ -172,7 +172,7 @@ _TOUCH = update(sessions).where(sessions.c.id_hash == _p("h")).values(last_seen_
 
 
 def add_session(db: Writer, session: SessionRow) -> None:
-    db.execute(_ADD_SESSION, values_of(session))
+    db.execute(_ADD_SESSION, _values_of(session))
 
 
 def session_by_hash(db: Tx, id_hash: str) -> SessionRow | None:
@@ -240,7 +240,7 @@ def add_event(db: Writer, *, kind: str, when: datetime, user_id: int | None, ip:
     event = EventRow(id=None, kind=kind, created_at=when, user_id=user_id, ip=ip,
                      user_agent=(user_agent or None) and user_agent[:300],
                      detail=json.dumps(detail, ensure_ascii=False, sort_keys=True) if detail else None)
-    db.execute(_ADD_EVENT, values_of(event))  # (its id None: the database numbers it)
+    db.execute(_ADD_EVENT, _values_of(event))  # (its id None: the database numbers it)
     # Logged by Database.run once the transaction commits: a rolled-back event never happened.
     db.info.setdefault("events", []).append(event)
     return event
@@ -266,7 +266,7 @@ _KEEP_NEWEST = delete(ceremonies).where(ceremonies.c.session_id_hash == _p("s"),
 
 
 def add_ceremony(db: Writer, ceremony: CeremonyRow) -> None:
-    db.execute(_ADD_CEREMONY, values_of(ceremony))
+    db.execute(_ADD_CEREMONY, _values_of(ceremony))
 
 
 def take_ceremony(db: Tx, *, challenge_hash: str, session_id_hash: str, kind: str) -> CeremonyRow | None:
@@ -313,7 +313,6 @@ def keep_newest_ceremonies(db: Writer, *, session_id_hash: str, kind: str, keep:
 _CREDENTIALS_OF = (select(credentials).where(credentials.c.user_id == _p("u"))
                    .order_by(credentials.c.created_at, credentials.c.id))
 _COUNT_CREDENTIALS = select(func.count()).select_from(credentials).where(credentials.c.user_id == _p("u"))
-_BY_RAW_ID = select(credentials).where(credentials.c.credential_id == _p("c"))
 _WITH_OWNER = (select(credentials, users).join_from(credentials, users, users.c.id == credentials.c.user_id)
                .where(credentials.c.credential_id == _p("c")))
 _CREDENTIAL_COLUMNS = len(credentials.c)
@@ -330,10 +329,6 @@ def credentials_of(db: Tx, user_id: int) -> list[CredentialRow]:
 
 def count_credentials(db: Tx, user_id: int) -> int:
     return db.read(_COUNT_CREDENTIALS, {"u": user_id}).scalar_one()
-
-
-def credential_by_raw_id(db: Tx, credential_id: bytes) -> CredentialRow | None:
-    return first(db, _BY_RAW_ID, {"c": credential_id}, CredentialRow)
 
 
 def credential_with_owner(db: Tx, credential_id: bytes) -> tuple[UserRow, CredentialRow] | None:

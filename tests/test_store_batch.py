@@ -142,7 +142,7 @@ def test_a_write_hands_back_what_it_returned(db, passkey):
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_call_that_only_reads_sends_no_begin(db, passkey, sent):
     sent.clear()
-    assert db.run_sync(store.credential_by_raw_id, b"\x07" * 16) == passkey
+    assert db.run_sync(store.credential_with_owner, b"\x07" * 16)[1] == passkey
     assert sent == ["SELECT"]
 
 
@@ -185,7 +185,7 @@ def test_on_sqlite_a_call_that_only_reads_does_not_wait_for_a_writer(db, passkey
     other.execute("BEGIN IMMEDIATE")
     try:
         started = time.monotonic()
-        assert db.run_sync(store.credential_by_raw_id, b"\x07" * 16) == passkey
+        assert db.run_sync(store.credential_with_owner, b"\x07" * 16)[1] == passkey
         assert time.monotonic() - started < 1  # the busy timeout is 15 s
     finally:
         other.execute("ROLLBACK")
