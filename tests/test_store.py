@@ -48,6 +48,17 @@ def test_rows_hold_what_the_tables_hold(app):
         u_row.email = "x@example.com"  # type: ignore[misc]  # what this test checks: rows are read-only
 
 
+def test_a_naive_datetime_is_refused_and_nothing_is_written(app):
+    """A naive datetime could mean any zone: the column type refuses it rather than guess UTC."""
+    db = app.state.ctx.db
+    user = add_customer(app)
+    naive = datetime(2026, 11, 21, 9, 30)
+    with pytest.raises(Exception, match="naive datetime"):
+        db.run_sync(lambda d: sessions.create(d, now=naive, state=sessions.ACTIVE, user=user, auth_method="passkey"))
+    count = db.run_sync(lambda d: d.read(select(Session).where(Session.user_id == user.id)).all())
+    assert count == []
+
+
 def test_a_passkey_and_its_owner_read_in_one_statement(app):
     db = app.state.ctx.db
     user = add_customer(app)
