@@ -16,15 +16,16 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 
-from . import db as dbmod, mailworker, speedups, store, store_outbox, store_windows
+from . import db as dbmod, mailworker, oidc, oidc_keys, speedups, store, store_oidc, store_outbox, store_windows
 from .codes import CodeHasher
 from .config import Settings, load_settings, utcnow
 from .context import Context
 from .errors import ServiceError
 from .mail import Mailer, OutboxWorker, make_mailer
+from .oidc_keys import KeyRing
 from .passwords import Passwords
 from .ratelimit import make_throttle
-from .web import api, pages
+from .web import api, oauth, pages
 from .web.auth import Clients, Cookies, language
 from .web.middleware import Gate
 from .web.responses import error_response
@@ -66,6 +67,11 @@ def routes() -> list:
         Route("/api/account/email", api.change_email, methods=["POST"]),
         Route("/api/account/unlock-password", api.unlock_password, methods=["POST"]),
         Route("/auth/check", api.auth_check, methods=["GET"]),
+        Route("/.well-known/openid-configuration", oauth.discovery, methods=["GET"]),
+        Route("/oauth/jwks", oauth.jwks, methods=["GET"]),
+        Route("/oauth/authorize", oauth.authorize, methods=["GET"]),
+        Route("/oauth/token", oauth.token, methods=["POST"]),
+        Route("/oauth/userinfo", oauth.userinfo, methods=["GET", "POST"]),
         Mount("/static", app=pages.VersionedStatic(directory=str(pages.STATIC)), name="static"),
     ]
 
@@ -111,7 +117,8 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
     mailer = mailer or make_mailer(settings)
     ctx = Context(settings=settings, db=database, passwords=passwords or Passwords(), mailer=mailer,
                   outbox=OutboxWorker(database, mailer, clock), codes=CodeHasher.from_secret(settings.secret_key),
-                  throttle=make_throttle(settings, database, clock), clock=clock)
+                  throttle=make_throttle(settings, database, clock),
+                  keys=KeyRing(database, settings.secret_key, clock), clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
@@ -155,8 +162,9 @@ SENT_MAIL_KEPT = timedelta(days=1)  # for an operator looking into "did it go ou
 
 
 async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
-    """Delete sessions past their limits, spent rate-limit windows, expired ceremonies and mail sent
-    a day ago, so those tables stay small."""
+    """Delete sessions past their limits, spent rate-limit windows, expired ceremonies, mail sent
+    a day ago, authorization codes a day past their expiry and keys no longer published, so those
+    tables stay small."""
     s = ctx.settings
     while not stop.is_set():
         try:
@@ -172,6 +180,9 @@ async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
             await ctx.db.run(store_windows.delete_expired_windows, now)
             await ctx.db.run(store.delete_expired_ceremonies, now)
             await ctx.db.run(store_outbox.delete_sent_mail, now - SENT_MAIL_KEPT)
+            await ctx.db.run(store_oidc.delete_expired_codes, expired_before=now - oidc.CODE_KEPT)
+            await ctx.db.run(store_oidc.delete_retired_keys,
+                             retired_before=now - oidc_keys.PUBLISHED_AFTER_RETIREMENT)
         except Exception:
             log.exception("session sweep failed")
 

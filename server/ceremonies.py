@@ -285,7 +285,8 @@ def _log_in(db: Tx, ctx: Context, client: Client, response, *, challenge: bytes,
     batch = Batch()
     store.end_session_for_next(batch, session_id_hash)
     new = sessions.create(batch, now=now, state=sessions.ACTIVE, user=owner, auth_method="passkey", verified=True,
-                          ip=client.ip, user_agent=client.user_agent, hold_until=stored.hold_until)
+                          ip=client.ip, user_agent=client.user_agent, hold_until=stored.hold_until,
+                          synced=stored.backup_eligible)
     notices.logged_in(batch, ctx, owner, "passkey", client, now)
     written = write_together(db, batch, gates=[_counter_step(stored, result, now)])
     if not written.made:
@@ -321,7 +322,8 @@ def _step_up(db: Tx, ctx: Context, client: Client, session: SessionRow, response
     now = ctx.clock()
     result = _verified(db, ctx, response, ceremony, stored, owner, client, now, step_up=True)
     batch = Batch()
-    stepped = stepup.stepped_up(batch, ctx, session, "passkey", client, hold_until=stored.hold_until)
+    stepped = stepup.stepped_up(batch, ctx, session, "passkey", client, hold_until=stored.hold_until,
+                                synced=stored.backup_eligible)
     if not write_together(db, batch, gates=[_counter_step(stored, result, now)]).made:
         _count_failure(db, ctx, owner.id, client, "counter_raced", step_up=True)
         raise PasskeyRejected(reason="the sign counter moved during this step-up")

@@ -9,7 +9,7 @@ import secrets
 import signal
 import sys
 
-from . import accounts, db as dbmod, mailworker, store_outbox
+from . import accounts, cli_oidc, db as dbmod, mailworker, store_outbox
 from .config import ConfigError, Settings, load_settings, utcnow
 from .passwords import Passwords, check_password_rules
 
@@ -249,6 +249,8 @@ def parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("mail-worker", help="deliver queued mail until stopped (`serve` runs one itself)")
     worker.set_defaults(fn=cmd_mail_worker)
+
+    cli_oidc.add_parsers(sub)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade the schema (idempotent)").set_defaults(fn=cmd_db_upgrade)

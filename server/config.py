@@ -63,6 +63,7 @@ class Settings:
     code_send_address_limit: tuple[int, int] | None = (100, 3600)  # code e-mails per client address
     login_options_limit: tuple[int, int] | None = (60, 60)  # passkey-login options requests per client address
     redis_url: str | None = field(default=None, repr=False)  # unset: the rate-limit windows live in the database
+    issuer: str = ""  # OpenID Connect; "" = the first origin (see `oidc_issuer`)
     # Not in the environment: keeps these windows apart from others in a shared Redis (tests use their own).
     redis_key_prefix: str = "tobira"
     # Not in the environment table: fixed by policy (security.md, sessions).
@@ -70,6 +71,11 @@ class Settings:
     session_absolute: timedelta = timedelta(hours=12)
     pending_login_ttl: timedelta = timedelta(minutes=15)
     max_body_bytes: int = 64 * 1024
+
+    @property
+    def oidc_issuer(self) -> str:
+        """TOBIRA_ISSUER, or the first origin: what `iss` says and where the endpoints are."""
+        return self.issuer or self.origins[0]
 
     @property
     def secure_cookies(self) -> bool:
@@ -106,6 +112,23 @@ def _origins(raw: str) -> tuple[str, ...]:
     if not origins:
         raise ConfigError("TOBIRA_ORIGIN is empty")
     return tuple(origins)
+
+
+def _issuer(raw: str, origins: tuple[str, ...]) -> str:
+    """An issuer is an https URL (http for localhost) without query or fragment (OpenID Connect
+    Discovery §3), and here one of our own origins, with no path: the login it stands for happens
+    there, and the routes (/.well-known/openid-configuration, /oauth/...) hang from its root."""
+    if not raw:
+        return ""
+    parts = urlsplit(raw)
+    local = parts.hostname in ("localhost", "127.0.0.1")
+    if (parts.scheme != "https" and not (parts.scheme == "http" and local) or parts.query or parts.fragment
+            or parts.path not in ("", "/")):
+        raise ConfigError(f"TOBIRA_ISSUER {raw!r} must be an https origin (scheme://host[:port])")
+    issuer = raw.rstrip("/")
+    if f"{parts.scheme}://{parts.netloc}".lower() not in origins:
+        raise ConfigError(f"TOBIRA_ISSUER {raw!r} is not on one of TOBIRA_ORIGIN's origins")
+    return issuer
 
 
 def _check_rp_id(rp_id: str, origins: tuple[str, ...]) -> None:
@@ -283,6 +306,7 @@ def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".en
         login_options_limit=_rate_limit(env.get("TOBIRA_LOGIN_OPTIONS_LIMIT", "60/minute"),
                                         "TOBIRA_LOGIN_OPTIONS_LIMIT", "60/minute"),
         redis_url=_redis_url(redis_url) if redis_url else None,
+        issuer=_issuer(env.get("TOBIRA_ISSUER", "").strip(), origins),
     )
 
 

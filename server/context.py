@@ -10,6 +10,7 @@ from .codes import CodeHasher
 from .config import Settings, utcnow
 from .db import Database
 from .mail import Mailer, OutboxWorker
+from .oidc_keys import KeyRing
 from .passwords import Passwords
 from .ratelimit import Throttle
 
@@ -23,6 +24,7 @@ class Context:
     outbox: OutboxWorker
     codes: CodeHasher
     throttle: Throttle
+    keys: KeyRing  # OpenID Connect's signing keys
     clock: Callable[[], datetime] = field(default=utcnow)
 
 

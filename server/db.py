@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.sql.expression import Executable
 
 from .dbthread import DatabaseThread
-from .errors import ServiceError, Unavailable
+from .errors import Refusal, Unavailable
 
 T = TypeVar("T")
 event_log = logging.getLogger("tobira.events")
@@ -145,7 +145,7 @@ class Database:
             try:
                 try:
                     result = fn(tx, *args, **kwargs)
-                except ServiceError:
+                except Refusal:
                     if _commits_refusals(fn):
                         transaction.commit()
                         _log_events(tx.info)
@@ -260,7 +260,7 @@ class Tx:
 
 
 def commits_refusals(fn: Callable[..., T]) -> Callable[..., T]:
-    """Marks a transaction function whose refusals (ServiceError) are committed before they are
+    """Marks a transaction function whose refusals (errors.Refusal) are committed before they are
     raised: what such a refusal leaves behind must stay (a counted failure, a used-up ceremony or
     code, its security event), and a refusal is still an exception, not a returned string."""
     fn.commits_refusals = True  # type: ignore[attr-defined]  # a marker read by _commits_refusals

@@ -262,7 +262,13 @@ NO_PASSKEY = _declare(
 # --- raising them --------------------------------------------------------------------------------
 
 
-class ServiceError(Exception):
+class Refusal(Exception):
+    """Any refusal a transaction may keep: what a `db.commits_refusals` function wrote before it
+    refused is committed, then the refusal raised. The contract's own (ServiceError) and those
+    answered in another protocol's words (oidc.OAuthError)."""
+
+
+class ServiceError(Refusal):
     """A refusal with the contract's answer. A kind names its code in `declared`; a family of codes
     (Conflict, CodeRejected) is given the code's name when raised. `status` overrides the code's own
     status, and only with one the code declares (passkey_rejected at registration is 400)."""

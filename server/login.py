@@ -24,9 +24,12 @@ DEFAULT_REDIRECT = "/account"
 RESTRICTED_LANDING = "/account/passkey-required"
 
 
+NEXT_MAX = 1024  # an OpenID Connect authorization request comes back through the login (sessions.next_path)
+
+
 def safe_next(path: str | None) -> str | None:
     """A same-origin path to land on after login, or None. Never another site (`//evil`, `/\\evil`)."""
-    if not path or len(path) > 200 or not path.startswith("/") or path.startswith("//"):
+    if not path or len(path) > NEXT_MAX or not path.startswith("/") or path.startswith("//"):
         return None
     if "\\" in path or any(ord(c) < 0x20 or c == "\x7f" for c in path):
         return None

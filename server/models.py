@@ -110,9 +110,17 @@ class Session(SQLModel, table=True):
     # its hold with it. `tobira user release-hold` clears them with the passkeys' own.
     login_hold_until: datetime | None = _when(nullable=True)
     verified_hold_until: datetime | None = _when(nullable=True)
-    next_path: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    next_path: str | None = Field(default=None, sa_column=Column(String(1024), nullable=True))  # login.NEXT_MAX
     ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     user_agent: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+    # Whether the passkey of the login, and of the last step-up, was a synced one (backup
+    # eligible) or bound to its authenticator: OpenID Connect tells apps which (amr swk/hwk, acr
+    # phr/phrh). None: not made with a passkey.
+    login_synced: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    verified_synced: bool | None = Field(default=None, sa_column=Column(Boolean, nullable=True))
+    # The session's id for OpenID Connect (`sid`, back-channel logout): random, kept when a
+    # step-up replaces the cookie's id, so an app's logout still finds it.
+    sid: str | None = Field(default=None, sa_column=Column(String(43), nullable=True, index=True))
 
 
 class OneTimeCode(SQLModel, table=True):
@@ -230,3 +238,68 @@ class Ceremony(SQLModel, table=True):
     user_id: int | None = _user_fk(nullable=True)
     challenge: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
     expires_at: datetime = _when(index=True)
+
+
+class OAuthClient(SQLModel, table=True):
+    """One of the broker's own apps that signs its customers in through Tobira (OpenID Connect)."""
+
+    __tablename__ = "oauth_clients"
+
+    client_id: str = Field(sa_column=Column(String(43), primary_key=True))
+    name: str = Field(sa_column=Column(String(100), nullable=False))
+    # SHA-256 of the secret (256 random bits: no password hashing needed); None: a public client.
+    secret_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    redirect_uris: str = Field(sa_column=Column(Text, nullable=False))  # JSON list, matched exactly
+    post_logout_redirect_uris: str = Field(sa_column=Column(Text, nullable=False))  # JSON list
+    backchannel_logout_uri: str | None = Field(default=None, sa_column=Column(String(500), nullable=True))
+    require_passkey: bool = Field(sa_column=Column(Boolean, nullable=False))
+    scopes: str = Field(sa_column=Column(String(200), nullable=False))  # the scopes it may ask for
+    created_at: datetime = _when()
+
+
+class SigningKey(SQLModel, table=True):
+    """A key that signs ID tokens and access tokens; every instance reads the same ones."""
+
+    __tablename__ = "signing_keys"
+
+    kid: str = Field(sa_column=Column(String(64), primary_key=True))
+    alg: str = Field(sa_column=Column(String(10), nullable=False))
+    public_jwk: str = Field(sa_column=Column(Text, nullable=False))
+    private_jwk: str = Field(sa_column=Column(Text, nullable=False))  # encrypted (oidc_keys.py)
+    created_at: datetime = _when()
+    # Rotated out: signs nothing new, stays in the JWKS until the tokens it signed have expired.
+    retired_at: datetime | None = _when(nullable=True)
+
+
+class OAuthGrant(SQLModel, table=True):
+    """What one authorization gave one app for one customer, in one session: its code, tokens and
+    refresh tokens hang on it, and end with it (revoked_at)."""
+
+    __tablename__ = "oauth_grants"
+
+    id: str = Field(sa_column=Column(String(43), primary_key=True))
+    client_id: str = Field(sa_column=Column(String(43), ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+                                            nullable=False, index=True))
+    user_id: int = _user_fk()
+    sid: str = Field(sa_column=Column(String(43), nullable=False, index=True))  # the session's (sessions.sid)
+    scope: str = Field(sa_column=Column(String(200), nullable=False))
+    auth_time: datetime = _when()
+    amr: str = Field(sa_column=Column(String(50), nullable=False))  # space-separated
+    acr: str | None = Field(default=None, sa_column=Column(String(10), nullable=True))
+    created_at: datetime = _when()
+    revoked_at: datetime | None = _when(nullable=True)
+
+
+class OAuthCode(SQLModel, table=True):
+    """An authorization code: single use, a minute long; a second use revokes its grant."""
+
+    __tablename__ = "oauth_codes"
+
+    code_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    grant_id: str = Field(sa_column=Column(String(43), ForeignKey("oauth_grants.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    redirect_uri: str = Field(sa_column=Column(Text, nullable=False))
+    code_challenge: str = Field(sa_column=Column(String(128), nullable=False))  # S256 only
+    nonce: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
+    expires_at: datetime = _when(index=True)
+    used_at: datetime | None = _when(nullable=True)

@@ -42,6 +42,9 @@ class SessionRow:
     next_path: str | None
     ip: str | None
     user_agent: str | None
+    login_synced: bool | None
+    verified_synced: bool | None
+    sid: str | None
 
     @property
     def customer_id(self) -> int:
@@ -138,3 +141,53 @@ class ClaimedMail:
     to_addr: str
     message: str
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class ClientRow:
+    """One of the broker's apps (OpenID Connect): its lists are JSON text as stored (oidc_clients.App reads them)."""
+
+    client_id: str
+    name: str
+    secret_hash: str | None
+    redirect_uris: str
+    post_logout_redirect_uris: str
+    backchannel_logout_uri: str | None
+    require_passkey: bool
+    scopes: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKeyRow:
+    kid: str
+    alg: str
+    public_jwk: str
+    private_jwk: str  # encrypted
+    created_at: datetime
+    retired_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class GrantRow:
+    id: str
+    client_id: str
+    user_id: int
+    sid: str
+    scope: str
+    auth_time: datetime
+    amr: str
+    acr: str | None
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCodeRow:
+    code_hash: str
+    grant_id: str
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    expires_at: datetime
+    used_at: datetime | None

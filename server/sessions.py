@@ -36,9 +36,10 @@ class NewSession:
 def create(db: Writer, *, now: datetime, state: str, user: UserRow | None, auth_method: str | None = None,
            verified: bool = False, next_path: str | None = None, ip: str | None = None,
            user_agent: str | None = None, replacing: str | None = None,
-           hold_until: datetime | None = None) -> NewSession:
+           hold_until: datetime | None = None, synced: bool | None = None) -> NewSession:
     """Make a session with a fresh id; the one it replaces (if any) is gone for good.
-    hold_until: the hold of the passkey it logs in with (policy.important_operations_reason)."""
+    hold_until, synced: the hold of the passkey it logs in with (policy.important_operations_reason)
+    and whether that passkey is a synced one (oidc_claims.py)."""
     if replacing:
         store.delete_session(db, replacing)
     raw_id = secrets.token_urlsafe(32)
@@ -49,17 +50,19 @@ def create(db: Writer, *, now: datetime, state: str, user: UserRow | None, auth_
         next_path=next_path, ip=ip,
         user_agent=(user_agent or "")[:300] or None,
         login_hold_until=hold_until, verified_hold_until=hold_until if verified else None,
+        login_synced=synced, verified_synced=synced if verified else None,
+        sid=secrets.token_urlsafe(16) if state == ACTIVE else None,
     )
     store.add_session(db, row)
     return NewSession(raw_id, row)
 
 
 def rotate(db: Writer, row: SessionRow, *, now: datetime, verified_by: str | None,
-           hold_until: datetime | None = None) -> NewSession:
+           hold_until: datetime | None = None, synced: bool | None = None) -> NewSession:
     """The same login under a new id (after a step-up): the old id stops working at once.
 
     Creation and login times carry over, so the absolute limit still counts from the login.
-    hold_until: the hold of the passkey the step-up used.
+    hold_until, synced: the hold of the passkey the step-up used, and whether it is a synced one.
     """
     store.delete_session(db, row.id_hash)
     raw_id = secrets.token_urlsafe(32)
@@ -69,6 +72,7 @@ def rotate(db: Writer, row: SessionRow, *, now: datetime, verified_by: str | Non
         verified_at=now if verified_by else row.verified_at, verified_by=verified_by or row.verified_by,
         next_path=None, ip=row.ip, user_agent=row.user_agent, login_hold_until=row.login_hold_until,
         verified_hold_until=hold_until if verified_by else row.verified_hold_until,
+        login_synced=row.login_synced, verified_synced=synced if verified_by else row.verified_synced, sid=row.sid,
     )
     store.add_session(db, new)
     return NewSession(raw_id, new)

@@ -40,11 +40,11 @@ class SteppedUp:
 
 
 def stepped_up(db: Writer, ctx: Context, session: SessionRow, method: str, client: Client, *,
-               hold_until: datetime | None = None) -> SteppedUp:
+               hold_until: datetime | None = None, synced: bool | None = None) -> SteppedUp:
     """Record a successful step-up: verified now, under a new session id.
-    hold_until: the hold of the passkey that stepped up, if any."""
+    hold_until, synced: the hold of the passkey that stepped up, if any, and whether it is synced."""
     now = ctx.clock()
-    new = sessions.rotate(db, session, now=now, verified_by=method, hold_until=hold_until)
+    new = sessions.rotate(db, session, now=now, verified_by=method, hold_until=hold_until, synced=synced)
     store.add_event(db, kind="step_up", when=now, user_id=session.user_id, ip=client.ip,
                     user_agent=client.user_agent, method=method)
     return SteppedUp(new.raw_id, now)

@@ -12,11 +12,12 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..accounts import EMAIL_MAX
+from ..login import NEXT_MAX
 
 MAX_LENGTH: Mapping[str, int] = MappingProxyType({
     "customer_code": 256,
     "password": 1024,
-    "next": 1024,  # where to land after login
+    "next": NEXT_MAX,  # where to land after login
     "code": 64,  # 6 digits, but full-width digits and surrounding spaces are accepted
     "name": 1024,  # a passkey's name before trimming (passkeys.NAME_MAX after)
     "email": EMAIL_MAX,

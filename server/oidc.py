@@ -1,0 +1,336 @@
+"""OpenID Connect provider: the authorization code flow with PKCE, its tokens and userinfo.
+
+The flow is Tobira's own (it decides with Tobira's sessions, passkeys and policy), its JOSE is
+joserfc's (oidc_tokens.py). Only what the contract names: the code flow (no implicit, no hybrid),
+PKCE with S256 for every client, exact redirect URIs, `iss` in every authorization response
+(RFC 9207). Errors are the specs' (`OAuthError`): the web layer sends them back as a redirect to a
+registered redirect URI, or as JSON from the token endpoint, never as a redirect anywhere else.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Mapping
+from urllib.parse import urlencode
+
+from . import oidc_claims, oidc_clients, policy, sessions, store, store_oidc
+from .config import Settings
+from .db import Tx, commits_refusals
+from .errors import Refusal
+from .login import NEXT_MAX
+from .oidc_claims import Proof
+from .oidc_clients import App
+from .rows import AuthorizationCodeRow, GrantRow, SessionRow, UserRow
+
+CODE_LIFE = timedelta(seconds=60)
+CODE_KEPT = timedelta(days=1)  # a used or expired code is remembered this long: its replay revokes its grant
+_PKCE = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1 (verifier), §4.2 (S256 challenge: 43)
+TEXT_MAX = 255  # state, nonce, login_hint
+AFTER = "tobira_after"  # our own parameter on the way back from the login page (see `decide`)
+
+
+class OAuthError(Refusal):
+    """An OAuth / OpenID Connect error response: `error` and a description for the developer."""
+
+    def __init__(self, error: str, description: str, *, status: int = 400) -> None:
+        super().__init__(description)
+        self.error, self.description, self.status = error, description, status
+
+
+class NoRedirect(OAuthError):
+    """An authorization request whose redirect URI cannot be trusted (unknown client, unregistered
+    URI): the answer is an error page on Tobira, never a redirect (RFC 6749 §4.1.2.1)."""
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    app: App
+    redirect_uri: str
+    scope: tuple[str, ...]
+    state: str | None
+    nonce: str | None
+    code_challenge: str
+    prompt: frozenset[str]
+    max_age: int | None
+    acr_values: tuple[str, ...]  # the ones we know (phr, phrh); others are voluntary and ignored
+    ui_locale: str | None  # "ja" or "en", the first of ui_locales we speak
+    login_hint: str | None
+    after: int | None  # AFTER: a login asked by this request must be later than this (Unix time, ms)
+
+    def wants_passkey(self, settings: Settings, now: datetime) -> tuple[str, ...]:
+        """The acr values this login must meet: asked for, or the client's rule from the passkey date."""
+        if self.acr_values:
+            return self.acr_values
+        if self.app.require_passkey and policy.passkeys_mandatory(settings, now):
+            return (oidc_claims.PHR,)
+        return ()
+
+
+def _single(params: Mapping[str, list[str]], name: str) -> str | None:
+    values = params.get(name) or []
+    if len(values) > 1:  # RFC 6749 §3.1
+        raise OAuthError("invalid_request", f"{name} given more than once")
+    return values[0] if values else None
+
+
+def trusted_redirect(db: Tx, params: Mapping[str, list[str]]) -> tuple[App, str, str | None]:
+    """The app, its redirect URI and the state to send back, once the URI is known to be the app's
+    own; NoRedirect before (nothing may be sent to an unknown URI, RFC 6749 §4.1.2.1)."""
+    try:
+        client_id, redirect_uri, state = (_single(params, "client_id"), _single(params, "redirect_uri"),
+                                          _single(params, "state"))
+    except OAuthError as exc:
+        raise NoRedirect(exc.error, exc.description) from None
+    app = oidc_clients.find(db, client_id) if client_id else None
+    if app is None:
+        raise NoRedirect("invalid_client", "unknown client_id")
+    if redirect_uri is None or redirect_uri not in app.redirect_uris:  # exact match, RFC 9700 §4.1.3
+        raise NoRedirect("invalid_request", "redirect_uri is missing or not registered for this client")
+    if state is not None and len(state) > TEXT_MAX:
+        raise NoRedirect("invalid_request", f"state longer than {TEXT_MAX} characters")
+    return app, redirect_uri, state
+
+
+def _checked(params: Mapping[str, list[str]], app: App, redirect_uri: str, state: str | None) -> AuthorizationRequest:
+    if _single(params, "request") is not None:
+        raise OAuthError("request_not_supported", "request objects are not supported")
+    if _single(params, "request_uri") is not None:
+        raise OAuthError("request_uri_not_supported", "request_uri is not supported")
+    if _single(params, "response_type") != "code":
+        raise OAuthError("unsupported_response_type", "only the code flow (response_type=code)")
+    if _single(params, "response_mode") not in (None, "query"):
+        raise OAuthError("invalid_request", "only response_mode=query")
+    scope = tuple(dict.fromkeys((_single(params, "scope") or "").split()))
+    if "openid" not in scope:
+        raise OAuthError("invalid_scope", "scope must include openid")
+    if not set(scope) <= app.scopes:
+        raise OAuthError("invalid_scope", f"this client may ask for: {' '.join(sorted(app.scopes))}")
+    challenge, method = _single(params, "code_challenge"), _single(params, "code_challenge_method")
+    if challenge is None or method != "S256" or len(challenge) != 43 or not _PKCE.fullmatch(challenge):
+        raise OAuthError("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256")
+    nonce, login_hint = _single(params, "nonce"), _single(params, "login_hint")
+    for name, value in (("nonce", nonce), ("login_hint", login_hint)):
+        if value is not None and len(value) > TEXT_MAX:
+            raise OAuthError("invalid_request", f"{name} longer than {TEXT_MAX} characters")
+    prompt = frozenset((_single(params, "prompt") or "").split())
+    if not prompt <= {"none", "login"} or ("none" in prompt and len(prompt) > 1):
+        raise OAuthError("invalid_request", "prompt: none or login (consent and select_account do not apply)")
+    max_age = _number(_single(params, "max_age"), "max_age")
+    after = _number(_single(params, AFTER), AFTER)
+    wanted = set((_single(params, "acr_values") or "").split())
+    locales = (_single(params, "ui_locales") or "").split()
+    ui_locale = next((tag.split("-")[0].lower() for tag in locales if tag.split("-")[0].lower() in ("ja", "en")), None)
+    return AuthorizationRequest(
+        app=app, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce, code_challenge=challenge,
+        prompt=prompt, max_age=max_age, acr_values=tuple(v for v in oidc_claims.ACR_VALUES if v in wanted),
+        ui_locale=ui_locale, login_hint=login_hint.strip().upper() if login_hint else None, after=after)
+
+
+def _number(value: str | None, name: str) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or len(value) > 15:
+        raise OAuthError("invalid_request", f"{name} must be a non-negative integer")
+    return int(value)
+
+
+def redirect_with(redirect_uri: str, state: str | None, issuer: str, **params: str | None) -> str:
+    """The redirect URI with the response's parameters, state and iss (RFC 9207) added to its query."""
+    given = {k: v for k, v in params.items() if v is not None}
+    if state is not None:
+        given["state"] = state
+    given["iss"] = issuer
+    return redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(given)
+
+
+@dataclass(frozen=True)
+class LogIn:
+    """The customer must log in (again) on Tobira first; then the same request comes back."""
+
+    passkey: bool  # only a passkey login will do (acr_values, the client's rule)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """Everything holds: issue a code for this session's login."""
+
+    proof: Proof
+
+
+def decide(request: AuthorizationRequest, session: SessionRow | None, user: UserRow | None, *,
+           settings: Settings, now: datetime) -> LogIn | Issue:
+    """What an authorization request needs, given the browser's session (None: none logged in).
+
+    A login the request asked for is one made after it (`after`, set when we sent the customer
+    to the login page): if that login still does not meet the request, asking again would loop,
+    so the answer is the error instead (`unmet_authentication_requirements`, `login_required`)."""
+    silent = "none" in request.prompt
+    wanted = request.wants_passkey(settings, now)
+    if session is None or user is None:
+        if silent:
+            raise OAuthError("login_required", "no customer is logged in")
+        return LogIn(passkey=bool(wanted))
+    proof = oidc_claims.proof_of(session, now)
+    came_back = request.after is not None
+    if came_back and proof.auth_time.timestamp() * 1000 <= (request.after or 0):
+        return LogIn(passkey=bool(wanted))  # the login this request asked for has not happened yet
+    if request.login_hint and request.login_hint != user.customer_code:
+        if silent or came_back:
+            raise OAuthError("login_required", "another customer is logged in")
+        return LogIn(passkey=bool(wanted))
+    if "login" in request.prompt:
+        return LogIn(passkey=bool(wanted))
+    if request.max_age is not None and (now - proof.auth_time).total_seconds() > request.max_age and not came_back:
+        if silent:
+            raise OAuthError("login_required", "the login is older than max_age")
+        return LogIn(passkey=bool(wanted))
+    if not oidc_claims.satisfies(proof.acr, wanted):
+        if silent or came_back:
+            raise OAuthError("unmet_authentication_requirements", f"a passkey login ({' or '.join(wanted)}) is required")
+        return LogIn(passkey=True)
+    return Issue(proof)
+
+
+def _hash(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def issue_code(db: Tx, request: AuthorizationRequest, session: SessionRow, proof: Proof, *, now: datetime) -> str:
+    """A grant for this app, customer and session, and its code (only its hash is kept)."""
+    if session.sid is None or session.user_id is None:
+        raise ValueError("only a logged-in session gets a grant")
+    grant = GrantRow(id=secrets.token_urlsafe(16), client_id=request.app.client_id, user_id=session.user_id,
+                     sid=session.sid, scope=" ".join(request.scope), auth_time=proof.auth_time,
+                     amr=" ".join(proof.amr), acr=proof.acr, created_at=now, revoked_at=None)
+    store_oidc.add_grant(db, grant)
+    code = secrets.token_urlsafe(32)
+    store_oidc.add_code(db, AuthorizationCodeRow(code_hash=_hash(code), grant_id=grant.id,
+                                                 redirect_uri=request.redirect_uri,
+                                                 code_challenge=request.code_challenge, nonce=request.nonce,
+                                                 expires_at=now + CODE_LIFE, used_at=None))
+    return code
+
+
+# --- the token endpoint ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """Who calls the token endpoint: client_secret_basic, client_secret_post, or none (public)."""
+
+    client_id: str
+    secret: str | None
+
+
+def authenticate(db: Tx, given: ClientCredentials) -> App:
+    """The calling app; invalid_client (401) for an unknown one, a wrong or missing secret, or a
+    secret sent by a public client."""
+    app = oidc_clients.find(db, given.client_id)
+    if app is None:
+        raise OAuthError("invalid_client", "unknown client", status=401)
+    if app.public:
+        if given.secret is not None:
+            raise OAuthError("invalid_client", "a public client has no secret", status=401)
+    elif given.secret is None or not app.secret_matches(given.secret):
+        raise OAuthError("invalid_client", "client authentication failed", status=401)
+    return app
+
+
+@dataclass(frozen=True)
+class Exchanged:
+    """A code exchanged: the grant its tokens hang on, its customer, and what the ID token repeats."""
+
+    grant: GrantRow
+    user: UserRow
+    nonce: str | None
+
+
+def _s256(verifier: str) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
+
+
+@commits_refusals  # a code that was tried is used up; a replay's revocation stays
+def redeem_code(db: Tx, credentials: ClientCredentials, *, code: str, redirect_uri: str | None,
+                code_verifier: str | None, now: datetime, ip: str | None) -> Exchanged:
+    """The authorization code grant (RFC 6749 §4.1.3 with RFC 7636 §4.6), for the calling app. A
+    code works once: its second use revokes the grant it made (RFC 6749 §4.1.2: "SHOULD revoke ...
+    all tokens previously issued based on that authorization code")."""
+    app = authenticate(db, credentials)
+    found = store_oidc.code_by_hash(db, _hash(code)) if 0 < len(code) <= 128 else None
+    if found is None:
+        raise OAuthError("invalid_grant", "unknown authorization code")
+    grant = store_oidc.grant_by_id(db, found.grant_id)
+    if grant is None or grant.client_id != app.client_id:
+        # Another app's code (or a grant gone with its client): not this caller's to use up.
+        raise OAuthError("invalid_grant", "the code was issued to another client")
+    used = store_oidc.use_code(db, found.code_hash, now)
+    if used is None:  # used before (or at this moment, by a racing request)
+        if store_oidc.revoke_grant(db, grant.id, now):
+            store.add_event(db, kind="oauth_code_replayed", when=now, user_id=grant.user_id, ip=ip,
+                            client_id=app.client_id)
+        raise OAuthError("invalid_grant", "the code was already used: what it issued is revoked")
+    if used.expires_at <= now:
+        raise OAuthError("invalid_grant", "the code has expired")
+    if redirect_uri != used.redirect_uri:
+        raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request's")
+    if code_verifier is None or not _PKCE.fullmatch(code_verifier) \
+            or not secrets.compare_digest(_s256(code_verifier), used.code_challenge):
+        raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
+    user = store.user_by_id(db, grant.user_id)
+    if grant.revoked_at is not None or user is None or user.held_at is not None:
+        raise OAuthError("invalid_grant", "the grant was revoked, or the account is on hold")
+    return Exchanged(grant, user, used.nonce)
+
+
+def live_grant(db: Tx, grant_id: str) -> GrantRow | None:
+    """A grant that still stands (its tokens are good while they last), or None."""
+    grant = store_oidc.grant_by_id(db, grant_id)
+    return grant if grant is not None and grant.revoked_at is None else None
+
+
+# --- one authorization request, start to end -------------------------------------------------
+
+@dataclass(frozen=True)
+class Authorized:
+    """Where the browser goes next: the app (with a code or an error), or Tobira's login page."""
+
+    location: str
+    login: LogIn | None = None
+
+
+def authorize(db: Tx, params: Mapping[str, list[str]], session_id_hash: str | None, *, settings: Settings,
+              now: datetime) -> Authorized:
+    """Check the request, look at the browser's session, and answer: a code, an error for the app
+    (both as a redirect to its registered URI), or the login first. NoRedirect for a request whose
+    redirect URI cannot be trusted (the web layer shows an error page)."""
+    app, redirect_uri, state = trusted_redirect(db, params)
+    issuer = settings.oidc_issuer
+    try:
+        request = _checked(params, app, redirect_uri, state)
+        found = (sessions.load_with_customer(db, session_id_hash, now=now, settings=settings)
+                 if session_id_hash else None)
+        session, user = found if found and found[0].state == sessions.ACTIVE else (None, None)
+        if user is not None and user.held_at is not None:
+            raise OAuthError("access_denied", "the account is on hold")
+        decision = decide(request, session, user, settings=settings, now=now)
+        if isinstance(decision, LogIn):
+            return Authorized(_come_back(params, now), decision)
+        assert session is not None  # Issue only with a session
+        code = issue_code(db, request, session, decision.proof, now=now)
+        return Authorized(redirect_with(redirect_uri, state, issuer, code=code))
+    except OAuthError as exc:
+        return Authorized(redirect_with(redirect_uri, state, issuer, error=exc.error, error_description=exc.description))
+
+
+def _come_back(params: Mapping[str, list[str]], now: datetime) -> str:
+    """This request again, as the login page's `next`: without what the login answers (prompt,
+    max_age), with the time from which a login counts (AFTER)."""
+    kept = [(k, v) for k, values in params.items() if k not in ("prompt", "max_age", AFTER) for v in values]
+    path = "/oauth/authorize?" + urlencode(kept + [(AFTER, str(int(now.timestamp() * 1000)))])
+    if len(path) > NEXT_MAX:
+        raise OAuthError("invalid_request", f"the request is too long to come back after the login ({NEXT_MAX})")
+    return path
