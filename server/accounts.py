@@ -6,7 +6,7 @@ import re
 import secrets
 from datetime import datetime
 
-from . import devices, policy, store, store_codes
+from . import devices, oidc_logout, policy, store, store_codes
 from .db import Tx
 from .login import CUSTOMER_CODE
 from .rows import UserRow
@@ -88,9 +88,10 @@ def hold(db: Tx, customer_code: str, *, now: datetime, reason: str | None) -> in
     reason = check_hold_reason(reason)
     store.hold_user(db, user.id, now, reason)
     ended = store.delete_user_sessions(db, user.id)
+    oidc_logout.sessions_ended(db, ended, now)
     store.add_event(db, kind="account_held", when=now, user_id=user.id, actor="support", reason=reason,
-                    sessions_ended=ended)
-    return ended
+                    sessions_ended=len(ended))
+    return len(ended)
 
 
 def release_hold(db: Tx, customer_code: str, *, now: datetime) -> int:
@@ -153,8 +154,9 @@ def end_sessions(db: Tx, customer_code: str, *, now: datetime) -> int:
     """"Log out everywhere" for the support desk: every session ends; remembered PCs stay."""
     user = require_user(db, customer_code)
     ended = store.delete_user_sessions(db, user.id)
-    store.add_event(db, kind="sessions_ended", when=now, user_id=user.id, actor="support", count=ended)
-    return ended
+    oidc_logout.sessions_ended(db, ended, now)
+    store.add_event(db, kind="sessions_ended", when=now, user_id=user.id, actor="support", count=len(ended))
+    return len(ended)
 
 
 def reset_passkeys(db: Tx, customer_code: str, *, now: datetime, notify) -> int:
@@ -164,7 +166,7 @@ def reset_passkeys(db: Tx, customer_code: str, *, now: datetime, notify) -> int:
     """
     user = require_user(db, customer_code)
     removed = store.delete_credentials_of(db, user.id)
-    store.delete_user_sessions(db, user.id)
+    oidc_logout.sessions_ended(db, store.delete_user_sessions(db, user.id), now)
     devices.forget_all(db, user.id)
     store.add_event(db, kind="passkeys_reset", when=now, user_id=user.id, actor="support", count=removed)
     notify(db, user, removed)

@@ -16,13 +16,14 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 
-from . import db as dbmod, mailworker, oidc, oidc_keys, speedups, store, store_oidc, store_outbox, store_windows
+from . import db as dbmod, mailworker, oidc, oidc_grants, oidc_keys, speedups, store, store_oidc, store_outbox, store_windows
 from .codes import CodeHasher
 from .config import Settings, load_settings, utcnow
 from .context import Context
 from .errors import ServiceError
 from .mail import Mailer, OutboxWorker, make_mailer
 from .oidc_keys import KeyRing
+from .oidc_logout import LogoutSender
 from .passwords import Passwords
 from .ratelimit import make_throttle
 from .web import api, oauth, pages
@@ -72,6 +73,9 @@ def routes() -> list:
         Route("/oauth/authorize", oauth.authorize, methods=["GET"]),
         Route("/oauth/token", oauth.token, methods=["POST"]),
         Route("/oauth/userinfo", oauth.userinfo, methods=["GET", "POST"]),
+        Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
+        Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
+        Route("/oauth/logout", oauth.logout, methods=["GET", "POST"]),
         Mount("/static", app=pages.VersionedStatic(directory=str(pages.STATIC)), name="static"),
     ]
 
@@ -115,15 +119,16 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
         dbmod.upgrade(engine)
     database = dbmod.Database(engine)
     mailer = mailer or make_mailer(settings)
+    keys = KeyRing(database, settings.secret_key, clock)
     ctx = Context(settings=settings, db=database, passwords=passwords or Passwords(), mailer=mailer,
                   outbox=OutboxWorker(database, mailer, clock), codes=CodeHasher.from_secret(settings.secret_key),
                   throttle=make_throttle(settings, database, clock),
-                  keys=KeyRing(database, settings.secret_key, clock), clock=clock)
+                  keys=keys, logouts=LogoutSender(database, keys, settings.oidc_issuer, clock), clock=clock)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(_sweep(ctx, stop))]
+        tasks = [asyncio.create_task(_sweep(ctx, stop)), asyncio.create_task(ctx.logouts.run())]
         if deliver_mail:
             tasks.append(asyncio.create_task(ctx.outbox.run()))
         # What exists now (modules, metadata, templates) lives as long as the process: keep it out
@@ -133,6 +138,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
             yield
         finally:
             ctx.outbox.stop()
+            ctx.logouts.stop()
             stop.set()
             _, stuck = await asyncio.wait(tasks, timeout=10)
             for task in stuck:  # never let a stuck background task hold up shutdown
@@ -181,6 +187,8 @@ async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
             await ctx.db.run(store.delete_expired_ceremonies, now)
             await ctx.db.run(store_outbox.delete_sent_mail, now - SENT_MAIL_KEPT)
             await ctx.db.run(store_oidc.delete_expired_codes, expired_before=now - oidc.CODE_KEPT)
+            await ctx.db.run(store_oidc.delete_expired_refresh_tokens, expired_before=now - oidc.CODE_KEPT)
+            await ctx.db.run(store_oidc.delete_ended_grants, ended_before=now - oidc_grants.REFRESH_LIFE)
             await ctx.db.run(store_oidc.delete_retired_keys,
                              retired_before=now - oidc_keys.PUBLISHED_AFTER_RETIREMENT)
         except Exception:

@@ -11,6 +11,7 @@ from .config import Settings, utcnow
 from .db import Database
 from .mail import Mailer, OutboxWorker
 from .oidc_keys import KeyRing
+from .oidc_logout import LogoutSender
 from .passwords import Passwords
 from .ratelimit import Throttle
 
@@ -25,6 +26,7 @@ class Context:
     codes: CodeHasher
     throttle: Throttle
     keys: KeyRing  # OpenID Connect's signing keys
+    logouts: LogoutSender  # the apps' back-channel logouts
     clock: Callable[[], datetime] = field(default=utcnow)
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import codes, devices, notices, policy, sessions, stepup, store, store_codes
+from . import codes, devices, notices, oidc_logout, policy, sessions, stepup, store, store_codes
 from .context import Client, Context
 from .db import Tx, commits_refusals
 from .errors import AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin, ResendTooSoon
@@ -24,12 +24,9 @@ DEFAULT_REDIRECT = "/account"
 RESTRICTED_LANDING = "/account/passkey-required"
 
 
-NEXT_MAX = 1024  # an OpenID Connect authorization request comes back through the login (sessions.next_path)
-
-
 def safe_next(path: str | None) -> str | None:
     """A same-origin path to land on after login, or None. Never another site (`//evil`, `/\\evil`)."""
-    if not path or len(path) > NEXT_MAX or not path.startswith("/") or path.startswith("//"):
+    if not path or len(path) > sessions.NEXT_MAX or not path.startswith("/") or path.startswith("//"):
         return None
     if "\\" in path or any(ord(c) < 0x20 or c == "\x7f" for c in path):
         return None
@@ -259,7 +256,9 @@ async def logout(ctx: Context, session: SessionRow, client: Client) -> None:
     """End this browser's session for good (the trusted device stays, as the contract says)."""
 
     def end(db: Tx) -> None:
-        if sessions.end(db, session.id_hash) and session.user_id and session.state == sessions.ACTIVE:
+        ended = sessions.end(db, session.id_hash)
+        if ended and session.user_id and session.state == sessions.ACTIVE:
+            oidc_logout.sessions_ended(db, [ended.sid], ctx.clock())
             store.add_event(db, kind="logout", when=ctx.clock(), user_id=session.user_id, ip=client.ip,
                             user_agent=client.user_agent)
 

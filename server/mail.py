@@ -30,7 +30,7 @@ import aiosmtplib
 from . import store_outbox
 from .config import Settings, SmtpSettings
 from .db import Database
-from .errors import Unavailable
+from .queueworker import QueueWorker
 
 log = logging.getLogger("tobira.mail")
 
@@ -150,30 +150,15 @@ def make_mailer(settings: Settings) -> Mailer:
     return SmtpMailer(settings.smtp, sender=settings.mail_from)
 
 
-class OutboxWorker:
+class OutboxWorker(QueueWorker):
     """Delivers queued mail in batches; several instances share the queue without sending twice."""
+
+    name = "outbox"
 
     def __init__(self, db: Database, mailer: Mailer, clock: Callable, *, idle_seconds: float = 2.0,
                  gather_seconds: float = 0.05, batch: int = 50) -> None:
+        super().__init__(idle_seconds=idle_seconds, gather_seconds=gather_seconds)
         self.db, self.mailer, self.clock, self.batch = db, mailer, clock, batch
-        self.idle_seconds, self.gather_seconds = idle_seconds, gather_seconds
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._stopping = False
-
-    def wake(self) -> None:
-        """Something was queued: deliver it now rather than at the next poll (safe from any thread)."""
-        loop, event = self._loop, self._wake
-        if loop is None or event is None or loop.is_closed():
-            return  # not running: the next start delivers it
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            event.set()
-        else:
-            loop.call_soon_threadsafe(event.set)
 
     async def deliver_due(self) -> int:
         """One pass over what is due; returns how many were sent."""
@@ -203,35 +188,6 @@ class OutboxWorker:
             delay = min(3600, 30 * 2 ** min(r.attempts, 7))
             await self.db.run(store_outbox.mark_mail_failed, r.id, retry_at=self.clock() + timedelta(seconds=delay), error=why)
         return len(sent)
-
-    async def run(self) -> None:
-        """Deliver until stop(). Stops on a flag, not by cancellation: a cancel that lands while a
-        database call runs in its worker thread can be lost, and shutdown would then hang."""
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
-        self._stopping = False
-        wake = self._wake
-        while not self._stopping:
-            try:
-                while await self.deliver_due() and not self._stopping:
-                    pass
-            except Unavailable:
-                log.warning("outbox: database unavailable, will retry")
-            except Exception:  # never let a bad row or a database blip stop the queue for good
-                log.exception("outbox pass failed")
-            if self._stopping:
-                break
-            try:
-                async with asyncio.timeout(self.idle_seconds):
-                    await wake.wait()
-                # Let a rush of logins fill one batch (one SMTP connection) instead of one each.
-                await asyncio.sleep(self.gather_seconds)
-            except TimeoutError:
-                pass
-            wake.clear()
-
-    def stop(self) -> None:
-        self._stopping = True
-        self.wake()
 
     async def last_pass(self, seconds: float) -> None:
         """At shutdown: send what is due, for at most `seconds`; whatever is left stays queued for

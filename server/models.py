@@ -110,7 +110,7 @@ class Session(SQLModel, table=True):
     # its hold with it. `tobira user release-hold` clears them with the passkeys' own.
     login_hold_until: datetime | None = _when(nullable=True)
     verified_hold_until: datetime | None = _when(nullable=True)
-    next_path: str | None = Field(default=None, sa_column=Column(String(1024), nullable=True))  # login.NEXT_MAX
+    next_path: str | None = Field(default=None, sa_column=Column(String(1024), nullable=True))  # sessions.NEXT_MAX
     ip: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     user_agent: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
     # Whether the passkey of the login, and of the last step-up, was a synced one (backup
@@ -303,3 +303,36 @@ class OAuthCode(SQLModel, table=True):
     nonce: str | None = Field(default=None, sa_column=Column(String(255), nullable=True))
     expires_at: datetime = _when(index=True)
     used_at: datetime | None = _when(nullable=True)
+
+
+class RefreshToken(SQLModel, table=True):
+    """A refresh token (offline_access): a new one at each use; a used one presented again is a
+    stolen copy, and its grant (the whole family) is revoked."""
+
+    __tablename__ = "oauth_refresh_tokens"
+
+    token_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    grant_id: str = Field(sa_column=Column(String(43), ForeignKey("oauth_grants.id", ondelete="CASCADE"),
+                                           nullable=False, index=True))
+    created_at: datetime = _when()
+    expires_at: datetime = _when(index=True)
+    used_at: datetime | None = _when(nullable=True)
+
+
+class LogoutDelivery(SQLModel, table=True):
+    """A back-channel logout token owed to an app: queued in the transaction that ended the session
+    (like the outbox), sent and retried by the logout sender until delivered or given up."""
+
+    __tablename__ = "logout_deliveries"
+
+    id: int | None = Field(default=None, primary_key=True)
+    client_id: str = Field(sa_column=Column(String(43), ForeignKey("oauth_clients.client_id", ondelete="CASCADE"),
+                                            nullable=False))
+    sid: str = Field(sa_column=Column(String(43), nullable=False))
+    user_id: int = _user_fk()
+    created_at: datetime = _when()
+    next_attempt_at: datetime = _when(index=True)
+    attempts: int = Field(default=0)
+    claimed_until: datetime | None = _when(nullable=True)
+    delivered_at: datetime | None = _when(nullable=True)
+    last_error: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))

@@ -9,7 +9,6 @@ registered redirect URI, or as JSON from the token endpoint, never as a redirect
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import re
 import secrets
@@ -18,18 +17,17 @@ from datetime import datetime, timedelta
 from typing import Mapping
 from urllib.parse import urlencode
 
-from . import oidc_claims, oidc_clients, policy, sessions, store, store_oidc
+from . import oidc_claims, oidc_clients, policy, sessions, store_oidc
 from .config import Settings
-from .db import Tx, commits_refusals
+from .db import Tx
 from .errors import Refusal
-from .login import NEXT_MAX
 from .oidc_claims import Proof
 from .oidc_clients import App
 from .rows import AuthorizationCodeRow, GrantRow, SessionRow, UserRow
 
 CODE_LIFE = timedelta(seconds=60)
 CODE_KEPT = timedelta(days=1)  # a used or expired code is remembered this long: its replay revokes its grant
-_PKCE = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1 (verifier), §4.2 (S256 challenge: 43)
+PKCE = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1 (verifier), §4.2 (S256 challenge: 43)
 TEXT_MAX = 255  # state, nonce, login_hint
 AFTER = "tobira_after"  # our own parameter on the way back from the login page (see `decide`)
 
@@ -71,7 +69,7 @@ class AuthorizationRequest:
         return ()
 
 
-def _single(params: Mapping[str, list[str]], name: str) -> str | None:
+def single_value(params: Mapping[str, list[str]], name: str) -> str | None:
     values = params.get(name) or []
     if len(values) > 1:  # RFC 6749 §3.1
         raise OAuthError("invalid_request", f"{name} given more than once")
@@ -82,8 +80,8 @@ def trusted_redirect(db: Tx, params: Mapping[str, list[str]]) -> tuple[App, str,
     """The app, its redirect URI and the state to send back, once the URI is known to be the app's
     own; NoRedirect before (nothing may be sent to an unknown URI, RFC 6749 §4.1.2.1)."""
     try:
-        client_id, redirect_uri, state = (_single(params, "client_id"), _single(params, "redirect_uri"),
-                                          _single(params, "state"))
+        client_id, redirect_uri, state = (single_value(params, "client_id"), single_value(params, "redirect_uri"),
+                                          single_value(params, "state"))
     except OAuthError as exc:
         raise NoRedirect(exc.error, exc.description) from None
     app = oidc_clients.find(db, client_id) if client_id else None
@@ -97,33 +95,33 @@ def trusted_redirect(db: Tx, params: Mapping[str, list[str]]) -> tuple[App, str,
 
 
 def _checked(params: Mapping[str, list[str]], app: App, redirect_uri: str, state: str | None) -> AuthorizationRequest:
-    if _single(params, "request") is not None:
+    if single_value(params, "request") is not None:
         raise OAuthError("request_not_supported", "request objects are not supported")
-    if _single(params, "request_uri") is not None:
+    if single_value(params, "request_uri") is not None:
         raise OAuthError("request_uri_not_supported", "request_uri is not supported")
-    if _single(params, "response_type") != "code":
+    if single_value(params, "response_type") != "code":
         raise OAuthError("unsupported_response_type", "only the code flow (response_type=code)")
-    if _single(params, "response_mode") not in (None, "query"):
+    if single_value(params, "response_mode") not in (None, "query"):
         raise OAuthError("invalid_request", "only response_mode=query")
-    scope = tuple(dict.fromkeys((_single(params, "scope") or "").split()))
+    scope = tuple(dict.fromkeys((single_value(params, "scope") or "").split()))
     if "openid" not in scope:
         raise OAuthError("invalid_scope", "scope must include openid")
     if not set(scope) <= app.scopes:
         raise OAuthError("invalid_scope", f"this client may ask for: {' '.join(sorted(app.scopes))}")
-    challenge, method = _single(params, "code_challenge"), _single(params, "code_challenge_method")
-    if challenge is None or method != "S256" or len(challenge) != 43 or not _PKCE.fullmatch(challenge):
+    challenge, method = single_value(params, "code_challenge"), single_value(params, "code_challenge_method")
+    if challenge is None or method != "S256" or len(challenge) != 43 or not PKCE.fullmatch(challenge):
         raise OAuthError("invalid_request", "PKCE is required: code_challenge with code_challenge_method=S256")
-    nonce, login_hint = _single(params, "nonce"), _single(params, "login_hint")
+    nonce, login_hint = single_value(params, "nonce"), single_value(params, "login_hint")
     for name, value in (("nonce", nonce), ("login_hint", login_hint)):
         if value is not None and len(value) > TEXT_MAX:
             raise OAuthError("invalid_request", f"{name} longer than {TEXT_MAX} characters")
-    prompt = frozenset((_single(params, "prompt") or "").split())
+    prompt = frozenset((single_value(params, "prompt") or "").split())
     if not prompt <= {"none", "login"} or ("none" in prompt and len(prompt) > 1):
         raise OAuthError("invalid_request", "prompt: none or login (consent and select_account do not apply)")
-    max_age = _number(_single(params, "max_age"), "max_age")
-    after = _number(_single(params, AFTER), AFTER)
-    wanted = set((_single(params, "acr_values") or "").split())
-    locales = (_single(params, "ui_locales") or "").split()
+    max_age = _number(single_value(params, "max_age"), "max_age")
+    after = _number(single_value(params, AFTER), AFTER)
+    wanted = set((single_value(params, "acr_values") or "").split())
+    locales = (single_value(params, "ui_locales") or "").split()
     ui_locale = next((tag.split("-")[0].lower() for tag in locales if tag.split("-")[0].lower() in ("ja", "en")), None)
     return AuthorizationRequest(
         app=app, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce, code_challenge=challenge,
@@ -196,7 +194,8 @@ def decide(request: AuthorizationRequest, session: SessionRow | None, user: User
     return Issue(proof)
 
 
-def _hash(value: str) -> str:
+def hash_secret(value: str) -> str:
+    """How a code or refresh token is kept: its SHA-256 (256 random bits need no slow hash)."""
     return hashlib.sha256(value.encode()).hexdigest()
 
 
@@ -209,87 +208,11 @@ def issue_code(db: Tx, request: AuthorizationRequest, session: SessionRow, proof
                      amr=" ".join(proof.amr), acr=proof.acr, created_at=now, revoked_at=None)
     store_oidc.add_grant(db, grant)
     code = secrets.token_urlsafe(32)
-    store_oidc.add_code(db, AuthorizationCodeRow(code_hash=_hash(code), grant_id=grant.id,
+    store_oidc.add_code(db, AuthorizationCodeRow(code_hash=hash_secret(code), grant_id=grant.id,
                                                  redirect_uri=request.redirect_uri,
                                                  code_challenge=request.code_challenge, nonce=request.nonce,
                                                  expires_at=now + CODE_LIFE, used_at=None))
     return code
-
-
-# --- the token endpoint ----------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class ClientCredentials:
-    """Who calls the token endpoint: client_secret_basic, client_secret_post, or none (public)."""
-
-    client_id: str
-    secret: str | None
-
-
-def authenticate(db: Tx, given: ClientCredentials) -> App:
-    """The calling app; invalid_client (401) for an unknown one, a wrong or missing secret, or a
-    secret sent by a public client."""
-    app = oidc_clients.find(db, given.client_id)
-    if app is None:
-        raise OAuthError("invalid_client", "unknown client", status=401)
-    if app.public:
-        if given.secret is not None:
-            raise OAuthError("invalid_client", "a public client has no secret", status=401)
-    elif given.secret is None or not app.secret_matches(given.secret):
-        raise OAuthError("invalid_client", "client authentication failed", status=401)
-    return app
-
-
-@dataclass(frozen=True)
-class Exchanged:
-    """A code exchanged: the grant its tokens hang on, its customer, and what the ID token repeats."""
-
-    grant: GrantRow
-    user: UserRow
-    nonce: str | None
-
-
-def _s256(verifier: str) -> str:
-    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).rstrip(b"=").decode()
-
-
-@commits_refusals  # a code that was tried is used up; a replay's revocation stays
-def redeem_code(db: Tx, credentials: ClientCredentials, *, code: str, redirect_uri: str | None,
-                code_verifier: str | None, now: datetime, ip: str | None) -> Exchanged:
-    """The authorization code grant (RFC 6749 §4.1.3 with RFC 7636 §4.6), for the calling app. A
-    code works once: its second use revokes the grant it made (RFC 6749 §4.1.2: "SHOULD revoke ...
-    all tokens previously issued based on that authorization code")."""
-    app = authenticate(db, credentials)
-    found = store_oidc.code_by_hash(db, _hash(code)) if 0 < len(code) <= 128 else None
-    if found is None:
-        raise OAuthError("invalid_grant", "unknown authorization code")
-    grant = store_oidc.grant_by_id(db, found.grant_id)
-    if grant is None or grant.client_id != app.client_id:
-        # Another app's code (or a grant gone with its client): not this caller's to use up.
-        raise OAuthError("invalid_grant", "the code was issued to another client")
-    used = store_oidc.use_code(db, found.code_hash, now)
-    if used is None:  # used before (or at this moment, by a racing request)
-        if store_oidc.revoke_grant(db, grant.id, now):
-            store.add_event(db, kind="oauth_code_replayed", when=now, user_id=grant.user_id, ip=ip,
-                            client_id=app.client_id)
-        raise OAuthError("invalid_grant", "the code was already used: what it issued is revoked")
-    if used.expires_at <= now:
-        raise OAuthError("invalid_grant", "the code has expired")
-    if redirect_uri != used.redirect_uri:
-        raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request's")
-    if code_verifier is None or not _PKCE.fullmatch(code_verifier) \
-            or not secrets.compare_digest(_s256(code_verifier), used.code_challenge):
-        raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge")
-    user = store.user_by_id(db, grant.user_id)
-    if grant.revoked_at is not None or user is None or user.held_at is not None:
-        raise OAuthError("invalid_grant", "the grant was revoked, or the account is on hold")
-    return Exchanged(grant, user, used.nonce)
-
-
-def live_grant(db: Tx, grant_id: str) -> GrantRow | None:
-    """A grant that still stands (its tokens are good while they last), or None."""
-    grant = store_oidc.grant_by_id(db, grant_id)
-    return grant if grant is not None and grant.revoked_at is None else None
 
 
 # --- one authorization request, start to end -------------------------------------------------
@@ -331,6 +254,6 @@ def _come_back(params: Mapping[str, list[str]], now: datetime) -> str:
     max_age), with the time from which a login counts (AFTER)."""
     kept = [(k, v) for k, values in params.items() if k not in ("prompt", "max_age", AFTER) for v in values]
     path = "/oauth/authorize?" + urlencode(kept + [(AFTER, str(int(now.timestamp() * 1000)))])
-    if len(path) > NEXT_MAX:
-        raise OAuthError("invalid_request", f"the request is too long to come back after the login ({NEXT_MAX})")
+    if len(path) > sessions.NEXT_MAX:
+        raise OAuthError("invalid_request", f"the request is too long to come back after the login ({sessions.NEXT_MAX})")
     return path

@@ -191,3 +191,26 @@ class AuthorizationCodeRow:
     nonce: str | None
     expires_at: datetime
     used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenRow:
+    token_hash: str
+    grant_id: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class LogoutDeliveryRow:
+    id: int | None
+    client_id: str
+    sid: str
+    user_id: int
+    created_at: datetime
+    next_attempt_at: datetime
+    attempts: int
+    claimed_until: datetime | None
+    delivered_at: datetime | None
+    last_error: str | None

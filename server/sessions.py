@@ -19,6 +19,9 @@ from .rows import CustomerSession, SessionRow, UserRow
 from .store_batch import Writer
 
 ANONYMOUS, PENDING, ACTIVE = "anonymous", "pending", "active"
+# The longest path a login lands on afterwards (next_path): an OpenID Connect authorization request
+# comes back through the login page whole (oidc.py).
+NEXT_MAX = 1024
 
 
 def hash_id(raw_id: str) -> str:

@@ -221,8 +221,9 @@ def delete_expired_session(db: Tx, id_hash: str) -> None:
     db.execute_alone(_DELETE_SESSION, {"h": id_hash})
 
 
-def delete_user_sessions(db: Tx, user_id: int) -> int:
-    return db.execute(delete(sessions).where(sessions.c.user_id == user_id)).rowcount
+def delete_user_sessions(db: Tx, user_id: int) -> list[str | None]:
+    """Every session of the customer ends; their OpenID Connect ids (`sid`, None for a pending one)."""
+    return list(db.execute(delete(sessions).where(sessions.c.user_id == user_id).returning(sessions.c.sid)).scalars())
 
 
 def delete_stale_sessions(db: Tx, *, idle_before: datetime, created_before: datetime) -> int:

@@ -4,18 +4,21 @@ their authorization codes. Same rules as store.py: SQLAlchemy Core, frozen rows 
 from __future__ import annotations
 
 from dataclasses import asdict
-from datetime import datetime
+from datetime import datetime, timezone
 
 from sqlalchemy import Table, bindparam as _p, delete, select, update
 
 from .db import Tx
-from .rows import AuthorizationCodeRow, ClientRow, GrantRow, SigningKeyRow
+from .rows import AuthorizationCodeRow, ClientRow, GrantRow, LogoutDeliveryRow, RefreshTokenRow, SigningKeyRow
 from .store import first, tables, written
 
 clients: Table = tables["oauth_clients"]
 keys: Table = tables["signing_keys"]
 grants: Table = tables["oauth_grants"]
 codes: Table = tables["oauth_codes"]
+refresh_tokens: Table = tables["oauth_refresh_tokens"]
+deliveries: Table = tables["logout_deliveries"]
+NEVER = datetime(9999, 1, 1, tzinfo=timezone.utc)  # a delivery given up: never due again
 
 
 # --- clients -------------------------------------------------------------------------------
@@ -104,3 +107,83 @@ def code_by_hash(db: Tx, code_hash: str) -> AuthorizationCodeRow | None:
 def delete_expired_codes(db: Tx, *, expired_before: datetime) -> int:
     """Kept a while after they expire, so a replay is still recognised (and revokes its grant)."""
     return db.execute(delete(codes).where(codes.c.expires_at < expired_before)).rowcount
+
+
+def live_grants_of_sessions(db: Tx, sids: list[str]) -> list[GrantRow]:
+    if not sids:
+        return []
+    statement = select(grants).where(grants.c.sid.in_(sids), grants.c.revoked_at.is_(None))
+    return [GrantRow(*row) for row in db.read(statement)]
+
+
+def revoke_grants_of_sessions(db: Tx, sids: list[str], now: datetime) -> int:
+    if not sids:
+        return 0
+    return db.execute(update(grants).where(grants.c.sid.in_(sids), grants.c.revoked_at.is_(None))
+                      .values(revoked_at=now)).rowcount
+
+
+# --- refresh tokens ------------------------------------------------------------------------
+
+_REFRESH = select(refresh_tokens).where(refresh_tokens.c.token_hash == _p("h"))
+_USE_REFRESH = (update(refresh_tokens).where(refresh_tokens.c.token_hash == _p("h"), refresh_tokens.c.used_at.is_(None))
+                .values(used_at=_p("now")).returning(*refresh_tokens.c))
+
+
+def add_refresh_token(db: Tx, token: RefreshTokenRow) -> None:
+    db.execute(refresh_tokens.insert(), asdict(token))
+
+
+def refresh_token_by_hash(db: Tx, token_hash: str) -> RefreshTokenRow | None:
+    return first(db, _REFRESH, {"h": token_hash}, RefreshTokenRow)
+
+
+def use_refresh_token(db: Tx, token_hash: str, now: datetime) -> RefreshTokenRow | None:
+    """Mark it used and return it, once (compare-and-set: of two racing refreshes one wins)."""
+    return written(db.execute_alone(_USE_REFRESH, {"h": token_hash, "now": now}), RefreshTokenRow)
+
+
+def delete_expired_refresh_tokens(db: Tx, *, expired_before: datetime) -> int:
+    return db.execute(delete(refresh_tokens).where(refresh_tokens.c.expires_at < expired_before)).rowcount
+
+
+def delete_ended_grants(db: Tx, *, ended_before: datetime) -> int:
+    """Grants revoked long ago (their codes and refresh tokens go with them)."""
+    return db.execute(delete(grants).where(grants.c.revoked_at < ended_before)).rowcount
+
+
+# --- back-channel logout deliveries ----------------------------------------------------------
+
+def add_delivery(db: Tx, *, client_id: str, sid: str, user_id: int, now: datetime) -> None:
+    db.execute(deliveries.insert(), {"client_id": client_id, "sid": sid, "user_id": user_id, "created_at": now,
+                                     "next_attempt_at": now, "attempts": 0})
+
+
+def claim_deliveries(db: Tx, *, now: datetime, until: datetime, limit: int) -> list[LogoutDeliveryRow]:
+    """Deliveries due and not claimed by another sender, claimed until `until` (a sender that dies
+    leaves them to be claimed again then: a restart loses none)."""
+    due = (select(deliveries.c.id).where(deliveries.c.delivered_at.is_(None), deliveries.c.next_attempt_at <= now,
+                                         (deliveries.c.claimed_until.is_(None)) | (deliveries.c.claimed_until < now))
+           .order_by(deliveries.c.id).limit(limit))
+    if db.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    claimed = db.execute(update(deliveries).where(deliveries.c.id.in_(due.scalar_subquery()))
+                         .values(claimed_until=until).returning(*deliveries.c))
+    return sorted((LogoutDeliveryRow(*row) for row in claimed), key=lambda row: row.id or 0)
+
+
+def delivered(db: Tx, delivery_id: int, now: datetime) -> None:
+    db.execute(update(deliveries).where(deliveries.c.id == delivery_id)
+               .values(delivered_at=now, claimed_until=None, last_error=None))
+
+
+def delivery_failed(db: Tx, delivery_id: int, *, next_attempt_at: datetime | None, error: str) -> None:
+    """Try again at next_attempt_at; None: given up (kept, with its error, for the operator)."""
+    db.execute(update(deliveries).where(deliveries.c.id == delivery_id).values(
+        attempts=deliveries.c.attempts + 1, claimed_until=None, last_error=error[:300],
+        next_attempt_at=next_attempt_at or NEVER))
+
+
+def deliveries_of(db: Tx, user_id: int) -> list[LogoutDeliveryRow]:
+    return [LogoutDeliveryRow(*row) for row in db.read(select(deliveries).where(deliveries.c.user_id == user_id)
+                                                       .order_by(deliveries.c.id))]

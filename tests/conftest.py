@@ -178,3 +178,19 @@ def login(client, mailsink, code="TARO1234", email="taro@example.com", password=
     r = client.post("/api/login/code", json={"code": otp, "remember_device": remember})
     assert r.status_code == 200, r.text
     return r
+
+
+@pytest.fixture
+def live(make_app):
+    """Start a Tobira app served by uvicorn in a thread (oidckit.Live); stopped after the test."""
+    from oidckit import Live
+
+    servers = []
+
+    def start(**overrides):
+        servers.append(Live(make_app, **overrides))
+        return servers[-1]
+
+    yield start
+    for one in servers:
+        one.stop()

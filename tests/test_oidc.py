@@ -12,129 +12,18 @@ import base64
 import hashlib
 import json
 import secrets
-import socket
-import threading
-import time
 from datetime import timedelta
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import httpx2
 import pytest
-import uvicorn
-from authlib.integrations.httpx_client import OAuth2Client
-from joserfc import jwk, jwt
-from joserfc.jwt import JWTClaimsRegistry
 from sqlalchemy import select
 
-from server import oidc_clients, store_oidc
+from server import store_oidc
 from server.models import OAuthGrant, SecurityEvent
-from softkey import SoftKey, b64url_decode
+from softkey import SoftKey
 from conftest import PASSWORD, add_customer
-
-REDIRECT = "https://stock.example.com/callback"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Live:
-    """A Tobira app served by uvicorn in a thread, at http://localhost:<port> (its only origin)."""
-
-    def __init__(self, make_app, **overrides) -> None:
-        self.port = _free_port()
-        self.origin = f"http://localhost:{self.port}"
-        self.app = make_app(origins=(self.origin,), **overrides)
-        self.ctx = self.app.state.ctx
-        config = uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "the live server did not start"
-            time.sleep(0.02)
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-
-    def browser(self) -> httpx2.Client:
-        return httpx2.Client(base_url=self.origin, headers={"Origin": self.origin}, follow_redirects=False)
-
-    def add_client(self, *, public=False, redirect=REDIRECT, **kwargs) -> tuple[str, str | None]:
-        return self.ctx.db.run_sync(oidc_clients.add, name="Stock site", redirect_uris=[redirect], public=public,
-                                    now=self.ctx.clock(), **kwargs)
-
-    def rp(self, client_id: str, secret: str | None, scope="openid profile email tobira") -> OAuth2Client:
-        return OAuth2Client(client_id, secret, scope=scope, redirect_uri=REDIRECT, code_challenge_method="S256",
-                            token_endpoint_auth_method="none" if secret is None else "client_secret_basic")
-
-    def url(self, path: str) -> str:
-        return self.origin + path
-
-
-@pytest.fixture
-def live(make_app):
-    servers = []
-
-    def start(**overrides) -> Live:
-        servers.append(Live(make_app, **overrides))
-        return servers[-1]
-
-    yield start
-    for one in servers:
-        one.stop()
-
-
-def code_login(browser, mailsink, code="TARO1234", email="taro@example.com"):
-    r = browser.post("/api/login/password", json={"customer_code": code, "password": PASSWORD})
-    assert r.status_code == 200, r.text
-    r = browser.post("/api/login/code", json={"code": mailsink.last_code(email)})
-    assert r.status_code == 200, r.text
-
-
-def add_passkey(browser, key):
-    opts = browser.post("/api/passkeys/register/options", json={}).json()["publicKey"]
-    credential = key.create(b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"]))
-    assert browser.post("/api/passkeys/register/verify", json={"credential": credential}).status_code == 201
-
-
-def passkey_login(browser, key):
-    opts = browser.post("/api/login/passkey/options", json={}).json()["publicKey"]
-    r = browser.post("/api/login/passkey/verify", json=key.get(b64url_decode(opts["challenge"])))
-    assert r.status_code == 200, r.text
-    return r
-
-
-def authorize(live: Live, browser, rp: OAuth2Client, **extra):
-    """The authorization request as the app would make it; (Tobira's answer, the PKCE verifier, nonce)."""
-    verifier, nonce = secrets.token_urlsafe(48), secrets.token_urlsafe(16)
-    url, _state = rp.create_authorization_url(live.url("/oauth/authorize"), code_verifier=verifier, nonce=nonce,
-                                              **extra)
-    return browser.get(url), verifier, nonce
-
-
-def query_of(location: str) -> dict[str, str]:
-    return {k: v[0] for k, v in parse_qs(urlsplit(location).query).items()}
-
-
-def exchange(live: Live, rp: OAuth2Client, location: str, verifier: str) -> dict:
-    assert location.startswith(REDIRECT), location
-    return rp.fetch_token(live.url("/oauth/token"), authorization_response=location, code_verifier=verifier)
-
-
-def id_claims(live: Live, token: dict, nonce: str, client_id: str) -> dict:
-    """What a relying party checks (OpenID Connect Core §3.1.3.7), against the published keys."""
-    keys = jwk.KeySet.import_key_set(httpx2.get(live.url("/oauth/jwks")).json())
-    decoded = jwt.decode(token["id_token"], keys, algorithms=["RS256"])
-    JWTClaimsRegistry(now=int(live.ctx.clock().timestamp()), iss={"essential": True, "value": live.origin},
-                      aud={"essential": True, "value": client_id}, nonce={"essential": True, "value": nonce},
-                      exp={"essential": True}, sub={"essential": True}).validate(decoded.claims)
-    return decoded.claims
-
+from oidckit import REDIRECT, Live, add_passkey, authorize, code_login, exchange, id_claims, passkey_login, query_of
 
 # --- discovery and keys -------------------------------------------------------------------------
 

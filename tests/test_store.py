@@ -19,7 +19,8 @@ from conftest import add_customer
 ROWS = {"users": rows.UserRow, "sessions": rows.SessionRow, "one_time_codes": rows.CodeRow,
         "trusted_devices": rows.DeviceRow, "security_events": rows.EventRow, "rate_limits": rows.WindowRow,
         "credentials": rows.CredentialRow, "ceremonies": rows.CeremonyRow, "oauth_clients": rows.ClientRow,
-        "signing_keys": rows.SigningKeyRow, "oauth_grants": rows.GrantRow, "oauth_codes": rows.AuthorizationCodeRow}
+        "signing_keys": rows.SigningKeyRow, "oauth_grants": rows.GrantRow, "oauth_codes": rows.AuthorizationCodeRow,
+        "oauth_refresh_tokens": rows.RefreshTokenRow, "logout_deliveries": rows.LogoutDeliveryRow}
 
 
 def test_every_table_has_its_row_with_the_columns_in_order():

@@ -12,7 +12,7 @@ from types import MappingProxyType
 from typing import Mapping
 
 from ..accounts import EMAIL_MAX
-from ..login import NEXT_MAX
+from ..sessions import NEXT_MAX
 
 MAX_LENGTH: Mapping[str, int] = MappingProxyType({
     "customer_code": 256,

@@ -30,8 +30,11 @@ error_log = logging.getLogger("tobira.error")
 
 STATE_CHANGING = {"POST", "PUT", "PATCH", "DELETE"}
 # OpenID Connect's server-to-server endpoints: called by an app's server (or with a Bearer token),
-# never with the customer's cookies, so there is no cross-site request to forge (contract).
-NO_ORIGIN_CHECK = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo"})
+# never with the customer's cookies, so there is no cross-site request to forge (contract). And
+# /oauth/logout, which an app may POST to from its own site: it ends a session only when an ID
+# token of that very session says so, or after the customer confirms on our page (oidc_logout.py).
+NO_ORIGIN_CHECK = frozenset({"/oauth/token", "/oauth/introspect", "/oauth/revoke", "/oauth/userinfo",
+                             "/oauth/logout"})
 
 # A request id only has to be unique, not secret: a seeded PRNG, not a system call per request.
 _request_ids = random.Random().getrandbits

@@ -11,14 +11,17 @@ import base64
 import binascii
 from urllib.parse import parse_qs, unquote, urlencode
 
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from .. import oidc, oidc_tokens, store
+from .. import login, oidc, oidc_clients, oidc_grants, oidc_logout, oidc_tokens, store
 from ..context import Context
-from ..oidc import ClientCredentials, OAuthError
+from ..oidc import OAuthError
+from ..oidc_grants import ClientCredentials
 from ..oidc_clients import SCOPES
-from .auth import client
+from .auth import client, logged_in
 from .pages import render
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
@@ -47,7 +50,15 @@ async def discovery(request: Request) -> Response:
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "introspection_endpoint": f"{issuer}/oauth/introspect",
+        "revocation_endpoint": f"{issuer}/oauth/revoke",
+        "end_session_endpoint": f"{issuer}/oauth/logout",
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
+        "frontchannel_logout_supported": False,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": [oidc_tokens.ID_TOKEN_ALG],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
@@ -132,31 +143,99 @@ def _credentials(request: Request, form: dict[str, list[str]]) -> ClientCredenti
 
 async def token(request: Request) -> Response:
     ctx = _ctx(request)
+    now, ip = ctx.clock(), client(request).ip
     try:
         form = await _form(request)
         credentials = _credentials(request, form)
         grant_type = _one(form, "grant_type")
-        if grant_type != "authorization_code":
-            raise OAuthError("unsupported_grant_type", "grant_type: authorization_code")
-        code, redirect_uri, verifier = _one(form, "code"), _one(form, "redirect_uri"), _one(form, "code_verifier")
-        if not code:
-            raise OAuthError("invalid_request", "code is missing")
-        now = ctx.clock()
-        exchanged = await ctx.db.run(oidc.redeem_code, credentials, code=code, redirect_uri=redirect_uri,
-                                     code_verifier=verifier, now=now, ip=client(request).ip)
+        if grant_type == "authorization_code":
+            code = _one(form, "code")
+            if not code:
+                raise OAuthError("invalid_request", "code is missing")
+            granted = await ctx.db.run(oidc_grants.redeem_code, credentials, code=code,
+                                       redirect_uri=_one(form, "redirect_uri"),
+                                       code_verifier=_one(form, "code_verifier"), now=now, ip=ip)
+        elif grant_type == "refresh_token":
+            refresh_token = _one(form, "refresh_token")
+            if not refresh_token:
+                raise OAuthError("invalid_request", "refresh_token is missing")
+            granted = await ctx.db.run(oidc_grants.refresh, credentials, token=refresh_token,
+                                       scope=_one(form, "scope"), now=now, ip=ip)
+        else:
+            raise OAuthError("unsupported_grant_type", "grant_type: authorization_code or refresh_token")
     except OAuthError as exc:
         return _oauth_error(exc)
     keys = await ctx.keys.current()
-    issuer, grant, user = ctx.settings.oidc_issuer, exchanged.grant, exchanged.user
+    issuer, grant, user = ctx.settings.oidc_issuer, granted.grant, granted.user
     body = {
         "access_token": oidc_tokens.access_token(keys, issuer=issuer, grant=grant, user=user, now=now),
         "token_type": "Bearer",
         "expires_in": int(oidc_tokens.TOKEN_LIFE.total_seconds()),
         "scope": grant.scope,
-        "id_token": oidc_tokens.id_token(keys, issuer=issuer, grant=grant, user=user, nonce=exchanged.nonce,
+        "id_token": oidc_tokens.id_token(keys, issuer=issuer, grant=grant, user=user, nonce=granted.nonce,
                                          settings=ctx.settings, now=now),
     }
+    if granted.refresh_token is not None:
+        body["refresh_token"] = granted.refresh_token
     return JSONResponse(body, headers=NO_STORE)
+
+
+async def _confidential_call(request: Request) -> tuple[oidc_clients.App, str]:
+    """An introspection or revocation request: a confidential client, authenticated, and its token."""
+    ctx = _ctx(request)
+    form = await _form(request)
+    credentials = _credentials(request, form)
+    app = await ctx.db.run(oidc_grants.authenticate, credentials, confidential=True)
+    token_value = _one(form, "token")
+    if not token_value:
+        raise OAuthError("invalid_request", "token is missing")
+    return app, token_value
+
+
+async def _grant_of(ctx: Context, token_value: str) -> tuple[str | None, dict | None]:
+    """(the grant id, the access token's claims) of a token: an access token we signed and that has
+    not expired, or a refresh token still usable; (None, None) for anything else."""
+    now = ctx.clock()
+    claims = oidc_tokens.read_access_token(await ctx.keys.current(), token_value, issuer=ctx.settings.oidc_issuer,
+                                           now=now) if token_value.count(".") == 2 else None
+    if claims is not None:
+        return claims[oidc_tokens.GRANT_CLAIM], claims
+    grant = await ctx.db.run(oidc_grants.grant_of_refresh_token, token_value, now)
+    return (grant.id if grant else None), None
+
+
+async def introspect(request: Request) -> Response:
+    """RFC 7662: whether a token is active now, and what it stands for (for the broker's APIs)."""
+    ctx = _ctx(request)
+    try:
+        _app, token_value = await _confidential_call(request)
+    except OAuthError as exc:
+        return _oauth_error(exc)
+    grant_id, claims = await _grant_of(ctx, token_value)
+    grant = await ctx.db.run(oidc_grants.live_grant, grant_id) if grant_id else None
+    if grant is None:
+        return JSONResponse({"active": False}, headers=NO_STORE)
+    body: dict = {"active": True, "client_id": grant.client_id, "scope": grant.scope,
+                  "auth_time": int(grant.auth_time.timestamp()), "amr": grant.amr.split(), "iss": ctx.settings.oidc_issuer}
+    if grant.acr:
+        body["acr"] = grant.acr
+    if claims is not None:
+        body.update(token_type="Bearer", sub=claims["sub"], exp=claims["exp"], iat=claims["iat"], jti=claims["jti"])
+    else:
+        body["token_type"] = "refresh_token"
+    return JSONResponse(body, headers=NO_STORE)
+
+
+async def revoke(request: Request) -> Response:
+    """RFC 7009: 200 whether or not the token was known (§2.2)."""
+    ctx = _ctx(request)
+    try:
+        app, token_value = await _confidential_call(request)
+    except OAuthError as exc:
+        return _oauth_error(exc)
+    grant_id, _claims = await _grant_of(ctx, token_value)
+    await ctx.db.run(oidc_grants.revoke, app, grant_id, now=ctx.clock(), ip=client(request).ip)
+    return Response(status_code=200, headers=NO_STORE)
 
 
 async def userinfo(request: Request) -> Response:
@@ -175,7 +254,7 @@ async def userinfo(request: Request) -> Response:
         return _bearer_error("invalid_token")
 
     def read(db):
-        grant = oidc.live_grant(db, claims[oidc_tokens.GRANT_CLAIM])
+        grant = oidc_grants.live_grant(db, claims[oidc_tokens.GRANT_CLAIM])
         return (grant, store.user_by_id(db, grant.user_id)) if grant else (None, None)
 
     grant, user = await ctx.db.run(read)
@@ -197,3 +276,66 @@ def _bearer_error(error: str | None) -> Response:
     challenge = 'Bearer realm="tobira"' + (f', error="{error}"' if error else "")
     return JSONResponse({"error": error or "invalid_request", "error_description": "a valid access token is required"},
                         status_code=401, headers={**NO_STORE, "WWW-Authenticate": challenge})
+
+
+CONFIRM_SECONDS = 600
+
+
+def _confirmations(request: Request) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(_ctx(request).settings.secret_key, salt="tobira.oauth-logout")
+
+
+async def logout(request: Request) -> Response:
+    """RP-initiated logout: end the customer's session when an ID token of that session asks, or
+    once the customer confirms on our page (a bare link from anywhere must not log anyone out);
+    then back to the app's registered post-logout URI, or our own "logged out" page."""
+    ctx = _ctx(request)
+    if request.method == "POST":
+        try:
+            params = await _form(request)
+        except OAuthError as exc:
+            return _logout_error(request, exc)
+    else:
+        params = parse_qs(request.url.query, keep_blank_values=True)
+    keys = await ctx.keys.current()
+    try:
+        asked = await ctx.db.run(oidc_logout.parse_logout, params, keys, issuer=ctx.settings.oidc_issuer,
+                                 now=ctx.clock())
+    except OAuthError as exc:
+        return _logout_error(request, exc)
+    session = await logged_in(request)
+    confirmed = session is not None and _confirmed(request, params, session.id_hash)
+    if session is not None and not (asked.names(session) or confirmed):
+        hidden = {k: v[0] for k, v in params.items() if k in ("id_token_hint", "client_id", "post_logout_redirect_uri",
+                                                              "state", "ui_locales") and v}
+        hidden["confirm"] = _confirmations(request).dumps(session.id_hash)
+        response = render(request, "logout_confirm.html", hidden=hidden, app_name=asked.app.name if asked.app else None)
+        response.headers.update(NO_STORE)
+        return response
+    if session is not None:
+        await login.logout(ctx, session, client(request))
+        ctx.logouts.wake()
+    back = asked.back_to_app()
+    # After our own confirmation form, a link back, not a redirect: our pages allow forms to lead
+    # only to ourselves (CSP form-action), and a browser holds a form's redirect to that too.
+    response = (RedirectResponse(back, status_code=303, headers=NO_STORE) if back and not confirmed
+                else render(request, "logged_out.html", back=back, app_name=asked.app.name if asked.app else None))
+    request.app.state.cookies.clear_session(response)
+    return response
+
+
+def _confirmed(request: Request, params: dict[str, list[str]], session_hash: str) -> bool:
+    """The customer pressed "log out" on our confirmation page, for this session, a moment ago."""
+    token = (params.get("confirm") or [""])[0]
+    if request.method != "POST" or not token:
+        return False
+    try:
+        return _confirmations(request).loads(token, max_age=CONFIRM_SECONDS) == session_hash
+    except BadSignature:
+        return False
+
+
+def _logout_error(request: Request, exc: OAuthError) -> Response:
+    response = render(request, "oauth_error.html", status_code=400, error=exc.error, description=exc.description)
+    response.headers.update(NO_STORE)
+    return response

@@ -74,9 +74,38 @@ def upgrade() -> None:
     )
     op.create_index('ix_oauth_codes_grant_id', 'oauth_codes', ['grant_id'])
     op.create_index('ix_oauth_codes_expires_at', 'oauth_codes', ['expires_at'])
+    op.create_table(
+        'oauth_refresh_tokens',
+        sa.Column('token_hash', sa.String(length=64), primary_key=True),
+        sa.Column('grant_id', sa.String(length=43), sa.ForeignKey('oauth_grants.id', ondelete='CASCADE'),
+                  nullable=False),
+        sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
+        sa.Column('expires_at', server.models.UTCDateTime(), nullable=False),
+        sa.Column('used_at', server.models.UTCDateTime(), nullable=True),
+    )
+    op.create_index('ix_oauth_refresh_tokens_grant_id', 'oauth_refresh_tokens', ['grant_id'])
+    op.create_index('ix_oauth_refresh_tokens_expires_at', 'oauth_refresh_tokens', ['expires_at'])
+    op.create_table(
+        'logout_deliveries',
+        sa.Column('id', sa.Integer(), primary_key=True),
+        sa.Column('client_id', sa.String(length=43), sa.ForeignKey('oauth_clients.client_id', ondelete='CASCADE'),
+                  nullable=False),
+        sa.Column('sid', sa.String(length=43), nullable=False),
+        sa.Column('user_id', sa.Integer(), sa.ForeignKey('users.id', ondelete='CASCADE'), nullable=False),
+        sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
+        sa.Column('next_attempt_at', server.models.UTCDateTime(), nullable=False),
+        sa.Column('attempts', sa.Integer(), nullable=False),
+        sa.Column('claimed_until', server.models.UTCDateTime(), nullable=True),
+        sa.Column('delivered_at', server.models.UTCDateTime(), nullable=True),
+        sa.Column('last_error', sa.String(length=300), nullable=True),
+    )
+    op.create_index('ix_logout_deliveries_user_id', 'logout_deliveries', ['user_id'])
+    op.create_index('ix_logout_deliveries_next_attempt_at', 'logout_deliveries', ['next_attempt_at'])
 
 
 def downgrade() -> None:
+    op.drop_table('logout_deliveries')
+    op.drop_table('oauth_refresh_tokens')
     op.drop_table('oauth_codes')
     op.drop_table('oauth_grants')
     op.drop_table('signing_keys')
