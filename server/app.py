@@ -70,12 +70,12 @@ def routes() -> list:
         Route("/auth/check", api.auth_check, methods=["GET"]),
         Route("/.well-known/openid-configuration", oauth.discovery, methods=["GET"]),
         Route("/oauth/jwks", oauth.jwks, methods=["GET"]),
-        Route("/oauth/authorize", oauth.authorize, methods=["GET"]),
+        Route("/oauth/authorize", oauth.authorization, methods=["GET"]),
         Route("/oauth/token", oauth.token, methods=["POST"]),
         Route("/oauth/userinfo", oauth.userinfo, methods=["GET", "POST"]),
         Route("/oauth/introspect", oauth.introspect, methods=["POST"]),
         Route("/oauth/revoke", oauth.revoke, methods=["POST"]),
-        Route("/oauth/logout", oauth.logout, methods=["GET", "POST"]),
+        Route("/oauth/logout", oauth.end_session, methods=["GET", "POST"]),
         Mount("/static", app=pages.VersionedStatic(directory=str(pages.STATIC)), name="static"),
     ]
 

@@ -31,6 +31,7 @@ from .errors import (ACCOUNT_LOCKED, CEREMONY_EXPIRED, CODE_EXHAUSTED, CODE_EXPI
                      PASSKEY_ON_HOLD, PASSKEY_REJECTED, PASSKEY_REQUIRED, PAYLOAD_TOO_LARGE, RATE_LIMITED,
                      RESEND_TOO_SOON, STEP_UP_REQUIRED, UNAVAILABLE, UNKNOWN_CREDENTIAL, UNSUPPORTED_MEDIA_TYPE, Answer,
                      ErrorCode)
+from . import openapi_oauth
 from .openapi_components import checked, components, error_or_ref, obj, ref
 from .policy import IMPORTANT_OPERATIONS
 from .verify import MAX_CREDENTIAL_ID, b64_length
@@ -53,7 +54,9 @@ def document(*, origins: tuple[str, ...], session_cookie: str, device_cookie: st
                 '`{"error": {"code", "message", ...}}` with the message in the request\'s language '
                 "(`?lang=en` or an English Accept-Language; Japanese otherwise). State-changing requests "
                 "must carry an `Origin` header equal to a configured origin (else 403 `csrf_rejected`), "
-                "as browsers send it. Every answer carries `Cache-Control: no-store`."),
+                "as browsers send it. Every answer carries `Cache-Control: no-store`. The OpenID Connect "
+                "endpoints (tag openid-connect) speak OAuth instead: form-encoded bodies and "
+                '`{"error", "error_description"}` errors, as their specifications say.'),
         },
         "servers": [{"url": "/"}],
         "tags": [
@@ -63,10 +66,17 @@ def document(*, origins: tuple[str, ...], session_cookie: str, device_cookie: st
             {"name": "passkeys", "description": "The customer's passkeys"},
             {"name": "decisions", "description": "May this session do an important operation?"},
             {"name": "operations", "description": "Health checks and this document"},
+            openapi_oauth.TAG,
         ],
-        "paths": _paths(origins, device_cookie),
-        "components": components(session_cookie=session_cookie),
+        "paths": {**_paths(origins, device_cookie), **openapi_oauth.paths()},
+        "components": _with_oauth(components(session_cookie=session_cookie)),
     }
+
+
+def _with_oauth(parts: dict) -> dict:
+    parts["securitySchemes"].update(openapi_oauth.SECURITY_SCHEMES)
+    parts["schemas"].update(openapi_oauth.schemas())
+    return parts
 
 
 def _version() -> str:

@@ -28,14 +28,18 @@ METHODS = {"get", "post", "put", "patch", "delete"}
 
 
 def json_routes(app) -> dict[tuple[str, str], str]:
-    """(path, method) -> handler name, for every route answered by server/web/api.py (HEAD rides on GET)."""
+    """(path, method) -> handler name, for every route answered by server/web/api.py and the OpenID
+    Connect endpoints of server/web/oauth.py (HEAD rides on GET; where one handler answers GET and
+    POST, the POST operation's id is the name + "_post": operation ids are unique)."""
     found = {}
     for route in app.routes:
         endpoint = getattr(route, "endpoint", None)
-        if getattr(endpoint, "__module__", None) != "server.web.api":
+        if getattr(endpoint, "__module__", None) not in ("server.web.api", "server.web.oauth"):
             continue
-        for method in route.methods - {"HEAD"}:
-            found[(route.path, method.lower())] = endpoint.__name__
+        methods = route.methods - {"HEAD"}
+        for method in methods:
+            suffix = "_post" if method == "POST" and len(methods) > 1 else ""
+            found[(route.path, method.lower())] = endpoint.__name__ + suffix
     return found
 
 
@@ -51,7 +55,8 @@ def described(doc: dict) -> dict[tuple[str, str], str]:
 def test_every_json_route_is_described_and_nothing_else(app, client):
     doc = client.get("/openapi.json").json()
     routes = json_routes(app)
-    assert {("/openapi.json", "get"), ("/auth/check", "get"), ("/api/authorize", "post")} <= set(routes)
+    assert {("/openapi.json", "get"), ("/auth/check", "get"), ("/api/authorize", "post"),
+            ("/oauth/token", "post"), ("/.well-known/openid-configuration", "get")} <= set(routes)
     missing = sorted(set(routes) - set(described(doc)))
     assert not missing, f"routes with no description in server/openapi.py: {missing}"
     extra = sorted(set(described(doc)) - set(routes))
@@ -137,7 +142,12 @@ def test_every_error_answer_names_codes_declared_at_its_status():
                     response = doc["components"]["responses"][response["$ref"].rsplit("/", 1)[1]]
                 if int(status) < 400:
                     continue
+                if "text/html" in response.get("content", {}):  # the OpenID Connect endpoints' error pages
+                    continue
                 schema = response["content"]["application/json"]["schema"]
+                if schema == {"$ref": "#/components/schemas/OAuthError"}:  # OAuth's own errors, not ours
+                    assert "openid-connect" in op["tags"]
+                    continue
                 for body in schema.get("oneOf", [schema]):
                     error = body["properties"]["error"]
                     for code in error["properties"]["code"]["enum"]:
@@ -282,9 +292,12 @@ def test_every_answer_of_a_customers_day_conforms(client, customer, mailsink, cl
     check(post("/api/login/password", content=b"{" + b" " * 70_000 + b"}",
                headers={"Content-Type": "application/json"}), 413, "payload_too_large")
     check(post("/api/login/password", json={"customer_code": 1234, "password": PASSWORD}), 422, "invalid_request")
-    # Every operation's success answer was among them.
+    # Every operation's success answer was among them (the OpenID Connect endpoints' day is an
+    # app's, in tests/test_oidc*.py; schemathesis below holds their answers to the document).
     succeeded = {(path, method) for path, method, status in check.seen if status < 300}
-    assert succeeded == set(described(check.doc)), set(described(check.doc)) - succeeded
+    api = {(path, method) for (path, method) in described(check.doc)
+           if "openid-connect" not in check.doc["paths"][path][method]["tags"]}
+    assert succeeded == api, api - succeeded
 
 
 # --- schemathesis against a live server -------------------------------------------------------
@@ -312,8 +325,14 @@ parameters = {{ passkey_id = "{passkey_id}" }}
 # Operations without an Origin parameter get the header a browser sends anyway, so an undeclared
 # PUT is answered by the router (405), not by the CSRF check in front of it (403).
 [[operations]]
-include-operation-id = ["healthz", "readyz"]
+include-operation-id = ["healthz", "readyz", "discovery", "jwks", "authorization"]
 headers = {{ Origin = "{origin}" }}
+
+# OpenID Connect: a request of the right shape still names no registered app, code or token, and
+# the specs answer that with 400 (an error page, or invalid_request / invalid_grant) or 401.
+[[operations]]
+include-tag = "openid-connect"
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401"]
 """
 
 # Every check schemathesis has (a 405 for an undeclared method must carry `Allow`: server/app.py).

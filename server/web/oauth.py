@@ -72,15 +72,15 @@ async def discovery(request: Request) -> Response:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
-    }, headers={"Cache-Control": "public, max-age=300"})
+    })
 
 
 async def jwks(request: Request) -> Response:
     keys = await _ctx(request).keys.current()
-    return JSONResponse(keys.jwks, headers={"Cache-Control": "public, max-age=300"})
+    return JSONResponse(keys.jwks)
 
 
-async def authorize(request: Request) -> Response:
+async def authorization(request: Request) -> Response:
     ctx = _ctx(request)
     params = parse_qs(request.url.query, keep_blank_values=True)
     session_hash = request.app.state.cookies.session_hash(request)
@@ -285,7 +285,7 @@ def _confirmations(request: Request) -> URLSafeTimedSerializer:
     return URLSafeTimedSerializer(_ctx(request).settings.secret_key, salt="tobira.oauth-logout")
 
 
-async def logout(request: Request) -> Response:
+async def end_session(request: Request) -> Response:
     """RP-initiated logout: end the customer's session when an ID token of that session asks, or
     once the customer confirms on our page (a bare link from anywhere must not log anyone out);
     then back to the app's registered post-logout URI, or our own "logged out" page."""
