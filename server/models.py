@@ -261,6 +261,10 @@ class SigningKey(SQLModel, table=True):
     """A key that signs ID tokens and access tokens; every instance reads the same ones."""
 
     __tablename__ = "signing_keys"
+    # One key in use per algorithm: two instances starting at once cannot both make one (the
+    # second's insert fails, and it reads the first's; oidc_keys.KeyRing).
+    __table_args__ = (Index("ix_signing_keys_in_use", "alg", unique=True, sqlite_where=text("retired_at IS NULL"),
+                            postgresql_where=text("retired_at IS NULL")),)
 
     kid: str = Field(sa_column=Column(String(64), primary_key=True))
     alg: str = Field(sa_column=Column(String(10), nullable=False))

@@ -20,6 +20,7 @@ from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc import jwk
+from sqlalchemy.exc import IntegrityError
 
 from . import store_oidc
 from .db import Database, Tx
@@ -78,8 +79,8 @@ def load(rows: list[SigningKeyRow], secret_key: str) -> Keys:
 
 
 def ensure(db: Tx, secret_key: str, now: datetime) -> None:
-    """Make a key for each algorithm that has none in use (the first start; two instances starting
-    at once may both make one: both are published, the newer signs)."""
+    """Make a key for each algorithm that has none in use (the first start; of two instances
+    starting at once, one makes them: the table allows one key in use per algorithm)."""
     rows = store_oidc.signing_keys(db, retired_after=now)
     have = {row.alg for row in rows if row.retired_at is None}
     for alg in ALGORITHMS:
@@ -111,7 +112,10 @@ class KeyRing:
             return self._keys
         async with self._lock:
             if self._keys is None or time.monotonic() - self._read_at >= CACHE_SECONDS:
-                self._keys = await self._database.run(self._read)
+                try:
+                    self._keys = await self._database.run(self._read)
+                except IntegrityError:  # another instance made the first keys at this moment: read those
+                    self._keys = await self._database.run(self._read)
                 self._read_at = time.monotonic()
         return self._keys
 

@@ -7,6 +7,7 @@ import secrets
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import httpx2
@@ -109,3 +110,36 @@ def id_claims(live: Live, token: dict, nonce: str, client_id: str) -> dict:
                       aud={"essential": True, "value": client_id}, nonce={"essential": True, "value": nonce},
                       exp={"essential": True}, sub={"essential": True}).validate(decoded.claims)
     return decoded.claims
+
+
+class Receiver:
+    """An app's back-channel logout endpoint: keeps every logout token posted to it."""
+
+    def __init__(self, status: int = 200) -> None:
+        self.tokens: list[str] = []
+        self.status = status
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+                receiver.tokens.append(parse_qs(body)["logout_token"][0])
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}/backchannel"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait(self, count: int, timeout: float = 15) -> list[str]:
+        deadline = time.monotonic() + timeout
+        while len(self.tokens) < count:
+            assert time.monotonic() < deadline, f"{len(self.tokens)} logout tokens, not {count}"
+            time.sleep(0.05)
+        return self.tokens
+
+    def close(self) -> None:
+        self.server.shutdown()

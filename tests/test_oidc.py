@@ -381,3 +381,15 @@ def test_grants_are_kept_per_app_customer_and_session(issued):
     exchange(server, rp, location, verifier)
     grants = server.ctx.db.run_sync(lambda d: list(d.execute(select(OAuthGrant))))
     assert len(grants) == 1 and grants[0].client_id == client_id and grants[0].sid and grants[0].revoked_at is None
+
+
+def test_one_key_in_use_per_algorithm_even_when_two_instances_start_at_once(app, clock):
+    """Two instances making the first keys at once: the table takes one RS256 key in use, the
+    second insert fails (KeyRing then reads the first's), so every instance signs with the same key."""
+    from sqlalchemy.exc import IntegrityError
+    from server import oidc_keys
+    db, secret = app.state.ctx.db, app.state.ctx.settings.secret_key
+    db.run_sync(oidc_keys.ensure, secret, clock())
+    with pytest.raises(IntegrityError):
+        db.run_sync(lambda d: store_oidc.add_signing_key(d, oidc_keys.new_key("RS256", secret, clock())))
+    assert len(db.run_sync(store_oidc.signing_keys, retired_after=clock())) == 2

@@ -151,3 +151,52 @@ def test_parallel_verifies_of_one_assertion_give_exactly_one_session(instances, 
     with ThreadPoolExecutor(10) as pool:
         codes = list(pool.map(verify, range(10)))
     assert codes.count(200) == 1 and set(codes) <= {200, 400}, codes
+
+
+def test_single_sign_on_across_instances(instances, mailsink, tmp_path, database_url):
+    """Authorize on A, exchange the code on B, refresh on A, log out on B: the app's back-channel
+    logout arrives once (both instances' senders share one queue)."""
+    import base64
+    import hashlib
+    import re
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from oidckit import Receiver
+
+    (a, b_url), origin = instances
+    receiver = Receiver()
+    try:
+        env = {**{k: v for k, v in os.environ.items() if not k.startswith("TOBIRA_")},
+               "TOBIRA_DATA_DIR": str(tmp_path), "TOBIRA_DATABASE_URL": database_url,
+               "TOBIRA_ORIGIN": origin, "TOBIRA_SECRET_KEY": secrets.token_urlsafe(40)}  # (apps are not encrypted)
+        out = subprocess.run([sys.executable, "-m", "server", "client", "add", "Stock site", "--redirect-uri",
+                              "https://stock.example.com/cb", "--backchannel-logout-uri", receiver.uri],
+                             env=env, cwd=tmp_path, check=True, capture_output=True, text=True).stdout
+        client_id = re.search(r"^client_id: (\S+)$", out, re.M).group(1)
+        secret = re.search(r"^client_secret: (\S+)$", out, re.M).group(1)
+        browser = Browser(origin)
+        log_in_with_code(browser, a, b_url, mailsink)
+        verifier = secrets.token_urlsafe(48)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = urlencode({"client_id": client_id, "redirect_uri": "https://stock.example.com/cb",
+                           "response_type": "code", "scope": "openid offline_access", "state": "s",
+                           "code_challenge": challenge, "code_challenge_method": "S256"})
+        r = browser.get(a, f"/oauth/authorize?{query}")
+        assert r.status_code == 303, r.text
+        code = parse_qs(urlsplit(r.headers["location"]).query)["code"][0]
+        r = httpx.post(b_url + "/oauth/token", auth=(client_id, secret), data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": "https://stock.example.com/cb",
+            "code_verifier": verifier})
+        assert r.status_code == 200, r.text
+        r = httpx.post(a + "/oauth/token", auth=(client_id, secret),
+                       data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]})
+        assert r.status_code == 200, r.text
+        assert browser.post(b_url, "/api/logout").status_code == 204
+        receiver.wait(1)
+        time.sleep(7)  # both senders have looked at the queue since (they poll every 5 s)
+        assert len(receiver.tokens) == 1
+        r = httpx.post(a + "/oauth/token", auth=(client_id, secret),
+                       data={"grant_type": "refresh_token", "refresh_token": r.json()["refresh_token"]})
+        assert r.json()["error"] == "invalid_grant"
+    finally:
+        receiver.close()

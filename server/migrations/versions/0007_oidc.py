@@ -44,6 +44,8 @@ def upgrade() -> None:
         sa.Column('created_at', server.models.UTCDateTime(), nullable=False),
         sa.Column('retired_at', server.models.UTCDateTime(), nullable=True),
     )
+    op.create_index('ix_signing_keys_in_use', 'signing_keys', ['alg'], unique=True,
+                    sqlite_where=sa.text('retired_at IS NULL'), postgresql_where=sa.text('retired_at IS NULL'))
     op.create_table(
         'oauth_grants',
         sa.Column('id', sa.String(length=43), primary_key=True),
