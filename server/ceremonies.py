@@ -197,6 +197,11 @@ async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: s
             # answerable, but one cookie looping cannot pile up rows.
             store.keep_newest_ceremonies(batch, session_id_hash=row.id_hash, kind="login",
                                          keep=LOGIN_CEREMONIES_KEPT - 1)
+            # This browser was here before (another login page, another app's request): where
+            # this login lands is where the newest ask says.
+            wanted = safe_next(next_path)
+            if wanted and wanted != row.next_path:
+                store.set_next_path(batch, row.id_hash, wanted)
         challenge = _store_ceremony(batch, ctx, kind="login", session_id_hash=row.id_hash, user_id=None)
         write_together(db, batch)
         public_key = {**_login_options(ctx.settings.rp_id, ctx.settings.rp_name), "challenge": websafe_encode(challenge),

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Mapping
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
 from . import oidc_claims, oidc_clients, policy, sessions, store_oidc
 from .config import Settings
@@ -257,3 +257,26 @@ def _come_back(params: Mapping[str, list[str]], now: datetime) -> str:
     if len(path) > sessions.NEXT_MAX:
         raise OAuthError("invalid_request", f"the request is too long to come back after the login ({sessions.NEXT_MAX})")
     return path
+
+
+@dataclass(frozen=True)
+class AppAsking:
+    """What the login page tells the customer when an app sent them: which app, and whether only
+    a passkey login will do for it."""
+
+    name: str
+    passkey_required: bool
+
+
+def app_asking(db: Tx, next_path: str | None, *, settings: Settings, now: datetime) -> AppAsking | None:
+    """The app behind a login's `next`, when it is an authorization request of a registered app."""
+    if not next_path or not next_path.startswith("/oauth/authorize?"):
+        return None
+    params = parse_qs(next_path.split("?", 1)[1])
+    client_id = (params.get("client_id") or [""])[0]
+    app = oidc_clients.find(db, client_id) if client_id else None
+    if app is None:
+        return None
+    asked = set((params.get("acr_values") or [""])[0].split()) & set(oidc_claims.ACR_VALUES)
+    required = bool(asked) or (app.require_passkey and policy.passkeys_mandatory(settings, now))
+    return AppAsking(app.name, required)

@@ -169,6 +169,7 @@ _DELETE_SESSION = delete(sessions).where(sessions.c.id_hash == _p("h"))
 _TAKE_SESSION = _DELETE_SESSION.returning(*sessions.c)
 _END_FOR_NEXT = _DELETE_SESSION.returning(sessions.c.next_path)
 _TOUCH = update(sessions).where(sessions.c.id_hash == _p("h")).values(last_seen_at=_p("when"))
+_SET_NEXT = update(sessions).where(sessions.c.id_hash == _p("h")).values(next_path=_p("next"))
 
 
 def add_session(db: Writer, session: SessionRow) -> None:
@@ -214,6 +215,10 @@ def end_session_for_next(batch: Batch, id_hash: str) -> None:
 def touch_session(db: Tx, id_hash: str, when: datetime) -> None:
     """The idle clock: alone, as it is whole by itself and a read may be all the call does else."""
     db.execute_alone(_TOUCH, {"h": id_hash, "when": when})
+
+
+def set_next_path(db: Writer, id_hash: str, next_path: str) -> None:
+    db.execute(_SET_NEXT, {"h": id_hash, "next": next_path})
 
 
 def delete_expired_session(db: Tx, id_hash: str) -> None:

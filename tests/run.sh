@@ -8,6 +8,10 @@ python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
 
+# The OpenID Connect browser test's relying party is openid-client (Node), from the npm registry,
+# at the versions package-lock.json pins.
+(cd e2e/oidc-rp && npm ci --no-audit --no-fund --loglevel=error)
+
 # Browser tests drive Debian's Chromium (Playwright's own browser download is not used); the
 # CJK font makes their screenshots of Japanese pages readable; the forward-auth test runs nginx.
 missing=""

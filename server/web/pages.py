@@ -13,7 +13,7 @@ from starlette.templating import Jinja2Templates
 
 from fido2.utils import websafe_encode
 
-from .. import accounts, passkeys, policy, sessions
+from .. import accounts, oidc, passkeys, policy, sessions
 from ..messages import mask_email
 from ..config import JST
 from ..context import Context
@@ -92,7 +92,9 @@ async def login_page(request: Request) -> Response:
     next_path = request.query_params.get("next")
     if await logged_in(request) and not next_path:
         return RedirectResponse(_with_lang(request, "/account"), status_code=303)
-    return render(request, "login.html", next_path=next_path or "")
+    ctx = _ctx(request)
+    asking = await ctx.db.run(oidc.app_asking, next_path, settings=ctx.settings, now=ctx.clock())
+    return render(request, "login.html", next_path=next_path or "", asking=asking)
 
 
 async def code_page(request: Request) -> Response:

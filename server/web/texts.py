@@ -7,6 +7,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "site.lang_switch": ("English", "日本語"),
     "login.title": ("ログイン", "Log in"),
     "login.lead": ("お客様コードとパスワードを入力してください。", "Enter your customer code and password."),
+    "login.for_app": ("「{app}」をご利用いただくためのログインです。", "Log in to continue to {app}."),
+    "login.passkey_required": ("このサービスにはパスキーでのログインが必要です。", "This service needs a login with a passkey."),
     "login.customer_code": ("お客様コード", "Customer code"),
     "login.password": ("パスワード", "Password"),
     "login.submit": ("ログイン", "Log in"),
