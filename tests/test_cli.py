@@ -196,3 +196,50 @@ def test_events_prints_json_lines_oldest_first(run, live_customer):
     assert "correct horse battery" not in r.stdout
     r = run("events", "NOBODY99")
     assert r.returncode == 1 and r.stderr.strip() == "tobira: no customer with code NOBODY99"
+
+
+# --- the broker's apps (OpenID Connect) ----------------------------------------------------------
+
+def test_client_add_list_rotate_remove(run):
+    r = run("client", "add", "Stock site", "--redirect-uri", "https://stock.example.com/cb",
+            "--redirect-uri", "https://stock.example.com/cb2", "--post-logout-redirect-uri", "https://stock.example.com/",
+            "--backchannel-logout-uri", "https://stock.example.com/bc", "--require-passkey", "--scope", "openid email")
+    assert r.returncode == 0, r.stderr
+    made = fields(r.stdout)
+    assert set(made) == {"client_id", "client_secret"} and len(made["client_secret"]) >= 43
+    r = run("client", "add", "App", "--public", "--redirect-uri", "jp.example.broker:/cb")
+    assert r.returncode == 0 and set(fields(r.stdout)) == {"client_id"}  # a public client has no secret
+    listed = [json.loads(line) for line in run("client", "list").stdout.splitlines()]
+    assert [a["name"] for a in listed] == ["Stock site", "App"]
+    assert listed[0]["redirect_uris"] == ["https://stock.example.com/cb", "https://stock.example.com/cb2"]
+    assert listed[0]["require_passkey"] is True and listed[0]["scopes"] == "openid email"
+    assert made["client_secret"] not in run("client", "list").stdout  # never shown again, nor its hash
+    r = run("client", "rotate-secret", made["client_id"])
+    assert r.returncode == 0 and fields(r.stdout)["client_secret"] != made["client_secret"]
+    r = run("client", "rotate-secret", listed[1]["client_id"])
+    assert r.returncode == 1 and "public client" in r.stderr
+    assert run("client", "remove", made["client_id"]).returncode == 0
+    assert [a["name"] for a in map(json.loads, run("client", "list").stdout.splitlines())] == ["App"]
+    r = run("client", "remove", made["client_id"])
+    assert r.returncode == 1 and "no client" in r.stderr
+
+
+@pytest.mark.parametrize("args, words", [
+    (("--redirect-uri", "http://stock.example.com/cb"), "https"),  # plain http only to localhost
+    (("--redirect-uri", "https://stock.example.com/cb#frag"), "fragment"),
+    (("--redirect-uri", "jp.example.broker:/cb"), "public client"),  # private-use schemes: native apps only
+    (("--redirect-uri", "https://a.example/cb", "--scope", "profile"), "openid"),
+    (("--redirect-uri", "https://a.example/cb", "--scope", "openid admin"), "admin"),
+    (("--redirect-uri", "https://a.example/cb", "--backchannel-logout-uri", "http://a.example/bc"), "https"),
+])
+def test_client_add_refusals_are_one_line(run, args, words):
+    r = run("client", "add", "Bad", *args)
+    assert r.returncode == 1 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert run("client", "list").stdout == ""  # nothing half-written
+
+
+def test_keys_rotate_prints_the_new_kids(run):
+    r = run("keys", "rotate")
+    assert r.returncode == 0 and r.stdout.startswith("new signing keys: ")
+    again = run("keys", "rotate")
+    assert again.stdout != r.stdout
