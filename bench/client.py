@@ -20,17 +20,19 @@ class ProtocolError(Exception):
 
 
 # The response headers this client acts on (names are case-insensitive; values end at the line).
-_HEADERS = re.compile(rb"\r\n(content-length|transfer-encoding|set-cookie|connection)[ \t]*:[ \t]*([^\r]*)", re.I)
+_HEADERS = re.compile(rb"\r\n(content-length|transfer-encoding|set-cookie|connection|location)[ \t]*:[ \t]*([^\r]*)",
+                      re.I)
 
 
 class Response:
-    __slots__ = ("status", "cookies", "body", "close")
+    __slots__ = ("status", "cookies", "body", "close", "location")
 
-    def __init__(self, status: int, cookies: list[str], body: bytes, close: bool) -> None:
+    def __init__(self, status: int, cookies: list[str], body: bytes, close: bool, location: str | None = None) -> None:
         self.status = status
         self.cookies = cookies  # raw Set-Cookie values
         self.body = body
         self.close = close  # the server said Connection: close
+        self.location = location  # a redirect's target
 
     def json(self):
         return json.loads(self.body)
@@ -39,13 +41,14 @@ class Response:
 class _Head:
     """What a response's header block says about the body, the cookies and the connection."""
 
-    __slots__ = ("status", "length", "chunked", "cookies", "close")
+    __slots__ = ("status", "length", "chunked", "cookies", "close", "location")
 
     def __init__(self, block: bytes) -> None:
         self.status = int(block[9:12])  # "HTTP/1.1 200 OK"
         self.length = 0
         self.chunked = self.close = False
         self.cookies: list[str] = []
+        self.location: str | None = None
         for name, value in _HEADERS.findall(block):
             name = name.lower()
             if name == b"content-length":
@@ -54,6 +57,8 @@ class _Head:
                 self.cookies.append(value.decode("latin-1"))
             elif name == b"transfer-encoding":
                 self.chunked = b"chunked" in value.lower()
+            elif name == b"location":
+                self.location = value.decode("latin-1")
             else:
                 self.close = value.strip().lower() == b"close"
         if self.status in (204, 304):
@@ -112,7 +117,7 @@ class _Reader(asyncio.Protocol):
                 return
             body = bytes(self.buffer[start:consumed])
         del self.buffer[:consumed]
-        self.waiter.set_result(Response(head.status, head.cookies, body, head.close))
+        self.waiter.set_result(Response(head.status, head.cookies, body, head.close, head.location))
 
 
 def _dechunk(buffer: bytearray, pos: int) -> tuple[bytes, int] | None:

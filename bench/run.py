@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
 import json
 import os
 import platform
@@ -44,6 +45,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Awaitable, Callable
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 from .client import Browser, ProtocolError
 from .passkey import Assertions
@@ -409,6 +411,41 @@ def ceremony_round(customers: list[Customer], sink: MailCounter) -> Round:
     return one
 
 
+REDIRECT = "https://app.bench.example/cb"
+
+
+def oidc_round(customers: list[Customer], sink: MailCounter, client_id: str, secret: str) -> Round:
+    """An app's sign-in for a customer already logged in to Tobira: the authorization request (a
+    code), then the code for tokens (client_secret_post, PKCE). Each virtual browser logs in with
+    its passkey once, in the warm-up, and keeps its session."""
+    passkeys = [Assertions(customer.key) for customer in customers]
+
+    async def one(browser: Browser, n: int) -> None:
+        i = (n // 1_000_000) % len(customers)
+        if "tobira_session" not in browser.cookies:
+            r = await browser.request("POST", "/api/login/passkey/options", b"{}")
+            _expect(r, 200, "options")
+            r = await browser.request("POST", "/api/login/passkey/verify", passkeys[i].body(challenge_of(r.body)))
+            _expect(r, 200, "verify")
+        verifier = secrets.token_urlsafe(32)
+        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+        query = urlencode({"client_id": client_id, "redirect_uri": REDIRECT, "response_type": "code",
+                           "scope": "openid profile", "state": str(n), "nonce": str(n), "code_challenge": challenge,
+                           "code_challenge_method": "S256"})
+        r = await browser.request("GET", f"/oauth/authorize?{query}")
+        _expect(r, 303, "authorize")
+        code = parse_qs(urlsplit(r.location or "").query).get("code")
+        if not code:
+            raise RoundFailed(f"authorize without a code: {r.location!r}")
+        form = urlencode({"grant_type": "authorization_code", "code": code[0], "redirect_uri": REDIRECT,
+                          "code_verifier": verifier, "client_id": client_id, "client_secret": secret}).encode()
+        r = await browser.request("POST", "/oauth/token", form, content_type="application/x-www-form-urlencoded")
+        _expect(r, 200, "token")
+        if b'"id_token"' not in r.body:
+            raise RoundFailed("token answer without an ID token")
+    return one
+
+
 def password_round(customers: list[Customer], sink: MailCounter, counter: list[int]) -> Round:
     async def one(browser: Browser, n: int) -> None:
         counter[0] += 1
@@ -547,6 +584,12 @@ class Bench:
                 if workload == "password":
                     counter = [0]
                     one = password_round(customers, self.sink, counter)
+                elif workload == "oidc":
+                    added = subprocess.run([sys.executable, "-m", "server", "client", "add", "Bench app",
+                                            "--redirect-uri", REDIRECT], env=env, cwd=data, check=True,
+                                           capture_output=True, text=True).stdout
+                    made = dict(line.split(": ", 1) for line in added.strip().splitlines())
+                    one = oidc_round(customers, self.sink, made["client_id"], made["client_secret"])
                 else:
                     one = ceremony_round(customers, self.sink)
                 mails_before, sink_cpu_before = self.sink.delivered, self.sink.cpu()
@@ -561,7 +604,8 @@ class Bench:
                     one_round=one, background=background,
                     make_browser=lambda i: Browser("127.0.0.1", port, origin, forwarded_for=client_address(i + 1)))
                 # Each login's notification (and, for password logins, its code) must reach the SMTP server.
-                expected = window.total_ok * (2 if workload == "password" else 1)
+                # (An oidc round sends no mail: only each browser's one passkey login did, in the warm-up.)
+                expected = window.total_ok * {"password": 2, "oidc": 0}.get(workload, 1)
                 waited = time.monotonic()
                 while self.sink.delivered - mails_before < expected and time.monotonic() - waited < 60:
                     await asyncio.sleep(0.1)
@@ -573,7 +617,7 @@ class Bench:
                 delivered = window.other["mails_delivered"]
                 window.other["smtp_sink_cpu_ms_per_mail"] = (
                     round((self.sink.cpu() - sink_cpu_before) / delivered * 1000, 3) if delivered else None)
-                if workload != "password":
+                if workload not in ("password", "oidc"):
                     window.other.update(self.sink.lag_summary(window.start, window.start + window.seconds))
                 if attack_stats:
                     window.other["attack_requests"] = dict(sorted(attack_stats.items()))
@@ -583,12 +627,12 @@ class Bench:
                 server.stop()
         finally:
             drop()
-        unit = "login" if workload == "password" else "ceremony"
+        unit = {"password": "login", "oidc": "sign_in"}.get(workload, "ceremony")
         summary = window.summary(unit)
         if workload == "password":
             cpu = summary["server_cores_busy"]
             summary["logins_per_server_cpu_s"] = round(summary["login_per_s"] / cpu, 1) if cpu else None
-        self.log(f"  tobira  {config.name:10s} {workload:9s} {clients:3d} clients: {summary[unit + '_per_s']:8.1f} {'ceremonies' if unit == 'ceremony' else unit + 's'}/s"
+        self.log(f"  tobira  {config.name:10s} {workload:9s} {clients:3d} clients: {summary[unit + '_per_s']:8.1f} {'ceremonies' if unit == 'ceremony' else unit.replace('_', '-') + 's'}/s"
                  f"  p50 {summary['p50_ms']} ms  p99 {summary['p99_ms']} ms  errors {summary['errors']}"
                  f"  timeouts {summary['timeouts']}  server CPU {summary[f'server_cpu_ms_per_{unit}']} ms/{unit}"
                  f"  mails {summary['mails_delivered']}/{summary['mails_expected']}"
@@ -624,7 +668,9 @@ class Bench:
                          f" load generator {per['load_generator']}, SMTP sink {per['smtp_sink']} ms);"
                          f" {budget['cores']} cores allow {budget['cpu_ms_per_ceremony_allowed']} ms in all,"
                          f" of which the floor's cost of three bare requests is {budget['three_bare_requests_ms']} ms")
-                wanted = set(args.workloads.split(",")) if config.name == "sqlite-1w" else set()
+                # (The OpenID Connect sign-ins run on every configuration; the rest on sqlite-1w only.)
+                asked = set(args.workloads.split(","))
+                wanted = asked if config.name == "sqlite-1w" else asked & {"oidc"}
                 if "tail" in wanted:
                     tail_floor = await self.floor(config.workers, args.tail_clients)
                     tail = await self.tobira(config, clients=args.tail_clients, workload="ceremony",
@@ -639,6 +685,13 @@ class Bench:
                     run["under_attack"] = {"ceremonies": attacked, "kept": round(
                         attacked["ceremony_per_s"] / ceremonies["ceremony_per_s"], 3)}
                     self.log(f"  under attack: {run['under_attack']['kept']:.0%} of the ceremony rate kept")
+                if "oidc" in wanted:
+                    signed = await self.tobira(config, clients=args.clients, workload="oidc",
+                                               tag=f"{config.name}-oidc")
+                    run["oidc_sign_ins"] = signed
+                    self.log(f"  OpenID Connect sign-ins (authorize + token): {signed['sign_in_per_s']}/s,"
+                             f" {signed['server_cpu_ms_per_sign_in']} ms server CPU each, beside"
+                             f" {ceremonies['server_cpu_ms_per_ceremony']} ms per passkey ceremony")
                 if "password" in wanted:
                     passwords = await self.tobira(config, clients=args.password_clients, workload="password",
                                                   tag=f"{config.name}-password")
@@ -693,8 +746,9 @@ def main(argv: list[str] | None = None) -> None:
                    help="seconds of flood before the under-attack window is measured")
     p.add_argument("--attack-duration", type=float, default=60.0,
                    help="the under-attack window (default: one whole rate-limit window)")
-    p.add_argument("--workloads", default="ceremony,tail,attack,password",
-                   help="for sqlite-1w, which runs besides the 32-client ceremonies ('' for none)")
+    p.add_argument("--workloads", default="ceremony,tail,attack,password,oidc",
+                   help="which runs besides the 32-client ceremonies ('' for none): tail, attack and password "
+                        "on sqlite-1w, oidc (authorize + token for a logged-in session) on every configuration")
     p.add_argument("--only", nargs="*", help="configurations to run: sqlite-1w sqlite-2w postgres-2w")
     p.add_argument("--postgres-admin", default=os.environ.get("BENCH_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"))
     p.add_argument("--json", default=str(ROOT / "bench" / "results.json"), help="where to write the results")
