@@ -84,7 +84,7 @@ def test_a_passkey_login_signs_the_customer_in_to_the_app(live, mailsink, synced
     info = rp.get(server.url("/oauth/userinfo")).json()
     assert info["sub"] == claims["sub"] and info["customer_code"] == "TARO1234"
     header = json.loads(base64.urlsafe_b64decode(token["access_token"].split(".")[0] + "=="))
-    assert header["typ"] == "at+jwt"  # RFC 9068
+    assert header["typ"] == "at+jwt" and header["alg"] == "ES256"  # RFC 9068
 
 
 def test_the_legacy_login_is_pwd_otp_mfa_without_acr(live, mailsink):
