@@ -167,3 +167,18 @@ def new_code(mailsink, seen: int, timeout: float = 10.0) -> str:
             return re.search(r"^(\d{6})\r?$", body(mails[seen]), re.M).group(1)
         time.sleep(0.05)
     raise AssertionError(f"no new code mail after {seen}")
+
+
+def log_in_with_code(page, server, mailsink, *, lands_on: str = "/account") -> float:
+    """The legacy login typed into /login (password, then the e-mailed code); returns a
+    time.monotonic() taken after the verification happened."""
+    seen = len(code_mails(mailsink))
+    page.goto(server.url + "/login")
+    page.locator("input[name=customer_code]").fill(CUSTOMER_CODE)
+    page.locator("input[name=password]").fill(PASSWORD)
+    page.locator("#login-submit").click()
+    page.wait_for_url(re.compile(r"/login/code$"))
+    page.locator("input[name=code]").fill(new_code(mailsink, seen))
+    page.locator("#code-submit").click()
+    page.wait_for_url(re.compile(re.escape(lands_on) + "$"))
+    return time.monotonic()

@@ -22,7 +22,7 @@ from playwright.sync_api import Page, expect
 from mailsink import free_port
 
 from .conftest import _cli
-from .support import CUSTOMER_CODE, PASSWORD, PLATFORM, code_mails, new_code
+from .support import CUSTOMER_CODE, PLATFORM, log_in_with_code
 
 RP = Path(__file__).resolve().parent / "oidc-rp"
 NODE = shutil.which("node")
@@ -57,18 +57,6 @@ def relying_party(server, tmp_path):
 
 def rp_state(base: str) -> dict:
     return httpx.get(base + "/state", timeout=10).json()
-
-
-def log_in_with_code(page: Page, server, mailsink) -> None:
-    seen = len(code_mails(mailsink))
-    page.goto(server.url + "/login")
-    page.locator("input[name=customer_code]").fill(CUSTOMER_CODE)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.locator("#login-submit").click()
-    page.wait_for_url(re.compile(r"/login/code$"))
-    page.locator("input[name=code]").fill(new_code(mailsink, seen))
-    page.locator("#code-submit").click()
-    page.wait_for_url(re.compile(r"/account$"))
 
 
 @pytest.mark.server_env(TOBIRA_NEW_PASSKEY_HOLD=0)

@@ -22,8 +22,8 @@ import pytest
 from mailsink import body
 from playwright.sync_api import Page, expect
 
-from .support import (CUSTOMER_CODE, EMAIL, NAME, PASSWORD, PHONE, PLATFORM, SECURITY_KEY, b64url, code_mails,
-                      new_code)
+from .support import (CUSTOMER_CODE, EMAIL, NAME, PHONE, PLATFORM, SECURITY_KEY, b64url, code_mails,
+                      log_in_with_code, new_code)
 
 # Wording the tests check (Japanese, the default language).
 ADDED = "パスキーを登録しました。"
@@ -88,20 +88,6 @@ def watch_webauthn(page: Page) -> list[dict]:
     page.expose_function("__tobiraReport", lambda entry: reports.append(entry))
     page.add_init_script(WEBAUTHN_SPY)
     return reports
-
-
-def log_in_with_code(page: Page, server, mailsink) -> float:
-    """The legacy login; returns a time.monotonic() taken after the verification happened."""
-    seen = len(code_mails(mailsink))
-    page.goto(server.url + "/login")
-    page.locator("input[name=customer_code]").fill(CUSTOMER_CODE)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.locator("#login-submit").click()
-    page.wait_for_url(re.compile(r"/login/code$"))
-    page.locator("input[name=code]").fill(new_code(mailsink, seen))
-    page.locator("#code-submit").click()
-    page.wait_for_url(re.compile(r"/account$"))
-    return time.monotonic()
 
 
 def session_info(page: Page, server) -> dict:

@@ -26,7 +26,7 @@ from .oidc_keys import KeyRing
 from .oidc_logout import LogoutSender
 from .passwords import Passwords
 from .ratelimit import make_throttle
-from .web import api, oauth, pages
+from .web import api, oauth, pages, wellknown
 from .web.auth import Clients, Cookies, language
 from .web.middleware import Gate
 from .web.responses import error_response
@@ -69,6 +69,9 @@ def routes() -> list:
         Route("/api/account/unlock-password", api.unlock_password, methods=["POST"]),
         Route("/auth/check", api.auth_check, methods=["GET"]),
         Route("/.well-known/openid-configuration", oauth.discovery, methods=["GET"]),
+        Route("/.well-known/webauthn", wellknown.webauthn, methods=["GET"]),
+        Route("/.well-known/assetlinks.json", wellknown.assetlinks, methods=["GET"]),
+        Route("/.well-known/apple-app-site-association", wellknown.apple_app_site_association, methods=["GET"]),
         Route("/oauth/jwks", oauth.jwks, methods=["GET"]),
         Route("/oauth/authorize", oauth.authorization, methods=["GET"]),
         Route("/oauth/token", oauth.token, methods=["POST"]),
@@ -152,7 +155,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
 
     app = Starlette(
         routes=routes(),
-        middleware=[Middleware(Gate, origins=settings.origins, limit=settings.max_body_bytes,
+        middleware=[Middleware(Gate, origins=settings.page_origins, limit=settings.max_body_bytes,
                                hsts=settings.secure_cookies)],
         exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
         lifespan=lifespan,

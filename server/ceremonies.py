@@ -124,7 +124,7 @@ async def complete_registration(ctx: Context, *, session: SessionRow, credential
                            kind="registration", user_id=session.user_id)
     try:
         new = verify.verify_registration(response=response, expected_challenge=ceremony.challenge,
-                                         expected_origins=ctx.settings.origins, rp_id=ctx.settings.rp_id)
+                                         expected_origins=ctx.settings.webauthn_origins, rp_id=ctx.settings.rp_id)
     except verify.Rejected as exc:
         await ctx.db.run(notices.record, ctx, "passkey_registration_rejected", session.user_id, client,
                          reason=exc.reason)
@@ -358,7 +358,7 @@ def _verified(db: Tx, ctx: Context, response, ceremony: CeremonyRow, stored: Cre
     """Signature, flags and counter (verify.py); a failure is recorded in db's transaction and raised."""
     try:
         return verify.verify_authentication(
-            response=response, expected_challenge=ceremony.challenge, expected_origins=ctx.settings.origins,
+            response=response, expected_challenge=ceremony.challenge, expected_origins=ctx.settings.webauthn_origins,
             rp_id=ctx.settings.rp_id, public_key=stored.public_key, stored_sign_count=stored.sign_count,
             stored_backup_eligible=stored.backup_eligible)
     except verify.Rejected as exc:

@@ -7,6 +7,8 @@ file beside the working directory, which the real environment overrides) into on
 
 from __future__ import annotations
 
+import base64
+import functools
 import ipaddress
 import re
 import secrets
@@ -64,6 +66,10 @@ class Settings:
     login_options_limit: tuple[int, int] | None = (60, 60)  # passkey-login options requests per client address
     redis_url: str | None = field(default=None, repr=False)  # unset: the rate-limit windows live in the database
     issuer: str = ""  # OpenID Connect; "" = the first origin (see `oidc_issuer`)
+    # The broker's other sites and apps that share the passkeys (contract: "Passkey adoption and reach").
+    related_origins: tuple[str, ...] = ()
+    android_apps: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (package name, SHA-256 fingerprints)
+    apple_app_ids: tuple[str, ...] = ()  # TEAMID.bundle.id
     # Not in the environment: keeps these windows apart from others in a shared Redis (tests use their own).
     redis_key_prefix: str = "tobira"
     # Not in the environment table: fixed by policy (security.md, sessions).
@@ -71,6 +77,19 @@ class Settings:
     session_absolute: timedelta = timedelta(hours=12)
     pending_login_ttl: timedelta = timedelta(minutes=15)
     max_body_bytes: int = 64 * 1024
+
+    @functools.cached_property
+    def page_origins(self) -> tuple[str, ...]:
+        """Where Tobira's own pages are served, so where a browser's requests may come from: the
+        origins and the related origins (another domain of the broker, proxied to Tobira)."""
+        return self.origins + self.related_origins
+
+    @functools.cached_property
+    def webauthn_origins(self) -> tuple[str, ...]:
+        """What a ceremony's clientDataJSON may name: our pages' origins and the broker's Android
+        apps (`android:apk-key-hash:` + the signing certificate's SHA-256, base64url)."""
+        return self.page_origins + tuple(android_origin(fingerprint) for _, prints in self.android_apps
+                                         for fingerprint in prints)
 
     @property
     def oidc_issuer(self) -> str:
@@ -96,7 +115,7 @@ def _int(env: Mapping[str, str], name: str, default: int, *, minimum: int = 1) -
     return value
 
 
-def _origins(raw: str) -> tuple[str, ...]:
+def _origins(raw: str, *, name: str = "TOBIRA_ORIGIN") -> tuple[str, ...]:
     origins = []
     for item in raw.split(","):
         item = item.strip()
@@ -104,13 +123,13 @@ def _origins(raw: str) -> tuple[str, ...]:
             continue
         parts = urlsplit(item)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ConfigError(f"TOBIRA_ORIGIN entry {item!r} is not an http(s) origin")
+            raise ConfigError(f"{name} entry {item!r} is not an http(s) origin")
         if parts.path not in ("", "/") or parts.query or parts.fragment or parts.username:
-            raise ConfigError(f"TOBIRA_ORIGIN entry {item!r} must be scheme://host[:port] only")
+            raise ConfigError(f"{name} entry {item!r} must be scheme://host[:port] only")
         # Browsers serialise origins without a trailing slash; compare in that form.
         origins.append(f"{parts.scheme}://{parts.netloc}".lower())
     if not origins:
-        raise ConfigError("TOBIRA_ORIGIN is empty")
+        raise ConfigError(f"{name} is empty")
     return tuple(origins)
 
 
@@ -129,6 +148,54 @@ def _issuer(raw: str, origins: tuple[str, ...]) -> str:
     if f"{parts.scheme}://{parts.netloc}".lower() not in origins:
         raise ConfigError(f"TOBIRA_ISSUER {raw!r} is not on one of TOBIRA_ORIGIN's origins")
     return issuer
+
+
+_PACKAGE = re.compile(r"[A-Za-z][A-Za-z0-9_]*(\.[A-Za-z][A-Za-z0-9_]*)+")
+_FINGERPRINT = re.compile(r"[0-9A-F]{2}(:[0-9A-F]{2}){31}")
+_APPLE_APP = re.compile(r"[A-Z0-9]{10}\.[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+
+
+def android_origin(fingerprint: str) -> str:
+    """The origin an Android app's WebAuthn calls carry: its signing certificate's SHA-256."""
+    raw = bytes.fromhex(fingerprint.replace(":", ""))
+    return "android:apk-key-hash:" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _related_origins(raw: str, origins: tuple[str, ...]) -> tuple[str, ...]:
+    """The broker's other sites: origins like TOBIRA_ORIGIN's (https except on localhost), on any
+    domain (that is the point: WebAuthn Related Origin Requests), none repeated from TOBIRA_ORIGIN."""
+    if not raw.strip():
+        return ()
+    related = _origins(raw, name="TOBIRA_RELATED_ORIGINS")
+    for origin in related:
+        parts = urlsplit(origin)
+        host = parts.hostname or ""
+        if parts.scheme == "http" and host != "localhost" and not host.endswith(".localhost"):
+            raise ConfigError(f"TOBIRA_RELATED_ORIGINS entry {origin!r}: WebAuthn needs https except on localhost")
+        if origin in origins:
+            raise ConfigError(f"TOBIRA_RELATED_ORIGINS entry {origin!r} is already in TOBIRA_ORIGIN")
+    return tuple(dict.fromkeys(related))
+
+
+def _android_apps(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`package.name=AA:BB:…[|CC:DD:…]`, comma-separated; fingerprints in upper-case hex."""
+    apps = []
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        package, sep, prints = item.partition("=")
+        fingerprints = tuple(p.strip().upper() for p in prints.split("|"))
+        if not sep or not _PACKAGE.fullmatch(package.strip()) or not all(_FINGERPRINT.fullmatch(p) for p in fingerprints):
+            raise ConfigError(f"TOBIRA_ANDROID_APPS entry {item!r} must look like "
+                              "com.broker.app=AA:BB:…(32 bytes of hex)[|…]")
+        apps.append((package.strip(), fingerprints))
+    return tuple(apps)
+
+
+def _apple_app_ids(raw: str) -> tuple[str, ...]:
+    ids = tuple(filter(None, (part.strip() for part in raw.split(","))))
+    for app_id in ids:
+        if not _APPLE_APP.fullmatch(app_id):
+            raise ConfigError(f"TOBIRA_APPLE_APP_IDS entry {app_id!r} must look like ABCDE12345.jp.broker.app")
+    return ids
 
 
 def _check_rp_id(rp_id: str, origins: tuple[str, ...]) -> None:
@@ -307,6 +374,9 @@ def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".en
                                         "TOBIRA_LOGIN_OPTIONS_LIMIT", "60/minute"),
         redis_url=_redis_url(redis_url) if redis_url else None,
         issuer=_issuer(env.get("TOBIRA_ISSUER", "").strip(), origins),
+        related_origins=_related_origins(env.get("TOBIRA_RELATED_ORIGINS", ""), origins),
+        android_apps=_android_apps(env.get("TOBIRA_ANDROID_APPS", "")),
+        apple_app_ids=_apple_app_ids(env.get("TOBIRA_APPLE_APP_IDS", "")),
     )
 
 
