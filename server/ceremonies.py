@@ -8,20 +8,15 @@ The checks of the response itself are in verify.py.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
-from fido2.server import Fido2Server
 from fido2.utils import websafe_encode
-from fido2.webauthn import (AttestationConveyancePreference, AuthenticatorTransport, PublicKeyCredentialDescriptor,
-                            PublicKeyCredentialParameters, PublicKeyCredentialRpEntity, PublicKeyCredentialType,
-                            PublicKeyCredentialUserEntity, ResidentKeyRequirement, UserVerificationRequirement)
 
-from . import devices, notices, passkeys, policy, sessions, stepup, store, verify
+from . import devices, notices, options, passkeys, policy, sessions, stepup, store, verify
 from .context import Client, Context
 from .db import Tx, commits_refusals
 from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, PasskeyRejected,
@@ -30,40 +25,12 @@ from .login import DEFAULT_REDIRECT, LoginStep, safe_next
 from .rows import CeremonyRow, CredentialRow, SessionRow
 from .store_batch import Batch, Statement, Writer, write_together
 
-CEREMONY_TTL = timedelta(minutes=5)
+CEREMONY_TTL = options.CEREMONY_TTL
 LOGIN_CEREMONIES_KEPT = 3  # per browser session: the newest login options stay answerable
-
-
-@functools.lru_cache(maxsize=8)
-def _options_server(rp_id: str, rp_name: str) -> Fido2Server:
-    server = Fido2Server(PublicKeyCredentialRpEntity(id=rp_id, name=rp_name),
-                         attestation=AttestationConveyancePreference.NONE)
-    # fido2 initialises `self.timeout = None` without an annotation, so its inferred type is None; it is
-    # passed on as the options' `timeout: int | None`, so an int is what it takes.
-    server.timeout = int(CEREMONY_TTL.total_seconds() * 1000)  # type: ignore[assignment]
-    server.allowed_algorithms = [PublicKeyCredentialParameters(type=PublicKeyCredentialType.PUBLIC_KEY, alg=alg)
-                                 for alg in verify.ALGORITHMS]
-    return server
-
-
-@functools.lru_cache(maxsize=8)
-def _login_options(rp_id: str, rp_name: str) -> dict:
-    """The usernameless login's options as fido2 makes them, but for the challenge. They are the
-    same for every login, and making them costs more than the rest of the request: made once."""
-    options, _ = _options_server(rp_id, rp_name).authenticate_begin(
-        credentials=None, user_verification=UserVerificationRequirement.REQUIRED, challenge=bytes(32))
-    return dict(options)["publicKey"]
 
 
 def _challenge_hash(challenge: bytes) -> str:
     return hashlib.sha256(challenge).hexdigest()
-
-
-def _descriptor(credential: CredentialRow) -> PublicKeyCredentialDescriptor:
-    # AuthenticatorTransport(t) is what fido2 does to each string itself (an unknown one becomes None).
-    transports = [AuthenticatorTransport(t) for t in credential.transports.split(",") if t] or None
-    return PublicKeyCredentialDescriptor(type=PublicKeyCredentialType.PUBLIC_KEY, id=credential.credential_id,
-                                         transports=transports)
 
 
 def _store_ceremony(db: Writer, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:
@@ -94,7 +61,8 @@ def _parse(parse, data: Any):
 # --- registration ----------------------------------------------------------------------------
 
 
-async def begin_registration(ctx: Context, *, session: SessionRow) -> dict:
+async def begin_registration(ctx: Context, *, session: SessionRow, security_key: bool = False) -> dict:
+    """security_key: the management page's "Add a security key": a roaming key, not this device."""
     def begin(db: Tx) -> dict:
         user = sessions.customer_of(db, session)
         if not user.email:
@@ -106,13 +74,7 @@ async def begin_registration(ctx: Context, *, session: SessionRow) -> dict:
         if (full := passkeys.limit_refusal(len(existing), ctx.settings)) is not None:
             raise full
         challenge = _store_ceremony(db, ctx, kind="registration", session_id_hash=session.id_hash, user_id=user.id)
-        options, _ = _options_server(ctx.settings.rp_id, ctx.settings.rp_name).register_begin(
-            PublicKeyCredentialUserEntity(name=user.customer_code, id=user.user_handle, display_name=user.display_name),
-            credentials=[_descriptor(c) for c in existing],
-            resident_key_requirement=ResidentKeyRequirement.REQUIRED,
-            user_verification=UserVerificationRequirement.REQUIRED,
-            challenge=challenge)
-        return dict(options)
+        return options.registration(ctx.settings, user, existing, challenge=challenge, security_key=security_key)
 
     return await ctx.db.run(begin)
 
@@ -204,7 +166,7 @@ async def begin_login(ctx: Context, *, session_id_hash: str | None, next_path: s
                 store.set_next_path(batch, row.id_hash, wanted)
         challenge = _store_ceremony(batch, ctx, kind="login", session_id_hash=row.id_hash, user_id=None)
         write_together(db, batch)
-        public_key = {**_login_options(ctx.settings.rp_id, ctx.settings.rp_name), "challenge": websafe_encode(challenge),
+        public_key = {**options.login(ctx.settings.rp_id, ctx.settings.rp_name), "challenge": websafe_encode(challenge),
                       "allowCredentials": []}
         return AuthenticationOptions({"publicKey": public_key}, new_id)
 
@@ -218,10 +180,7 @@ async def begin_step_up(ctx: Context, *, session: SessionRow) -> dict:
             raise Conflict("no_passkey")
         challenge = _store_ceremony(db, ctx, kind="step_up", session_id_hash=session.id_hash,
                                     user_id=session.user_id)
-        options, _ = _options_server(ctx.settings.rp_id, ctx.settings.rp_name).authenticate_begin(
-            credentials=[_descriptor(c) for c in mine], user_verification=UserVerificationRequirement.REQUIRED,
-            challenge=challenge)
-        return dict(options)
+        return options.step_up(ctx.settings, mine, challenge=challenge)
 
     return await ctx.db.run(begin)
 

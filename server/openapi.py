@@ -36,7 +36,7 @@ from .openapi_components import checked, components, error_or_ref, obj, ref
 from .policy import IMPORTANT_OPERATIONS
 from .verify import MAX_CREDENTIAL_ID, b64_length
 from .web.bodies import (Authorize, Body, CodeEntry, EmailChange, LoginOptions, NoBody, PasskeyRegistration,
-                         PasskeyRename, PasswordLogin, StepUpCode, required)
+                         PasskeyRename, PasswordLogin, RegistrationOptions, StepUpCode, required)
 
 STATE_CHANGING = {"post", "put", "patch", "delete"}
 
@@ -193,7 +193,7 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
             errors=[NOT_AUTHENTICATED])},
         "/api/passkeys/register/options": {"post": _Op(
             "passkey_register_options", "Begin registering a passkey (needs a recent step-up)", tag="passkeys",
-            session="required", body=NoBody,
+            session="required", body=RegistrationOptions,
             ok={200: _json("Options for navigator.credentials.create()", _public_key("CreationOptions"))},
             errors=[NOT_AUTHENTICATED, STEP_UP_REQUIRED, PASSKEY_LIMIT_REACHED, EMAIL_REQUIRED])},
         "/api/passkeys/register/verify": {"post": _Op(

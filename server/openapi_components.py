@@ -128,6 +128,11 @@ def _error_body(codes: list[str], extras: tuple[str, ...] = ()) -> dict:
 # accounts.check_email's rule, after trimming; `\s*` either side because the server trims first.
 
 
+def _hints(description: str) -> dict:
+    return {"type": "array", "items": {"enum": ["client-device", "hybrid", "security-key"]},
+            "description": f"WebAuthn L3 hints: {description}"}
+
+
 def _b64(field: str, description: str, *, min_length: int = 0) -> dict:
     """Binary in base64url, capped as server/verify.py caps `field` before decoding anything (the
     server also takes the standard alphabet and padding: real browsers sent both).
@@ -206,18 +211,22 @@ def _answers_and_webauthn() -> dict:
                                    "description": "The customer's passkeys"},
             "authenticatorSelection": obj({"residentKey": {"const": "required"},
                                            "userVerification": {"const": "required"}},
-                                          optional={"requireResidentKey": {"const": True}}),
+                                          optional={"requireResidentKey": {"const": True},
+                                                    "authenticatorAttachment": {"const": "cross-platform"}}),
             "attestation": {"const": "none"},
+            "hints": _hints("client-device: this device first; security-key: a roaming key"),
         }),
         "LoginRequestOptions": obj({
             "challenge": ref("Base64URL"), "timeout": {"type": "integer"}, "rpId": {"type": "string"},
             "userVerification": {"const": "required"},
             "allowCredentials": {"type": "array", "maxItems": 0, "description": "Empty: usernameless"},
+            "hints": _hints("client-device, then hybrid (a phone nearby)"),
         }),
         "StepUpRequestOptions": obj({
             "challenge": ref("Base64URL"), "timeout": {"type": "integer"}, "rpId": {"type": "string"},
             "userVerification": {"const": "required"},
             "allowCredentials": {"type": "array", "minItems": 1, "items": descriptor},
+            "hints": _hints("client-device"),
         }),
         # What the server accepts: PublicKeyCredential.prototype.toJSON(). Only the fields the server
         # reads are required; the others (clientExtensionResults, authenticatorAttachment, ...) are ignored.

@@ -92,7 +92,8 @@ def test_the_document_shows_each_handlers_model(client):
     used = {}
     for path, item in doc["paths"].items():
         for method, op in item.items():
-            if isinstance(op, dict) and "requestBody" in op:
+            if isinstance(op, dict) and "requestBody" in op and "application/json" in op["requestBody"]["content"]:
+                # (the OpenID Connect endpoints take forms, as their specs say: not these models)
                 used[(method, path)] = op["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert used[("post", "/api/login/password")] == "#/components/schemas/PasswordLogin"
     assert used[("post", "/api/step-up/code")] == "#/components/schemas/StepUpCode"

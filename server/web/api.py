@@ -14,7 +14,7 @@ from ..errors import InvalidRequest, NotAuthenticated, ServiceError, Unsupported
 from ..openapi import document as openapi_document
 from .auth import client, current_session, language, logged_in
 from .bodies import (Authorize, B, CodeEntry, EmailChange, LoginOptions, NoBody, PasskeyRegistration, PasskeyRename,
-                     PasswordLogin, StepUpCode, parse)
+                     PasswordLogin, RegistrationOptions, StepUpCode, parse)
 from .responses import error_response
 
 log = logging.getLogger("tobira.api")
@@ -253,9 +253,10 @@ async def passkey_list(request: Request) -> Response:
 
 
 async def passkey_register_options(request: Request) -> Response:
-    await read_body(request, NoBody)
+    body = await read_body(request, RegistrationOptions)
     session = await _require_login(request)
-    return JSONResponse(await ceremonies.begin_registration(_ctx(request), session=session))
+    return JSONResponse(await ceremonies.begin_registration(_ctx(request), session=session,
+                                                            security_key=body.authenticator == "security-key"))
 
 
 async def passkey_register_verify(request: Request) -> Response:

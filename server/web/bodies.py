@@ -15,7 +15,7 @@ AuthenticationResponseJSON.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, WithJsonSchema
 
@@ -77,6 +77,14 @@ class LoginOptions(Body):
 
     next: Annotated[StrictStr, _text("next")] | None = Field(
         None, description="A same-origin path to land on after login")
+
+
+class RegistrationOptions(Body):
+    """What kind of passkey to make."""
+
+    authenticator: Literal["security-key"] | None = Field(
+        None, description='"security-key": a roaming key (hints ["security-key"], cross-platform), '
+                          "from the management page's second button; without it, this device first")
 
 
 class PasskeyRegistration(Body):

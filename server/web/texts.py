@@ -63,6 +63,7 @@ TEXTS: dict[str, tuple[str, str]] = {
         "device (a computer or a security key).",
     ),
     "passkeys.add": ("パスキーを追加", "Add a passkey"),
+    "passkeys.add_key": ("セキュリティキーを追加", "Add a security key"),
     "passkeys.limit_reached": (
         "登録できるパスキーは{limit}個までです。追加するには、使っていないパスキーを削除してください。",
         "You have reached the limit of {limit} passkeys. Delete one you no longer use to add another.",

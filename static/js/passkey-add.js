@@ -2,13 +2,14 @@
 // Resolves to the new passkey's JSON, or null with the reason shown in `errorBox`.
 "use strict";
 window.TobiraPasskeys = (function () {
-  async function add(errorBox) {
+  // kind: {authenticator: "security-key"} for a roaming key (the second button); {} for this device.
+  async function add(errorBox, kind) {
     Tobira.show(errorBox, "");
     if (!TobiraWebAuthn.supported()) {
       Tobira.show(errorBox, Tobira.texts["js.passkey_unsupported"]);
       return null;
     }
-    const options = await Tobira.withStepUp(() => Tobira.postJSON("/api/passkeys/register/options", {}));
+    const options = await Tobira.withStepUp(() => Tobira.postJSON("/api/passkeys/register/options", kind || {}));
     if (options === null) return null;
     if (!options.ok) {
       Tobira.show(errorBox, options.data.error.message);

@@ -34,6 +34,12 @@
     const passkey = await TobiraPasskeys.add(error);
     if (passkey) reloadWith("js.passkey_added");
   }));
+  const keyButton = document.getElementById("passkey-add-key");
+  keyButton.addEventListener("click", Tobira.guarded(keyButton, async function () {
+    if (keyButton.disabled) return;
+    const passkey = await TobiraPasskeys.add(error, { authenticator: "security-key" });
+    if (passkey) reloadWith("js.passkey_added");
+  }));
 
   document.querySelectorAll("[data-passkey-id]").forEach(function (row) {
     const form = row.querySelector(".rename-form");
