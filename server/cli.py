@@ -193,6 +193,29 @@ def cmd_events(args) -> None:
         print(json.dumps(event, ensure_ascii=False))
 
 
+def cmd_stats(args) -> None:
+    import json
+
+    from . import stats
+
+    settings = _settings()
+    database = _database(settings)
+    if args.csv:
+        print("customer_code")
+        for code in database.run_sync(stats.to_reach, utcnow()):
+            print(code)
+        return
+    numbers = database.run_sync(stats.adoption, settings, utcnow())
+    if args.json:
+        print(json.dumps(numbers, ensure_ascii=False))
+        return
+    for key, value in numbers.items():
+        if key != "logins_by_day":
+            print(f"{key}: {'-' if value is None else value}")
+    for day, methods in numbers["logins_by_day"].items():
+        print(f"logins {day}: " + ", ".join(f"{method} {count}" for method, count in methods.items()))
+
+
 def cmd_db_upgrade(args) -> None:
     _database(_settings(), migrate=True)
     print("database schema is up to date")
@@ -246,6 +269,13 @@ def parser() -> argparse.ArgumentParser:
     events = sub.add_parser("events", help="a customer's security events, one JSON object per line, oldest first")
     events.add_argument("code")
     events.set_defaults(fn=cmd_events)
+
+    stats_cmd = sub.add_parser("stats", help="passkey adoption: who has one, who to reach, logins by day")
+    output = stats_cmd.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true", help="one JSON object")
+    output.add_argument("--csv", action="store_true",
+                        help="the codes of customers active in 30 days without a passkey, for outreach")
+    stats_cmd.set_defaults(fn=cmd_stats)
 
     worker = sub.add_parser("mail-worker", help="deliver queued mail until stopped (`serve` runs one itself)")
     worker.set_defaults(fn=cmd_mail_worker)
