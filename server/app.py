@@ -11,12 +11,14 @@ from datetime import datetime, timedelta
 from typing import Callable
 
 from starlette.applications import Starlette
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 
-from . import db as dbmod, mailworker, oidc, oidc_grants, oidc_keys, speedups, store, store_oidc, store_outbox, store_windows
+from . import (db as dbmod, mailworker, oidc, oidc_grants, oidc_keys, sessions, speedups, store, store_oidc,
+               store_outbox, store_windows)
 from .codes import CodeHasher
 from .config import Settings, load_settings, utcnow
 from .context import Context
@@ -32,6 +34,22 @@ from .web.middleware import Gate
 from .web.responses import error_response
 
 log = logging.getLogger("tobira")
+
+
+class _SessionId(Convertor):
+    """A session's public id (sessions.SID_LENGTH characters of base64url): so that
+    /api/sessions/end-others is never read as a session's id."""
+
+    regex = f"[A-Za-z0-9_-]{{{sessions.SID_LENGTH}}}"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("sid", _SessionId())
 
 
 def routes() -> list:
@@ -50,6 +68,7 @@ def routes() -> list:
         Route("/account", pages.account_page),
         Route("/account/passkeys", pages.passkeys_page),
         Route("/account/activity", pages.activity_page),
+        Route("/account/devices", pages.devices_page),
         Route("/account/passkey-required", pages.restricted_page),
         Route("/api/login/password", api.login_password, methods=["POST"]),
         Route("/api/login/code", api.login_code, methods=["POST"]),
@@ -64,6 +83,10 @@ def routes() -> list:
         Route("/api/passkeys/register/verify", api.passkey_register_verify, methods=["POST"]),
         Route("/api/passkeys/{passkey_id}", api.passkey_rename, methods=["PATCH"]),
         Route("/api/passkeys/{passkey_id}", api.passkey_delete, methods=["DELETE"]),
+        Route("/api/sessions", api.session_list, methods=["GET"]),
+        Route("/api/sessions/end-others", api.sessions_end_others, methods=["POST"]),
+        Route("/api/sessions/{session_id:sid}", api.session_end, methods=["DELETE"]),
+        Route("/api/trusted-devices/{device_id}", api.trusted_device_forget, methods=["DELETE"]),
         Route("/api/authorize", api.authorize, methods=["POST"]),
         Route("/api/account/email", api.change_email, methods=["POST"]),
         Route("/api/account/unlock-password", api.unlock_password, methods=["POST"]),

@@ -34,6 +34,7 @@ from .errors import (ACCOUNT_LOCKED, CEREMONY_EXPIRED, CODE_EXHAUSTED, CODE_EXPI
 from . import openapi_oauth
 from .openapi_components import checked, components, error_or_ref, obj, ref
 from .policy import IMPORTANT_OPERATIONS
+from .sessions import SID_LENGTH
 from .verify import MAX_CREDENTIAL_ID, b64_length
 from .web.bodies import (Authorize, Body, CodeEntry, EmailChange, LoginOptions, NoBody, PasskeyRegistration,
                          PasskeyRename, PasswordLogin, RegistrationOptions, StepUpCode, required)
@@ -217,6 +218,30 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
                 ok={204: {"description": "Deleted; the customer is told by e-mail"}},
                 errors=[NOT_AUTHENTICATED, STEP_UP_REQUIRED, NOT_FOUND]),
         },
+        # --- where the customer is signed in
+        "/api/sessions": {"get": _Op(
+            "session_list", "The customer's live sessions (this one marked) and remembered PCs", tag="session",
+            session="required", ok={200: _json("Where the customer is signed in", ref("SignedIn"))},
+            errors=[NOT_AUTHENTICATED])},
+        "/api/sessions/end-others": {"post": _Op(
+            "sessions_end_others", "Sign out everywhere else: every session but this one ends", tag="session",
+            session="required", body=NoBody, ok={204: {"description": "Ended"}}, errors=[NOT_AUTHENTICATED])},
+        "/api/sessions/{session_id}": {
+            "parameters": [{"name": "session_id", "in": "path", "required": True,
+                            "description": "A session's `id` from GET /api/sessions",
+                            "schema": {"type": "string", "pattern": f"^[A-Za-z0-9_-]{{{SID_LENGTH}}}$"}}],
+            "delete": _Op(
+                "session_end", "End one of the customer's sessions (this one: a logout)", tag="session",
+                session="required", reads_body=True, ok={204: {"description": "Ended"}},
+                errors=[NOT_AUTHENTICATED, NOT_FOUND])},
+        "/api/trusted-devices/{device_id}": {
+            "parameters": [{"name": "device_id", "in": "path", "required": True,
+                            "description": "A remembered PC's `id` from GET /api/sessions",
+                            "schema": {"type": "string", "maxLength": 18}}],
+            "delete": _Op(
+                "trusted_device_forget", "Forget a remembered PC: its next login asks for the code", tag="session",
+                session="required", reads_body=True, ok={204: {"description": "Forgotten"}},
+                errors=[NOT_AUTHENTICATED, NOT_FOUND])},
         # --- decisions for other services
         "/api/authorize": {"post": _Op(
             "authorize", "May this session do an important operation now?", tag="decisions", session="required",

@@ -216,6 +216,14 @@ def _answers_and_webauthn() -> dict:
             "attestation": {"const": "none"},
             "hints": _hints("client-device: this device first; security-key: a roaming key"),
         }),
+        "SignedIn": obj({
+            "sessions": {"type": "array", "items": obj({
+                "id": {"type": "string"}, "current": {"type": "boolean"}, "browser": {"type": "string"},
+                "ip": {"type": ["string", "null"]}, "created_at": date_time, "last_seen_at": date_time}, closed=True)},
+            "trusted_devices": {"type": "array", "items": obj({
+                "id": {"type": "string"}, "browser": {"type": "string"}, "created_at": date_time,
+                "expires_at": date_time}, closed=True)},
+        }, closed=True),
         "LoginRequestOptions": obj({
             "challenge": ref("Base64URL"), "timeout": {"type": "integer"}, "rpId": {"type": "string"},
             "userVerification": {"const": "required"},

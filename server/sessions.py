@@ -22,6 +22,7 @@ ANONYMOUS, PENDING, ACTIVE = "anonymous", "pending", "active"
 # The longest path a login lands on afterwards (next_path): an OpenID Connect authorization request
 # comes back through the login page whole (oidc.py).
 NEXT_MAX = 1024
+SID_LENGTH = 22  # secrets.token_urlsafe(16): a session's public id (its OpenID Connect sid)
 
 
 def hash_id(raw_id: str) -> str:
@@ -54,7 +55,7 @@ def create(db: Writer, *, now: datetime, state: str, user: UserRow | None, auth_
         user_agent=(user_agent or "")[:300] or None,
         login_hold_until=hold_until, verified_hold_until=hold_until if verified else None,
         login_synced=synced, verified_synced=synced if verified else None,
-        sid=secrets.token_urlsafe(16) if state == ACTIVE else None,
+        sid=secrets.token_urlsafe(16) if state == ACTIVE else None,  # SID_LENGTH characters
     )
     store.add_session(db, row)
     return NewSession(raw_id, row)

@@ -226,6 +226,25 @@ def delete_expired_session(db: Tx, id_hash: str) -> None:
     db.execute_alone(_DELETE_SESSION, {"h": id_hash})
 
 
+def active_sessions_of(db: Tx, user_id: int) -> list[SessionRow]:
+    """The customer's logged-in sessions, the most recently seen first."""
+    statement = (select(sessions).where(sessions.c.user_id == user_id, sessions.c.state == "active")
+                 .order_by(sessions.c.last_seen_at.desc(), sessions.c.id_hash))
+    return [SessionRow(*row) for row in db.read(statement)]
+
+
+def take_user_session(db: Tx, user_id: int, sid: str) -> SessionRow | None:
+    """End the customer's session with this public id (sid); None when there is no such one of theirs."""
+    return written(db.execute(delete(sessions).where(sessions.c.user_id == user_id, sessions.c.sid == sid)
+                              .returning(*sessions.c)), SessionRow)
+
+
+def delete_other_sessions(db: Tx, user_id: int, keep_id_hash: str) -> list[str | None]:
+    """Every session of the customer but one ends; their sids."""
+    return list(db.execute(delete(sessions).where(sessions.c.user_id == user_id, sessions.c.id_hash != keep_id_hash)
+                           .returning(sessions.c.sid)).scalars())
+
+
 def delete_user_sessions(db: Tx, user_id: int) -> list[str | None]:
     """Every session of the customer ends; their OpenID Connect ids (`sid`, None for a pending one)."""
     return list(db.execute(delete(sessions).where(sessions.c.user_id == user_id).returning(sessions.c.sid)).scalars())

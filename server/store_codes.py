@@ -89,5 +89,9 @@ def trusted_devices_of(db: Tx, user_id: int) -> list[DeviceRow]:
                                                .order_by(devices.c.id))]
 
 
+def forget_trusted_device(db: Tx, user_id: int, device_id: int) -> bool:
+    return db.execute(delete(devices).where(devices.c.user_id == user_id, devices.c.id == device_id)).rowcount > 0
+
+
 def forget_trusted_devices(db: Tx, user_id: int) -> int:
     return db.execute(delete(devices).where(devices.c.user_id == user_id)).rowcount

@@ -39,7 +39,8 @@ def json_routes(app) -> dict[tuple[str, str], str]:
         methods = route.methods - {"HEAD"}
         for method in methods:
             suffix = "_post" if method == "POST" and len(methods) > 1 else ""
-            found[(route.path, method.lower())] = endpoint.__name__ + suffix
+            path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)  # {session_id:sid}: a convertor, not the name
+            found[(path, method.lower())] = endpoint.__name__ + suffix
     return found
 
 
@@ -234,6 +235,17 @@ def test_every_answer_of_a_customers_day_conforms(client, customer, mailsink, cl
     check(get("/api/session"), 200)
     check(get("/api/passkeys"), 200)
     check(post("/api/step-up/passkey/options", json={}), 409, "no_passkey")
+    # Where the customer is signed in: another browser's session ended, the remembered PC forgotten.
+    other = TestClient(client.app, headers={"Origin": ORIGIN})
+    other.post("/api/login/password", json={"customer_code": "TARO1234", "password": PASSWORD})
+    other.post("/api/login/code", json={"code": mailsink.last_code("taro@example.com")})
+    signed_in = check(get("/api/sessions"), 200).json()
+    their = next(s["id"] for s in signed_in["sessions"] if not s["current"])
+    check(client.request("DELETE", f"/api/sessions/{their}"), 204)
+    check(client.request("DELETE", f"/api/sessions/{their}"), 404, "not_found")
+    check(post("/api/sessions/end-others"), 204)
+    check(client.request("DELETE", f"/api/trusted-devices/{signed_in['trusted_devices'][0]['id']}"), 204)
+    other.close()
     # A passkey: registered, listed, renamed.
     key = SoftKey()
     options = check(post("/api/passkeys/register/options", json={}), 200).json()["publicKey"]

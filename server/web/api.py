@@ -8,7 +8,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import authorization, ceremonies, login, passkeys, policy, sessions, stepup, verify
+from .. import authorization, ceremonies, login, passkeys, policy, sessions, signed_in, stepup, verify
 from ..context import Context
 from ..errors import InvalidRequest, NotAuthenticated, ServiceError, UnsupportedMediaType
 from ..openapi import document as openapi_document
@@ -281,6 +281,48 @@ async def passkey_delete(request: Request) -> Response:
     session = await _require_login(request)
     await passkeys.delete(_ctx(request), session=session, passkey_id=request.path_params["passkey_id"],
                           client=client(request))
+    return Response(status_code=204)
+
+
+# --- where the customer is signed in ----------------------------------------------------------
+
+
+async def session_list(request: Request) -> Response:
+    session = await _require_login(request)
+    ctx = _ctx(request)
+    found = await ctx.db.run(signed_in.overview, session, settings=ctx.settings, now=ctx.clock(),
+                             lang=language(request))
+    return JSONResponse(signed_in.as_json(found))
+
+
+async def session_end(request: Request) -> Response:
+    await read_body(request, NoBody)
+    session = await _require_login(request)
+    ctx = _ctx(request)
+    sid = request.path_params["session_id"]
+    await ctx.db.run(signed_in.end_session, session, sid, client=client(request), now=ctx.clock())
+    ctx.logouts.wake()
+    response = Response(status_code=204)
+    if sid == session.sid:  # this browser's own: logged out here too
+        request.app.state.cookies.clear_session(response)
+    return response
+
+
+async def sessions_end_others(request: Request) -> Response:
+    await read_body(request, NoBody)
+    session = await _require_login(request)
+    ctx = _ctx(request)
+    await ctx.db.run(signed_in.end_others, session, client=client(request), now=ctx.clock())
+    ctx.logouts.wake()
+    return Response(status_code=204)
+
+
+async def trusted_device_forget(request: Request) -> Response:
+    await read_body(request, NoBody)
+    session = await _require_login(request)
+    ctx = _ctx(request)
+    await ctx.db.run(signed_in.forget_device, session, request.path_params["device_id"], client=client(request),
+                     now=ctx.clock())
     return Response(status_code=204)
 
 

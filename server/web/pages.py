@@ -13,7 +13,7 @@ from starlette.templating import Jinja2Templates
 
 from fido2.utils import websafe_encode
 
-from .. import accounts, oidc, passkeys, policy, sessions
+from .. import accounts, oidc, passkeys, policy, sessions, signed_in
 from ..messages import mask_email
 from ..config import JST
 from ..context import Context
@@ -178,6 +178,15 @@ async def activity_page(request: Request) -> Response:
     events = await _ctx(request).db.run(accounts.recent_events, row.user_id)
     lang = language(request)
     return await render_customer(request, "activity.html", row, rows=[activity.describe(e, lang) for e in events])
+
+
+async def devices_page(request: Request) -> Response:
+    row = await logged_in(request)
+    if row is None:
+        return RedirectResponse(_with_lang(request, "/login", next="/account/devices"), status_code=303)
+    ctx = _ctx(request)
+    found = await ctx.db.run(signed_in.overview, row, settings=ctx.settings, now=ctx.clock(), lang=language(request))
+    return await render_customer(request, "devices.html", row, signed_in=found)
 
 
 async def not_found_page(request: Request) -> Response:
