@@ -21,6 +21,7 @@ def overview(db: Tx, session: SessionRow, *, settings: Settings, now: datetime, 
     the remembered PCs still valid."""
     live = [row for row in store.active_sessions_of(db, session.customer_id)
             if row.sid and not sessions.expired(row, now=now, settings=settings)]
+    live.sort(key=lambda row: row.id_hash != session.id_hash)  # this one first, then the most recently seen
     devices = [d for d in store_codes.trusted_devices_of(db, session.customer_id) if d.expires_at > now]
     return {
         "sessions": [{"id": row.sid, "current": row.id_hash == session.id_hash,
