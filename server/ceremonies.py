@@ -16,7 +16,7 @@ from typing import Any
 
 from fido2.utils import websafe_encode
 
-from . import devices, notices, options, passkeys, policy, sessions, stepup, store, verify
+from . import devices, metrics, notices, options, passkeys, policy, sessions, stepup, store, verify
 from .context import Client, Context
 from .db import Tx, commits_refusals
 from .errors import (AccountLocked, CeremonyExpired, Conflict, InvalidRequest, PasskeyRejected,
@@ -119,7 +119,8 @@ async def complete_registration(ctx: Context, *, session: SessionRow, credential
         notices.passkey_added(db, ctx, user, view.name, view.provider, client, now, hold_until=hold_until)
         return view
 
-    view = await ctx.db.run(save)
+    with metrics.CEREMONY_SECONDS.labels("registration").time():
+        view = await ctx.db.run(save)
     ctx.outbox.wake()
     return view
 
@@ -202,8 +203,9 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
         await count_malformed(ctx, client)
         raise
     challenge = _challenge_of(response, session_id_hash)
-    step = await ctx.db.run(_log_in, ctx, client, response, challenge=challenge,
-                                  session_id_hash=session_id_hash)
+    with metrics.CEREMONY_SECONDS.labels("login").time():
+        step = await ctx.db.run(_log_in, ctx, client, response, challenge=challenge,
+                                session_id_hash=session_id_hash)
     ctx.outbox.wake()
     return step
 
@@ -265,7 +267,8 @@ async def complete_step_up(ctx: Context, *, session: SessionRow, credential: Any
     await ctx.throttle.turn_away_known(ip=client.ip)
     response = _parse(verify.parse_authentication, credential)
     challenge = _challenge_of(response, session.id_hash)
-    return await ctx.db.run(_step_up, ctx, client, session, response, challenge=challenge)
+    with metrics.CEREMONY_SECONDS.labels("step_up").time():
+        return await ctx.db.run(_step_up, ctx, client, session, response, challenge=challenge)
 
 
 @commits_refusals  # the ceremony used up, the failure counted and recorded
@@ -350,3 +353,5 @@ def _count_failure(db: Tx, ctx: Context, user_id: int | None, client: Client, re
     ctx.throttle.failed(ip=client.ip, db=db)
     notices.record(db, ctx, "step_up_failed" if step_up else "login_failed", user_id, client, method="passkey",
                    reason=reason)
+    if not step_up:
+        metrics.SIGN_INS.labels("passkey", "failed").inc()

@@ -82,6 +82,11 @@ def cmd_serve(args) -> None:
     # signal comes before uvicorn has started). With --workers, uvicorn's supervisor handles it.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     database.engine.dispose()
+    if settings.metrics_listen:
+        from . import metrics
+
+        counts = metrics.prepare_workers(settings.data_dir) if args.workers > 1 else None
+        metrics.serve(settings.metrics_listen, database, utcnow, multiprocess_dir=counts)
     # Queued mail is sent by a process of its own (server/mailworker.py); the web workers only queue.
     mail_worker = mailworker.start()
     try:

@@ -70,6 +70,7 @@ class Settings:
     related_origins: tuple[str, ...] = ()
     android_apps: tuple[tuple[str, tuple[str, ...]], ...] = ()  # (package name, SHA-256 fingerprints)
     apple_app_ids: tuple[str, ...] = ()  # TEAMID.bundle.id
+    metrics_listen: tuple[str, int] | None = None  # TOBIRA_METRICS_LISTEN: /metrics on a port of its own
     # Not in the environment: keeps these windows apart from others in a shared Redis (tests use their own).
     redis_key_prefix: str = "tobira"
     # Not in the environment table: fixed by policy (security.md, sessions).
@@ -188,6 +189,17 @@ def _android_apps(raw: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
                               "com.broker.app=AA:BB:…(32 bytes of hex)[|…]")
         apps.append((package.strip(), fingerprints))
     return tuple(apps)
+
+
+def _listen(raw: str) -> tuple[str, int] | None:
+    """`host:port` (an IPv6 host in brackets) for /metrics; unset: no metrics endpoint."""
+    if not raw:
+        return None
+    host, sep, port = raw.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"TOBIRA_METRICS_LISTEN {raw!r} must look like 127.0.0.1:9100")
+    return host, int(port)
 
 
 def _apple_app_ids(raw: str) -> tuple[str, ...]:
@@ -377,6 +389,7 @@ def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".en
         related_origins=_related_origins(env.get("TOBIRA_RELATED_ORIGINS", ""), origins),
         android_apps=_android_apps(env.get("TOBIRA_ANDROID_APPS", "")),
         apple_app_ids=_apple_app_ids(env.get("TOBIRA_APPLE_APP_IDS", "")),
+        metrics_listen=_listen(env.get("TOBIRA_METRICS_LISTEN", "").strip()),
     )
 
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import codes, devices, notices, oidc_logout, policy, sessions, stepup, store, store_codes
+from . import codes, devices, metrics, notices, oidc_logout, policy, sessions, stepup, store, store_codes
 from .context import Client, Context
 from .db import Tx, commits_refusals
 from .errors import AccountLocked, CodeRejected, InvalidCredentials, MailUnavailable, NoPendingLogin, ResendTooSoon
@@ -114,6 +114,7 @@ def _password_failed(db: Tx, ctx: Context, attempt: PasswordAttempt, key: str | 
         # A row either way, so the two paths do the same database work.
         store.add_event(db, kind="login_failed", when=now, user_id=None, ip=client.ip,
                         user_agent=client.user_agent, method="password", reason="unknown_customer")
+        metrics.SIGN_INS.labels("password", "failed").inc()
         return False
     outcome = notices.failed_sign_in(db, ctx, user, client, now, kind="login_failed", method="password",
                                      reason="wrong_password" if attempt.checkable else "locked",

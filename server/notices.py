@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from . import messages, policy, store, store_outbox
+from . import messages, metrics, policy, store, store_outbox
 from .context import Client, Context
 from .db import Tx
 from .mail import MailError
@@ -51,6 +51,7 @@ def logged_in(db: Writer, ctx: Context, user: UserRow, method: str, client: Clie
         store.record_login(db, user.id, now)
     store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method=method)
+    metrics.SIGN_INS.labels(method, "ok").inc()
     _mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
           browser=client.user_agent)
 
@@ -67,6 +68,8 @@ def failed_sign_in(db: Tx, ctx: Context, user: UserRow, client: Client, now: dat
         outcome = policy.lock_if_due(db, user.id, counted, now=now, lock_after=lock_after)
     store.add_event(db, kind=kind, when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method=method, reason=reason, failures=outcome.failures)
+    if kind == "login_failed":
+        metrics.SIGN_INS.labels(method, "failed").inc()
     if outcome.locked_now:
         locked(db, ctx, user, client, now)
     return outcome

@@ -59,3 +59,10 @@ def mark_mail_failed(db: Tx, mail_id: int, *, retry_at: datetime, error: str) ->
 
 def pending_mail_count(db: Tx) -> int:
     return db.read(select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))).scalar_one()
+
+
+def unsent_summary(db: Tx) -> tuple[int, datetime | None]:
+    """(how many mails wait, when the oldest was queued): what /metrics shows of the outbox."""
+    count, oldest = db.read(select(func.count(), func.min(outbox.c.created_at))  # min keeps the column's type
+                            .where(outbox.c.sent_at.is_(None))).one()
+    return count, oldest

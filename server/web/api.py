@@ -8,7 +8,7 @@ import logging
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .. import authorization, ceremonies, login, passkeys, policy, sessions, signed_in, stepup, verify
+from .. import authorization, ceremonies, login, metrics, passkeys, policy, sessions, signed_in, stepup, verify
 from ..context import Context
 from ..errors import InvalidRequest, NotAuthenticated, ServiceError, UnsupportedMediaType
 from ..openapi import document as openapi_document
@@ -83,6 +83,7 @@ async def read_body(request: Request, model: type[B]) -> B:
 
 def service_error(request: Request, exc: ServiceError) -> JSONResponse:
     log.info("request refused", extra={"code": exc.code, "status": exc.status, "reason": exc.reason})
+    metrics.REFUSALS.labels(exc.code).inc()
     # `field` helps the log, not the customer: only the code's own extras go into the body.
     return error_response(exc.code, language(request), status=exc.status, wording=exc.extra,
                           message_key=exc.message_key, **exc.contract_extras())
