@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -458,8 +459,13 @@ def _database_down(app, origin, **_):
     connections the server keeps are given back, as at any outage they would be lost."""
     url = make_url(app.state.ctx.settings.database_url)
     with browser(app, origin) as c:
-        # Gone first, then the kept connections given back: the mail worker keeps asking, and a
-        # connection opened between the two would still reach a moved SQLite file.
+        # The background senders (mail, back-channel logouts) stop first: a transaction of theirs
+        # running across the switch would hold its kept connection to the moved file past close().
+        app.state.ctx.outbox.stop()
+        app.state.ctx.logouts.stop()
+        time.sleep(0.2)
+        # Gone first, then the kept connections given back: a connection opened between the two
+        # would still reach a moved SQLite file.
         if url.get_backend_name() == "sqlite":
             path = url.database
             shutil.move(path, path + ".gone")
