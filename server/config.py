@@ -162,6 +162,13 @@ def android_origin(fingerprint: str) -> str:
     return "android:apk-key-hash:" + base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+def _webauthn_may_run(origin: str) -> bool:
+    """Browsers run WebAuthn in secure contexts only: https, or http on localhost."""
+    parts = urlsplit(origin)
+    host = parts.hostname or ""
+    return parts.scheme == "https" or host == "localhost" or host.endswith(".localhost")
+
+
 def _related_origins(raw: str, origins: tuple[str, ...]) -> tuple[str, ...]:
     """The broker's other sites: origins like TOBIRA_ORIGIN's (https except on localhost), on any
     domain (that is the point: WebAuthn Related Origin Requests), none repeated from TOBIRA_ORIGIN."""
@@ -169,9 +176,7 @@ def _related_origins(raw: str, origins: tuple[str, ...]) -> tuple[str, ...]:
         return ()
     related = _origins(raw, name="TOBIRA_RELATED_ORIGINS")
     for origin in related:
-        parts = urlsplit(origin)
-        host = parts.hostname or ""
-        if parts.scheme == "http" and host != "localhost" and not host.endswith(".localhost"):
+        if not _webauthn_may_run(origin):
             raise ConfigError(f"TOBIRA_RELATED_ORIGINS entry {origin!r}: WebAuthn needs https except on localhost")
         if origin in origins:
             raise ConfigError(f"TOBIRA_RELATED_ORIGINS entry {origin!r} is already in TOBIRA_ORIGIN")
@@ -219,7 +224,7 @@ def _check_rp_id(rp_id: str, origins: tuple[str, ...]) -> None:
         host = parts.hostname or ""
         if not (host == rp_id or host.endswith("." + rp_id)):
             raise ConfigError(f"TOBIRA_RP_ID {rp_id!r} does not match origin {origin!r}")
-        if parts.scheme == "http" and host != "localhost" and not host.endswith(".localhost"):
+        if not _webauthn_may_run(origin):
             raise ConfigError(f"origin {origin!r}: WebAuthn needs https except on localhost")
 
 

@@ -264,6 +264,7 @@ async def logout(ctx: Context, session: SessionRow, client: Client) -> None:
                             user_agent=client.user_agent)
 
     await ctx.db.run(end)
+    ctx.logouts.wake()  # the apps' back-channel logouts, now rather than at the next poll
 
 
 # --- lifting the password lock ---------------------------------------------------------------

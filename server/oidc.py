@@ -9,7 +9,6 @@ registered redirect URI, or as JSON from the token endpoint, never as a redirect
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from .config import Settings
 from .db import Tx
 from .errors import Refusal
 from .oidc_claims import Proof
-from .oidc_clients import App
+from .oidc_clients import App, hash_secret
 from .rows import AuthorizationCodeRow, GrantRow, SessionRow, UserRow
 
 CODE_LIFE = timedelta(seconds=60)
@@ -61,12 +60,22 @@ class AuthorizationRequest:
     after: int | None  # AFTER: a login asked by this request must be later than this (Unix time, ms)
 
     def wants_passkey(self, settings: Settings, now: datetime) -> tuple[str, ...]:
-        """The acr values this login must meet: asked for, or the client's rule from the passkey date."""
-        if self.acr_values:
-            return self.acr_values
-        if self.app.require_passkey and policy.passkeys_mandatory(settings, now):
-            return (oidc_claims.PHR,)
-        return ()
+        return acr_wanted(self.app, self.acr_values, settings, now)
+
+
+def acr_wanted(app: App, asked: tuple[str, ...], settings: Settings, now: datetime) -> tuple[str, ...]:
+    """The acr values a login for this app must meet: those asked for (the ones we know), or the
+    app's rule (--require-passkey) from the passkey date."""
+    if asked:
+        return asked
+    if app.require_passkey and policy.passkeys_mandatory(settings, now):
+        return (oidc_claims.PHR,)
+    return ()
+
+
+def _known_acr(raw: str | None) -> tuple[str, ...]:
+    wanted = set((raw or "").split())  # voluntary claims: unknown values are ignored
+    return tuple(v for v in oidc_claims.ACR_VALUES if v in wanted)
 
 
 def single_value(params: Mapping[str, list[str]], name: str) -> str | None:
@@ -120,12 +129,11 @@ def _checked(params: Mapping[str, list[str]], app: App, redirect_uri: str, state
         raise OAuthError("invalid_request", "prompt: none or login (consent and select_account do not apply)")
     max_age = _number(single_value(params, "max_age"), "max_age")
     after = _number(single_value(params, AFTER), AFTER)
-    wanted = set((single_value(params, "acr_values") or "").split())
     locales = (single_value(params, "ui_locales") or "").split()
     ui_locale = next((tag.split("-")[0].lower() for tag in locales if tag.split("-")[0].lower() in ("ja", "en")), None)
     return AuthorizationRequest(
         app=app, redirect_uri=redirect_uri, scope=scope, state=state, nonce=nonce, code_challenge=challenge,
-        prompt=prompt, max_age=max_age, acr_values=tuple(v for v in oidc_claims.ACR_VALUES if v in wanted),
+        prompt=prompt, max_age=max_age, acr_values=_known_acr(single_value(params, "acr_values")),
         ui_locale=ui_locale, login_hint=login_hint.strip().upper() if login_hint else None, after=after)
 
 
@@ -146,23 +154,12 @@ def redirect_with(redirect_uri: str, state: str | None, issuer: str, **params: s
     return redirect_uri + ("&" if "?" in redirect_uri else "?") + urlencode(given)
 
 
-@dataclass(frozen=True)
-class LogIn:
-    """The customer must log in (again) on Tobira first; then the same request comes back."""
-
-    passkey: bool  # only a passkey login will do (acr_values, the client's rule)
-
-
-@dataclass(frozen=True)
-class Issue:
-    """Everything holds: issue a code for this session's login."""
-
-    proof: Proof
-
-
 def decide(request: AuthorizationRequest, session: SessionRow | None, user: UserRow | None, *,
-           settings: Settings, now: datetime) -> LogIn | Issue:
-    """What an authorization request needs, given the browser's session (None: none logged in).
+           settings: Settings, now: datetime) -> Proof | None:
+    """What an authorization request needs, given the browser's session (None: none logged in):
+    the proof of the login a code may be issued for, or None: the customer logs in (again) on
+    Tobira first, and the same request comes back (the login page itself tells whether only a
+    passkey will do: `app_asking`).
 
     A login the request asked for is one made after it (`after`, set when we sent the customer
     to the login page): if that login still does not meet the request, asking again would loop,
@@ -172,31 +169,26 @@ def decide(request: AuthorizationRequest, session: SessionRow | None, user: User
     if session is None or user is None:
         if silent:
             raise OAuthError("login_required", "no customer is logged in")
-        return LogIn(passkey=bool(wanted))
+        return None
     proof = oidc_claims.proof_of(session, now)
     came_back = request.after is not None
     if came_back and proof.auth_time.timestamp() * 1000 <= (request.after or 0):
-        return LogIn(passkey=bool(wanted))  # the login this request asked for has not happened yet
+        return None  # the login this request asked for has not happened yet
     if request.login_hint and request.login_hint != user.customer_code:
         if silent or came_back:
             raise OAuthError("login_required", "another customer is logged in")
-        return LogIn(passkey=bool(wanted))
+        return None
     if "login" in request.prompt:
-        return LogIn(passkey=bool(wanted))
+        return None
     if request.max_age is not None and (now - proof.auth_time).total_seconds() > request.max_age and not came_back:
         if silent:
             raise OAuthError("login_required", "the login is older than max_age")
-        return LogIn(passkey=bool(wanted))
+        return None
     if not oidc_claims.satisfies(proof.acr, wanted):
         if silent or came_back:
             raise OAuthError("unmet_authentication_requirements", f"a passkey login ({' or '.join(wanted)}) is required")
-        return LogIn(passkey=True)
-    return Issue(proof)
-
-
-def hash_secret(value: str) -> str:
-    """How a code or refresh token is kept: its SHA-256 (256 random bits need no slow hash)."""
-    return hashlib.sha256(value.encode()).hexdigest()
+        return None
+    return proof
 
 
 def issue_code(db: Tx, request: AuthorizationRequest, session: SessionRow, proof: Proof, *, now: datetime) -> str:
@@ -222,7 +214,8 @@ class Authorized:
     """Where the browser goes next: the app (with a code or an error), or Tobira's login page."""
 
     location: str
-    login: LogIn | None = None
+    log_in_first: bool = False  # location is the request again, for the login page's `next`
+    ui_locale: str | None = None  # the login page's language, from ui_locales
 
 
 def authorize(db: Tx, params: Mapping[str, list[str]], session_id_hash: str | None, *, settings: Settings,
@@ -239,11 +232,11 @@ def authorize(db: Tx, params: Mapping[str, list[str]], session_id_hash: str | No
         session, user = found if found and found[0].state == sessions.ACTIVE else (None, None)
         if user is not None and user.held_at is not None:
             raise OAuthError("access_denied", "the account is on hold")
-        decision = decide(request, session, user, settings=settings, now=now)
-        if isinstance(decision, LogIn):
-            return Authorized(_come_back(params, now), decision)
-        assert session is not None  # Issue only with a session
-        code = issue_code(db, request, session, decision.proof, now=now)
+        proof = decide(request, session, user, settings=settings, now=now)
+        if proof is None:
+            return Authorized(_come_back(params, now), log_in_first=True, ui_locale=request.ui_locale)
+        assert session is not None  # a proof only with a session
+        code = issue_code(db, request, session, proof, now=now)
         return Authorized(redirect_with(redirect_uri, state, issuer, code=code))
     except OAuthError as exc:
         return Authorized(redirect_with(redirect_uri, state, issuer, error=exc.error, error_description=exc.description))
@@ -277,6 +270,5 @@ def app_asking(db: Tx, next_path: str | None, *, settings: Settings, now: dateti
     app = oidc_clients.find(db, client_id) if client_id else None
     if app is None:
         return None
-    asked = set((params.get("acr_values") or [""])[0].split()) & set(oidc_claims.ACR_VALUES)
-    required = bool(asked) or (app.require_passkey and policy.passkeys_mandatory(settings, now))
-    return AppAsking(app.name, required)
+    asked = _known_acr((params.get("acr_values") or [""])[0])
+    return AppAsking(app.name, bool(acr_wanted(app, asked, settings, now)))

@@ -55,10 +55,12 @@ class App:
                    row.require_passkey, frozenset(row.scopes.split()))
 
     def secret_matches(self, secret: str) -> bool:
-        return self.secret_hash is not None and secrets.compare_digest(_hash(secret), self.secret_hash)
+        return self.secret_hash is not None and secrets.compare_digest(hash_secret(secret), self.secret_hash)
 
 
-def _hash(secret: str) -> str:
+def hash_secret(secret: str) -> str:
+    """How a client secret, an authorization code or a refresh token is kept: its SHA-256 (256
+    random bits need no slow hash)."""
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
@@ -106,7 +108,7 @@ def add(db: Tx, *, name: str, redirect_uris: list[str], public: bool, now: datet
     client_id = secrets.token_urlsafe(16)
     secret = None if public else secrets.token_urlsafe(32)
     store_oidc.add_client(db, ClientRow(
-        client_id=client_id, name=name, secret_hash=_hash(secret) if secret else None,
+        client_id=client_id, name=name, secret_hash=hash_secret(secret) if secret else None,
         redirect_uris=json.dumps(list(dict.fromkeys(redirects))),
         post_logout_redirect_uris=json.dumps(list(dict.fromkeys(logouts))),
         backchannel_logout_uri=backchannel, require_passkey=require_passkey,
@@ -136,7 +138,7 @@ def remove(db: Tx, client_id: str) -> None:
 def rotate_secret(db: Tx, client_id: str) -> str:
     """A new secret for a confidential client; the old one stops working at once."""
     secret = secrets.token_urlsafe(32)
-    if not store_oidc.set_client_secret(db, client_id, _hash(secret)):
+    if not store_oidc.set_client_secret(db, client_id, hash_secret(secret)):
         app = find(db, client_id)
         raise ClientError(f"no client {client_id!r}" if app is None else f"{client_id!r} is a public client: no secret")
     return secret

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 from . import oidc_clients, store, store_oidc
 from .db import Tx, commits_refusals
-from .oidc import PKCE, OAuthError, hash_secret
-from .oidc_clients import App
+from .oidc import PKCE, OAuthError
+from .oidc_clients import App, hash_secret
 from .rows import GrantRow, RefreshTokenRow, UserRow
 
 # How long a refresh token family lives, from the code exchange: each refresh makes a new token

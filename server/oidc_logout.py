@@ -17,15 +17,13 @@ from urllib.parse import urlencode
 
 import httpx
 from joserfc import jwt
-from joserfc.errors import JoseError
-from joserfc.jwt import JWTClaimsRegistry
 
 from . import oidc_clients, store, store_oidc
 from .db import Database, Tx
 from .oidc import TEXT_MAX, OAuthError, single_value
 from .oidc_clients import App
 from .oidc_keys import KeyRing, Keys
-from .oidc_tokens import ID_TOKEN_ALG, subject
+from .oidc_tokens import ID_TOKEN_ALG, subject, verified_claims
 from .queueworker import QueueWorker
 from .rows import LogoutDeliveryRow, SessionRow
 
@@ -39,8 +37,7 @@ TIMEOUT_SECONDS = 5.0
 def sessions_ended(db: Tx, sids: list[str | None], now: datetime) -> int:
     """Revoke what the apps got in these sessions and queue their back-channel logouts; how many."""
     ended = [sid for sid in sids if sid]
-    grants = store_oidc.live_grants_of_sessions(db, ended)
-    store_oidc.revoke_grants_of_sessions(db, ended, now)
+    grants = store_oidc.revoke_grants_of_sessions(db, ended, now)
     owed = sorted({(grant.client_id, grant.sid, grant.user_id) for grant in grants})
     queued = 0
     for client_id, sid, user_id in owed:
@@ -163,15 +160,10 @@ def parse_logout(db: Tx, params: Mapping[str, list[str]], keys: Keys, *, issuer:
 
 
 def _hint_claims(hint: str, keys: Keys, *, issuer: str, now: datetime) -> dict:
-    try:
-        decoded = jwt.decode(hint, keys.public, algorithms=[ID_TOKEN_ALG])
-        if decoded.header.get("typ") not in (None, "JWT"):  # an access or logout token is no ID token
-            raise ValueError("not an ID token")
-        JWTClaimsRegistry(now=int(now.timestamp()), iss={"essential": True, "value": issuer},
-                          aud={"essential": True}, exp={"essential": True},
-                          sub={"essential": True}).validate(decoded.claims)
-    except (JoseError, ValueError):
-        raise OAuthError("invalid_request", "id_token_hint is not a valid, unexpired ID token of this issuer") from None
-    if not isinstance(decoded.claims.get("aud"), str):
+    # typ JWT or none: an access token or a logout token is no ID token
+    claims = verified_claims(keys, hint, alg=ID_TOKEN_ALG, types=(None, "JWT"), issuer=issuer, now=now)
+    if claims is None:
+        raise OAuthError("invalid_request", "id_token_hint is not a valid, unexpired ID token of this issuer")
+    if not isinstance(claims.get("aud"), str):
         raise OAuthError("invalid_request", "id_token_hint names no single audience")
-    return decoded.claims
+    return claims

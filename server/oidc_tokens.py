@@ -60,19 +60,29 @@ def access_token(keys: Keys, *, issuer: str, grant: GrantRow, user: UserRow, now
     return jwt.encode({"alg": ACCESS_TOKEN_ALG, "kid": key.kid, "typ": ACCESS_TOKEN_TYPE}, claims, key)
 
 
-def read_access_token(keys: Keys, token: str, *, issuer: str, now: datetime) -> dict | None:
-    """The claims of an access token we signed that has not expired, or None (any fault at all)."""
+def verified_claims(keys: Keys, token: str, *, alg: str, types: tuple[str | None, ...], issuer: str,
+                    now: datetime, audience: str | None = None) -> dict | None:
+    """The claims of a token we signed with `alg`, of one of these `typ`s (so one kind of token is
+    never taken for another), from this issuer, unexpired, for `audience` (any, when None), with
+    a subject; None for any fault at all."""
     try:
-        decoded = jwt.decode(token, keys.public, algorithms=[ACCESS_TOKEN_ALG])
-        if decoded.header.get("typ") != ACCESS_TOKEN_TYPE:
+        decoded = jwt.decode(token, keys.public, algorithms=[alg])
+        if decoded.header.get("typ") not in types:
             return None
-        JWTClaimsRegistry(now=_timestamp(now), leeway=0, iss={"essential": True, "value": issuer},
-                          aud={"essential": True, "value": issuer}, exp={"essential": True},
-                          sub={"essential": True}).validate(decoded.claims)
+        registry = JWTClaimsRegistry(now=_timestamp(now), leeway=0, iss={"essential": True, "value": issuer},
+                                     aud={"essential": True, "value": audience} if audience else {"essential": True},
+                                     exp={"essential": True}, sub={"essential": True})
+        registry.validate(decoded.claims)
     except (JoseError, ValueError):
         return None
-    claims = decoded.claims
-    return claims if isinstance(claims.get(GRANT_CLAIM), str) else None
+    return decoded.claims
+
+
+def read_access_token(keys: Keys, token: str, *, issuer: str, now: datetime) -> dict | None:
+    """The claims of an access token we signed that has not expired, or None (any fault at all)."""
+    claims = verified_claims(keys, token, alg=ACCESS_TOKEN_ALG, types=(ACCESS_TOKEN_TYPE,), issuer=issuer,
+                             now=now, audience=issuer)
+    return claims if claims is not None and isinstance(claims.get(GRANT_CLAIM), str) else None
 
 
 def scoped_claims(grant: GrantRow, user: UserRow, settings: Settings, now: datetime) -> dict:

@@ -23,7 +23,7 @@ def adoption(db: Tx, settings: Settings, now: datetime) -> dict:
     day_starts = datetime.combine(first_day, datetime.min.time(), tzinfo=JST)
     by_day: dict[str, dict[str, int]] = {
         (first_day + timedelta(days=i)).isoformat(): dict.fromkeys(LOGIN_METHODS, 0) for i in range(30)}
-    for _kind, when, detail in store_stats.events_since(db, ("login",), day_starts):
+    for when, detail in store_stats.events_since(db, "login", day_starts):
         facts = json.loads(detail) if detail else {}
         day = when.astimezone(JST).date().isoformat()
         if day in by_day and facts.get("method") in by_day[day]:
@@ -46,4 +46,4 @@ def adoption(db: Tx, settings: Settings, now: datetime) -> dict:
 
 def to_reach(db: Tx, now: datetime) -> list[str]:
     """`tobira stats --csv`: the codes of customers active in the last 30 days without a passkey."""
-    return list(store_stats.codes_without_passkey(db, active_since=now - ACTIVE))
+    return store_stats.codes_without_passkey(db, active_since=now - ACTIVE)

@@ -109,18 +109,13 @@ def delete_expired_codes(db: Tx, *, expired_before: datetime) -> int:
     return db.execute(delete(codes).where(codes.c.expires_at < expired_before)).rowcount
 
 
-def live_grants_of_sessions(db: Tx, sids: list[str]) -> list[GrantRow]:
+def revoke_grants_of_sessions(db: Tx, sids: list[str], now: datetime) -> list[GrantRow]:
+    """Revoke the grants still standing that were made in these sessions; those grants."""
     if not sids:
         return []
-    statement = select(grants).where(grants.c.sid.in_(sids), grants.c.revoked_at.is_(None))
-    return [GrantRow(*row) for row in db.read(statement)]
-
-
-def revoke_grants_of_sessions(db: Tx, sids: list[str], now: datetime) -> int:
-    if not sids:
-        return 0
-    return db.execute(update(grants).where(grants.c.sid.in_(sids), grants.c.revoked_at.is_(None))
-                      .values(revoked_at=now)).rowcount
+    revoked = db.execute(update(grants).where(grants.c.sid.in_(sids), grants.c.revoked_at.is_(None))
+                         .values(revoked_at=now).returning(*grants.c))
+    return [GrantRow(*row) for row in revoked]
 
 
 # --- refresh tokens ------------------------------------------------------------------------

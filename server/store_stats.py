@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterator
-
 from sqlalchemy import Table, distinct, func, select
 
 from .db import Tx
@@ -15,25 +13,27 @@ credentials: Table = tables["credentials"]
 events: Table = tables["security_events"]
 
 
+def _has_passkey():
+    return select(credentials.c.id).where(credentials.c.user_id == users.c.id).exists()
+
+
 def count_customers(db: Tx, *, active_since: datetime | None = None, with_passkey: bool | None = None) -> int:
     """Customers, optionally only those who logged in since a time, with or without a passkey."""
     statement = select(func.count()).select_from(users)
     if active_since is not None:
         statement = statement.where(users.c.last_login_at >= active_since)
-    has = select(credentials.c.id).where(credentials.c.user_id == users.c.id).exists()
     if with_passkey is True:
-        statement = statement.where(has)
+        statement = statement.where(_has_passkey())
     elif with_passkey is False:
-        statement = statement.where(~has)
+        statement = statement.where(~_has_passkey())
     return db.read(statement).scalar_one()
 
 
-def codes_without_passkey(db: Tx, *, active_since: datetime) -> Iterator[str]:
+def codes_without_passkey(db: Tx, *, active_since: datetime) -> list[str]:
     """The customer codes of those active since a time who hold no passkey, in code order."""
-    has = select(credentials.c.id).where(credentials.c.user_id == users.c.id).exists()
-    statement = (select(users.c.customer_code).where(users.c.last_login_at >= active_since, ~has)
+    statement = (select(users.c.customer_code).where(users.c.last_login_at >= active_since, ~_has_passkey())
                  .order_by(users.c.customer_code))
-    return iter(db.read(statement).scalars().all())
+    return list(db.read(statement).scalars())
 
 
 def count_passkeys(db: Tx, *, synced: bool | None = None, held_at: datetime | None = None) -> int:
@@ -50,10 +50,10 @@ def customers_with_passkey(db: Tx) -> int:
     return db.read(select(func.count(distinct(credentials.c.user_id)))).scalar_one()
 
 
-def events_since(db: Tx, kinds: tuple[str, ...], since: datetime) -> list[tuple[str, datetime, str | None]]:
-    """(kind, when, detail JSON) of the events of these kinds since a time, oldest first."""
-    statement = (select(events.c.kind, events.c.created_at, events.c.detail)
-                 .where(events.c.kind.in_(kinds), events.c.created_at >= since).order_by(events.c.id))
+def events_since(db: Tx, kind: str, since: datetime) -> list[tuple[datetime, str | None]]:
+    """(when, detail JSON) of the events of a kind since a time, oldest first."""
+    statement = (select(events.c.created_at, events.c.detail)
+                 .where(events.c.kind == kind, events.c.created_at >= since).order_by(events.c.id))
     return [tuple(row) for row in db.read(statement)]
 
 

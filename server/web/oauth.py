@@ -87,14 +87,11 @@ async def authorization(request: Request) -> Response:
     try:
         answer = await ctx.db.run(oidc.authorize, params, session_hash, settings=ctx.settings, now=ctx.clock())
     except oidc.NoRedirect as exc:  # the redirect URI is not one we may send anything to
-        response = render(request, "oauth_error.html", status_code=400, error=exc.error, description=exc.description)
-        response.headers.update(NO_STORE)
-        return response
-    if answer.login is None:
+        return _error_page(request, exc)
+    if not answer.log_in_first:
         return RedirectResponse(answer.location, status_code=303, headers=NO_STORE)
     query = {"next": answer.location}
-    ui_locale = params.get("ui_locales", [""])[0].split()
-    if (ui_locale and ui_locale[0].lower().startswith("en")) or request.query_params.get("lang") == "en":
+    if answer.ui_locale == "en" or request.query_params.get("lang") == "en":
         query["lang"] = "en"
     return RedirectResponse("/login?" + urlencode(query), status_code=303, headers=NO_STORE)
 
@@ -294,7 +291,7 @@ async def end_session(request: Request) -> Response:
         try:
             params = await _form(request)
         except OAuthError as exc:
-            return _logout_error(request, exc)
+            return _error_page(request, exc)
     else:
         params = parse_qs(request.url.query, keep_blank_values=True)
     keys = await ctx.keys.current()
@@ -302,7 +299,7 @@ async def end_session(request: Request) -> Response:
         asked = await ctx.db.run(oidc_logout.parse_logout, params, keys, issuer=ctx.settings.oidc_issuer,
                                  now=ctx.clock())
     except OAuthError as exc:
-        return _logout_error(request, exc)
+        return _error_page(request, exc)
     session = await logged_in(request)
     confirmed = session is not None and _confirmed(request, params, session.id_hash)
     if session is not None and not (asked.names(session) or confirmed):
@@ -314,7 +311,6 @@ async def end_session(request: Request) -> Response:
         return response
     if session is not None:
         await login.logout(ctx, session, client(request))
-        ctx.logouts.wake()
     back = asked.back_to_app()
     # After our own confirmation form, a link back, not a redirect: our pages allow forms to lead
     # only to ourselves (CSP form-action), and a browser holds a form's redirect to that too.
@@ -335,7 +331,8 @@ def _confirmed(request: Request, params: dict[str, list[str]], session_hash: str
         return False
 
 
-def _logout_error(request: Request, exc: OAuthError) -> Response:
+def _error_page(request: Request, exc: OAuthError) -> Response:
+    """An OAuth error where no redirect may carry it (an untrusted redirect URI, a bad logout request)."""
     response = render(request, "oauth_error.html", status_code=400, error=exc.error, description=exc.description)
     response.headers.update(NO_STORE)
     return response
