@@ -256,15 +256,16 @@ def _reissue(db: Tx, ctx: Context, session_id_hash: str | None, client: Client) 
 async def logout(ctx: Context, session: SessionRow, client: Client) -> None:
     """End this browser's session for good (the trusted device stays, as the contract says)."""
 
-    def end(db: Tx) -> None:
+    def end(db: Tx) -> int:
         ended = sessions.end(db, session.id_hash)
-        if ended and session.user_id and session.state == sessions.ACTIVE:
-            oidc_logout.sessions_ended(db, [ended.sid], ctx.clock())
-            store.add_event(db, kind="logout", when=ctx.clock(), user_id=session.user_id, ip=client.ip,
-                            user_agent=client.user_agent)
+        if not (ended and session.user_id and session.state == sessions.ACTIVE):
+            return 0
+        store.add_event(db, kind="logout", when=ctx.clock(), user_id=session.user_id, ip=client.ip,
+                        user_agent=client.user_agent)
+        return oidc_logout.sessions_ended(db, [ended.sid], ctx.clock())
 
-    await ctx.db.run(end)
-    ctx.logouts.wake()  # the apps' back-channel logouts, now rather than at the next poll
+    if await ctx.db.run(end):
+        ctx.logouts.wake()  # logout tokens were queued: send them now rather than at the next poll
 
 
 # --- lifting the password lock ---------------------------------------------------------------

@@ -105,7 +105,7 @@ def add(db: Tx, *, name: str, redirect_uris: list[str], public: bool, now: datet
     unknown = sorted(set(allowed) - set(SCOPES))
     if unknown or "openid" not in allowed:
         raise ClientError(f"scopes: openid and any of {' '.join(SCOPES[1:])} (not {' '.join(unknown) or 'without openid'})")
-    client_id = secrets.token_urlsafe(16)
+    client_id = secrets.token_hex(16)  # never starting with '-': the CLI takes it as an argument
     secret = None if public else secrets.token_urlsafe(32)
     store_oidc.add_client(db, ClientRow(
         client_id=client_id, name=name, secret_hash=hash_secret(secret) if secret else None,
