@@ -117,7 +117,8 @@ def server(tmp_path, mailsink, request):
     env = _server_env(tmp_path, port, mailsink.url)
     marker = request.node.get_closest_marker("server_env")
     if marker is not None:
-        env.update({name: str(value) for name, value in marker.kwargs.items()})
+        # "{port}" in a value is this server's port (e.g. a related origin on another host name).
+        env.update({name: str(value).format(port=port) for name, value in marker.kwargs.items()})
     # The working directory is the temporary one, so no stray .env file can change the settings.
     _cli(env, tmp_path, "user", "add", CUSTOMER_CODE, "--email", EMAIL, "--name", NAME, "--password-stdin",
          stdin=PASSWORD + "\n")

@@ -33,11 +33,12 @@ def _challenge_hash(challenge: bytes) -> str:
     return hashlib.sha256(challenge).hexdigest()
 
 
-def _store_ceremony(db: Writer, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None) -> bytes:
+def _store_ceremony(db: Writer, ctx: Context, *, kind: str, session_id_hash: str, user_id: int | None,
+                    conditional: bool = False) -> bytes:
     challenge = secrets.token_bytes(32)
     store.add_ceremony(db, CeremonyRow(challenge_hash=_challenge_hash(challenge), kind=kind,
                                     session_id_hash=session_id_hash, user_id=user_id, challenge=challenge,
-                                    expires_at=ctx.clock() + CEREMONY_TTL))
+                                    expires_at=ctx.clock() + CEREMONY_TTL, conditional=conditional))
     return challenge
 
 
@@ -61,8 +62,11 @@ def _parse(parse, data: Any):
 # --- registration ----------------------------------------------------------------------------
 
 
-async def begin_registration(ctx: Context, *, session: SessionRow, security_key: bool = False) -> dict:
-    """security_key: the management page's "Add a security key": a roaming key, not this device."""
+async def begin_registration(ctx: Context, *, session: SessionRow, security_key: bool = False,
+                             conditional: bool = False) -> dict:
+    """security_key: the management page's "Add a security key": a roaming key, not this device.
+    conditional: the automatic upgrade right after a code login (a conditional create, WebAuthn L3):
+    the ceremony remembers it, since only its answer may come without user presence."""
     def begin(db: Tx) -> dict:
         user = sessions.customer_of(db, session)
         if not user.email:
@@ -73,8 +77,10 @@ async def begin_registration(ctx: Context, *, session: SessionRow, security_key:
         stepup.require_passkey_change_allowed(session, ctx.settings, ctx.clock(), has_passkey=bool(existing))
         if (full := passkeys.limit_refusal(len(existing), ctx.settings)) is not None:
             raise full
-        challenge = _store_ceremony(db, ctx, kind="registration", session_id_hash=session.id_hash, user_id=user.id)
-        return options.registration(ctx.settings, user, existing, challenge=challenge, security_key=security_key)
+        challenge = _store_ceremony(db, ctx, kind="registration", session_id_hash=session.id_hash, user_id=user.id,
+                                    conditional=conditional)
+        return options.registration(ctx.settings, user, existing, challenge=challenge, security_key=security_key,
+                                    conditional=conditional)
 
     return await ctx.db.run(begin)
 
@@ -86,7 +92,8 @@ async def complete_registration(ctx: Context, *, session: SessionRow, credential
                            kind="registration", user_id=session.user_id)
     try:
         new = verify.verify_registration(response=response, expected_challenge=ceremony.challenge,
-                                         expected_origins=ctx.settings.webauthn_origins, rp_id=ctx.settings.rp_id)
+                                         expected_origins=ctx.settings.webauthn_origins, rp_id=ctx.settings.rp_id,
+                                         conditional=ceremony.conditional)
     except verify.Rejected as exc:
         await ctx.db.run(notices.record, ctx, "passkey_registration_rejected", session.user_id, client,
                          reason=exc.reason)
@@ -109,14 +116,15 @@ async def complete_registration(ctx: Context, *, session: SessionRow, credential
             db, user_id=user.id, credential_id=new.credential_id, public_key=new.public_key,
             algorithm=new.algorithm, sign_count=new.sign_count, aaguid=new.aaguid, transports=",".join(transports),
             backup_eligible=new.backup_eligible, backup_state=new.backup_state, created_at=now,
-            hold_until=hold_until,
+            hold_until=hold_until, uv_initialized=new.user_verified,
             name=chosen or passkeys.default_name(new.aaguid, transports, {c.name for c in existing}, client.lang))
         if row is None:  # the UNIQUE index: registered already (by anyone, a moment ago too)
             raise Conflict("credential_exists")
         view = passkeys.view(row, now)
         # A remembered PC skips the code: whoever added a passkey must not also keep that (security.md 23, 40).
         devices.forget_all(db, user.id)
-        notices.passkey_added(db, ctx, user, view.name, view.provider, client, now, hold_until=hold_until)
+        notices.passkey_added(db, ctx, user, view.name, view.provider, client, now, hold_until=hold_until,
+                              automatic=ceremony.conditional)
         return view
 
     with metrics.CEREMONY_SECONDS.labels("registration").time():
@@ -322,7 +330,7 @@ def _verified(db: Tx, ctx: Context, response, ceremony: CeremonyRow, stored: Cre
         return verify.verify_authentication(
             response=response, expected_challenge=ceremony.challenge, expected_origins=ctx.settings.webauthn_origins,
             rp_id=ctx.settings.rp_id, public_key=stored.public_key, stored_sign_count=stored.sign_count,
-            stored_backup_eligible=stored.backup_eligible)
+            stored_backup_eligible=stored.backup_eligible, uv_initialized=stored.uv_initialized)
     except verify.Rejected as exc:
         if exc.reason == "counter":
             received = response.response.authenticator_data.counter
@@ -334,7 +342,8 @@ def _verified(db: Tx, ctx: Context, response, ceremony: CeremonyRow, stored: Cre
 def _counter_step(stored: CredentialRow, result: verify.VerifiedAssertion, now: datetime) -> Statement:
     """The gate of a passkey's use: its sign counter moved on from the value verified against."""
     return store.gate_sign_counter(stored.id, old_count=stored.sign_count, new_count=result.sign_count,
-                                   backup_state=result.backup_state, when=now)
+                                   backup_state=result.backup_state,
+                                   uv_initialized=stored.uv_initialized or result.user_verified, when=now)
 
 
 async def count_malformed(ctx: Context, client: Client) -> None:

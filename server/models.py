@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from sqlalchemy import (BigInteger, Boolean, Column, ForeignKey, Index, Integer, LargeBinary, String, Text,
-                        UniqueConstraint, text)
+                        UniqueConstraint, false, text, true)
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.types import DateTime, TypeDecorator
 from sqlmodel import Field, SQLModel
@@ -223,6 +223,9 @@ class Credential(SQLModel, table=True):
     # passkey itself on hold): until then it does not count as passkey-verified for important
     # operations once passkeys are mandatory. None: not held.
     hold_until: datetime | None = _when(nullable=True)
+    # WebAuthn L3's uvInitialized: a passkey made by an automatic upgrade (a conditional create) may
+    # have been made without user verification; it signs nothing in until a use with UV=1 sets this.
+    uv_initialized: bool = Field(default=True, sa_column=Column(Boolean, nullable=False, server_default=true()))
 
 
 class Ceremony(SQLModel, table=True):
@@ -238,6 +241,9 @@ class Ceremony(SQLModel, table=True):
     user_id: int | None = _user_fk(nullable=True)
     challenge: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
     expires_at: datetime = _when(index=True)
+    # Issued as a conditional create (the automatic upgrade after a code login): only its answer may
+    # come without user presence. clientDataJSON does not say so; the server has to remember it.
+    conditional: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
 
 
 class OAuthClient(SQLModel, table=True):

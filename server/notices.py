@@ -89,9 +89,11 @@ def password_unlocked(db: Tx, ctx: Context, user: UserRow, client: Client, now: 
 
 
 def passkey_added(db: Tx, ctx: Context, user: UserRow, name: str, provider: str | None, client: Client,
-                  now: datetime, *, hold_until: datetime | None = None) -> None:
+                  now: datetime, *, hold_until: datetime | None = None, automatic: bool = False) -> None:
+    """automatic: made by the automatic upgrade after a code login (the broker counts these)."""
     store.add_event(db, kind="passkey_added", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
-                    name=name, provider=provider, hold_until=hold_until.isoformat() if hold_until else None)
+                    name=name, provider=provider, hold_until=hold_until.isoformat() if hold_until else None,
+                    **({"automatic": True} if automatic else {}))
     _mail(db, ctx, user, "passkey_added", messages.passkey_mail, lang=client.lang, when=now, added=True, name=name,
           provider=provider, ip=client.ip, hold_until=hold_until)
 

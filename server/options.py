@@ -64,13 +64,16 @@ def descriptor(credential: CredentialRow) -> PublicKeyCredentialDescriptor:
 
 
 def registration(settings: Settings, user: UserRow, existing: Sequence[CredentialRow], *, challenge: bytes,
-                 security_key: bool = False) -> dict:
-    """A discoverable passkey with user verification, none of the customer's passkeys again."""
+                 security_key: bool = False, conditional: bool = False) -> dict:
+    """A discoverable passkey with user verification, none of the customer's passkeys again.
+
+    conditional (the automatic upgrade): UV "preferred", since browsers refuse a conditional create
+    that requires it; such a passkey signs nothing in until a use with UV (verify.py)."""
     options, _ = _server(settings.rp_id, settings.rp_name).register_begin(
         PublicKeyCredentialUserEntity(name=user.customer_code, id=user.user_handle, display_name=user.display_name),
         credentials=[descriptor(c) for c in existing],
         resident_key_requirement=ResidentKeyRequirement.REQUIRED,
-        user_verification=UserVerificationRequirement.REQUIRED,
+        user_verification=UserVerificationRequirement.PREFERRED if conditional else UserVerificationRequirement.REQUIRED,
         authenticator_attachment=AuthenticatorAttachment.CROSS_PLATFORM if security_key else None,
         challenge=challenge)
     return _with_hints(options, SECURITY_KEY if security_key else OWN_DEVICE)

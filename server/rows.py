@@ -121,6 +121,7 @@ class CredentialRow:
     created_at: datetime
     last_used_at: datetime | None
     hold_until: datetime | None
+    uv_initialized: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +132,7 @@ class CeremonyRow:
     user_id: int | None
     challenge: bytes
     expires_at: datetime
+    conditional: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -344,7 +344,8 @@ _CREDENTIAL_COLUMNS = len(credentials.c)
 _ADD_CREDENTIAL = {name: dialect.insert(credentials).on_conflict_do_nothing().returning(*credentials.c)
                    for name, dialect in _DIALECTS.items()}
 _COUNTER_STEP = (update(credentials).where(credentials.c.id == _p("pk"), credentials.c.sign_count == _p("old"))
-                 .values(sign_count=_p("new"), backup_state=_p("bs"), last_used_at=_p("when"))
+                 .values(sign_count=_p("new"), backup_state=_p("bs"), last_used_at=_p("when"),
+                         uv_initialized=_p("uv"))
                  .returning(credentials.c.id))
 
 
@@ -366,20 +367,23 @@ def credential_with_owner(db: Tx, credential_id: bytes) -> tuple[UserRow, Creden
 
 def add_credential(db: Tx, *, user_id: int, credential_id: bytes, public_key: bytes, algorithm: int,
                    sign_count: int, aaguid: str, transports: str, backup_eligible: bool, backup_state: bool,
-                   name: str, created_at: datetime, hold_until: datetime | None) -> CredentialRow | None:
+                   name: str, created_at: datetime, hold_until: datetime | None,
+                   uv_initialized: bool = True) -> CredentialRow | None:
     """A new passkey; None when its ID is registered already (the UNIQUE index decides a race)."""
     return written(db.execute(_ADD_CREDENTIAL[db.dialect.name], {
         "user_id": user_id, "credential_id": credential_id, "public_key": public_key, "algorithm": algorithm,
         "sign_count": sign_count, "aaguid": aaguid, "transports": transports, "backup_eligible": backup_eligible,
-        "backup_state": backup_state, "name": name, "created_at": created_at, "hold_until": hold_until}),
+        "backup_state": backup_state, "name": name, "created_at": created_at, "hold_until": hold_until,
+        "uv_initialized": uv_initialized}),
         CredentialRow)
 
 
 def gate_sign_counter(credential_pk: int, *, old_count: int, new_count: int, backup_state: bool,
-                      when: datetime) -> Statement:
+                      uv_initialized: bool, when: datetime) -> Statement:
     """Compare-and-set: the use is written only while the sign counter is still the one verified
     against; another login that moved it first makes this gate fail (security.md §12)."""
-    return _COUNTER_STEP, {"pk": credential_pk, "old": old_count, "new": new_count, "bs": backup_state, "when": when}
+    return _COUNTER_STEP, {"pk": credential_pk, "old": old_count, "new": new_count, "bs": backup_state,
+                           "uv": uv_initialized, "when": when}
 
 
 def rename_credential(db: Tx, user_id: int, credential_id: bytes, name: str) -> CredentialRow | None:

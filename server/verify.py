@@ -298,15 +298,26 @@ class NewCredential:
 
 def verify_registration(*, response: RegistrationResponse, expected_challenge: bytes,
                         expected_origins: Collection[str], rp_id: str, algorithms: Collection[int] = ALGORITHMS,
-                        require_user_verification: bool = True) -> NewCredential:
-    """WebAuthn §7.1 with attestation "none": raises Rejected, or returns what to store."""
+                        require_user_verification: bool = True, conditional: bool = False) -> NewCredential:
+    """WebAuthn §7.1 with attestation "none": raises Rejected, or returns what to store.
+
+    conditional: the ceremony was issued as a conditional create (the automatic upgrade). The
+    browser's password manager makes such a passkey without a gesture, so §7.1 step 14 (L3) skips
+    the user-presence check for it, and only for it; every other check stays."""
     attestation = response.response.attestation_object
     _client_data_checks(response.response.client_data, expected_challenge)
     try:
         auth_data = _server(rp_id, frozenset(expected_origins)).register_complete(
-            _state(expected_challenge, require_user_verification), response)
+            _state(expected_challenge, require_user_verification and not conditional), response)
     except ValueError as exc:
-        raise _fido2_reason(exc) from None
+        refusal = _fido2_reason(exc)
+        if not (conditional and refusal.reason == "up"):
+            raise refusal from None
+        # fido2 has no switch for this. Its register_complete checks UP after type, origin,
+        # challenge and the RP ID hash (all passed, then) and before UV (not asked for here) and
+        # attestation (ignored: "none"), and returns the attestation's own authenticator data,
+        # which is what is taken here. tests/test_verify.py pins that order for the fido2 admitted.
+        auth_data = attestation.auth_data
     except AssertionError:  # register_complete asserts the attested credential data is there
         raise Rejected("parse", "attested credential data missing (AT flag)") from None
     _flag_checks(auth_data)
@@ -340,6 +351,7 @@ class VerifiedAssertion:
     backup_eligible: bool
     backup_state: bool
     user_handle: bytes | None
+    user_verified: bool
 
 
 def check_credential_id(raw_id: bytes) -> None:
@@ -350,8 +362,11 @@ def check_credential_id(raw_id: bytes) -> None:
 def verify_authentication(*, response: AuthenticationResponse, expected_challenge: bytes,
                           expected_origins: Collection[str], rp_id: str, public_key: bytes, stored_sign_count: int,
                           stored_backup_eligible: bool, algorithms: Collection[int] = ALGORITHMS,
-                          require_user_verification: bool = True) -> VerifiedAssertion:
-    """WebAuthn §7.2 for one known credential: raises Rejected, or returns the new counter and flags."""
+                          require_user_verification: bool = True, uv_initialized: bool = True) -> VerifiedAssertion:
+    """WebAuthn §7.2 for one known credential: raises Rejected, or returns the new counter and flags.
+
+    uv_initialized: false for a passkey an automatic upgrade made without user verification; it is
+    refused until an assertion with UV=1 (whatever require_user_verification says)."""
     check_credential_id(response.raw_id)
     try:
         stored = keys.stored_key(response.raw_id, public_key)
@@ -372,6 +387,8 @@ def verify_authentication(*, response: AuthenticationResponse, expected_challeng
         raise Rejected("signature", f"signature could not be verified ({type(exc).__name__})") from None
     auth_data = response.response.authenticator_data
     _flag_checks(auth_data)
+    if not uv_initialized and not auth_data.is_user_verified():
+        raise Rejected("uv", "this passkey was made without user verification; its first use must verify the user")
     # §7.2 (currentBe): BE is fixed when the credential is created (§6.1.3). An assertion saying
     # otherwise is not from the authenticator that registered it, or would let a device-bound
     # passkey pass as synced (or the reverse) for any policy that reads the flag. Checked after the
@@ -384,4 +401,5 @@ def verify_authentication(*, response: AuthenticationResponse, expected_challeng
     if (auth_data.counter or stored_sign_count) and auth_data.counter <= stored_sign_count:
         raise Rejected("counter", f"sign count {auth_data.counter} is not above the stored {stored_sign_count}")
     return VerifiedAssertion(sign_count=auth_data.counter, backup_eligible=auth_data.is_backup_eligible(),
-                             backup_state=auth_data.is_backed_up(), user_handle=response.response.user_handle)
+                             backup_state=auth_data.is_backed_up(), user_handle=response.response.user_handle,
+                             user_verified=auth_data.is_user_verified())

@@ -48,7 +48,8 @@ def rows(db, model):
 
 
 def counter_step(passkey, old, new):
-    return store.gate_sign_counter(passkey.id, old_count=old, new_count=new, backup_state=True, when=WHEN)
+    return store.gate_sign_counter(passkey.id, old_count=old, new_count=new, backup_state=True, uv_initialized=True,
+                                   when=WHEN)
 
 
 def a_login(user_id, batch):

@@ -111,6 +111,19 @@ def test_registration_vector(v):
     assert outcome(run) == expected(v), v.get("reason") or v["notes"]
 
 
+@pytest.mark.parametrize("v", REGISTRATION, ids=[v["id"] for v in REGISTRATION])
+def test_a_conditional_ceremony_judges_each_real_registration_the_same(v):
+    """The automatic upgrade's ceremony drops the UP check (none of these real responses lacks UP)
+    and asks UV only as "preferred": every other verdict on these responses must stay the same."""
+    def run():
+        response = verify.parse_registration(v["response"])
+        verify.verify_registration(response=response, expected_challenge=challenge(v), expected_origins=origins(v),
+                                   rp_id=v["rp_id"], algorithms=offered(v), require_user_verification=False,
+                                   conditional=True)
+
+    assert outcome(run) == expected(v), v.get("reason") or v["notes"]
+
+
 @pytest.mark.parametrize("v", AUTHENTICATION, ids=[v["id"] for v in AUTHENTICATION])
 def test_authentication_vector(v):
     def run():

@@ -54,22 +54,24 @@ def make_key(alg: int = ES256, **kw) -> SoftKey:
 
 
 def register(data, *, challenge=CHALLENGE, origins=(ORIGIN,), rp_id=RP_ID, algorithms=verify.ALGORITHMS,
-             uv=True) -> verify.NewCredential:
+             uv=True, conditional=False) -> verify.NewCredential:
     response = verify.parse_registration(data)
     return verify.verify_registration(response=response, expected_challenge=challenge,
                                       expected_origins=list(origins), rp_id=rp_id, algorithms=algorithms,
-                                      require_user_verification=uv)
+                                      require_user_verification=uv, conditional=conditional)
 
 
 def authenticate(data, public_key: bytes, *, stored=0, be=None, challenge=CHALLENGE, origins=(ORIGIN,),
-                 rp_id=RP_ID, algorithms=verify.ALGORITHMS, uv=True) -> verify.VerifiedAssertion:
+                 rp_id=RP_ID, algorithms=verify.ALGORITHMS, uv=True,
+                 uv_initialized=True) -> verify.VerifiedAssertion:
     """be: the stored backup eligibility; None stores what the assertion says (the tests of that
     check, case 35, pass it explicitly)."""
     response = verify.parse_authentication(data)
     return verify.verify_authentication(response=response, expected_challenge=challenge,
                                         expected_origins=list(origins), rp_id=rp_id, public_key=public_key,
                                         stored_sign_count=stored, stored_backup_eligible=_stored_be(response, be),
-                                        algorithms=algorithms, require_user_verification=uv)
+                                        algorithms=algorithms, require_user_verification=uv,
+                                        uv_initialized=uv_initialized)
 
 
 def _stored_be(response, be: bool | None) -> bool:
@@ -630,6 +632,71 @@ def test_authentication_uv_may_be_absent_when_not_required():
     new = registered(key)
     assert outcome(lambda: authenticate(key.get(CHALLENGE, flags=UP | BE | BS), new.public_key, uv=False)) == OK
     assert outcome(lambda: authenticate(key.get(CHALLENGE, flags=UP | BE | BS), new.public_key)) == rejected("uv")
+
+
+# --- the automatic upgrade: a conditional create (WebAuthn L3 §7.1 step 14) -----------------------
+
+SILENT = AT | BE | BS  # a password manager's conditional create: no UP, and UV only if it did one
+
+
+def test_a_conditional_registration_needs_neither_up_nor_uv():
+    key = make_key()
+    new = register(key.create(CHALLENGE, user_handle=HANDLE, flags=SILENT), conditional=True)
+    assert new.user_verified is False and new.backup_eligible
+    with_uv = register(make_key().create(CHALLENGE, user_handle=HANDLE, flags=SILENT | UV), conditional=True)
+    assert with_uv.user_verified is True
+
+
+def test_an_ordinary_registration_without_up_is_refused_whatever_uv_says():
+    for flags in (SILENT, SILENT | UV):
+        data = make_key().create(CHALLENGE, user_handle=HANDLE, flags=flags)
+        assert outcome(lambda: register(data)) == rejected("up")
+        assert outcome(lambda: register(data, uv=False)) == rejected("up")
+
+
+@pytest.mark.parametrize("override, reason", [
+    ({"type": "webauthn.get"}, "type"),
+    ({"origin": "https://evil.example"}, "origin"),
+    ({"rp_id": "evil.example"}, "rp_id"),
+    ({"client_data": {"challenge": b64url(b"\x01" * 32)}}, "challenge"),
+    ({"cross_origin": True}, "origin"),
+    ({"top_origin": "https://evil.example"}, "origin"),
+    ({"flags": AT | BS}, "flags"),
+    ({"attested": False, "flags": BE | BS}, "parse"),
+    ({"fmt": "none", "att_stmt": {"x5c": []}}, "attestation"),
+], ids=["type", "origin", "rp_id", "challenge", "cross_origin", "top_origin", "bs_without_be", "no_at",
+        "none_with_statement"])
+def test_a_conditional_registration_without_up_still_fails_every_other_check(override, reason):
+    """The UP leniency is taken only when fido2 refused for UP alone: what it checks before UP
+    (type, origin, challenge, RP ID) and what Tobira checks around it still refuse."""
+    data = make_key().create(CHALLENGE, user_handle=HANDLE, **{"flags": SILENT, **override})
+    assert outcome(lambda: register(data, conditional=True)) == rejected(reason)
+
+
+def test_fido2_checks_up_after_type_origin_challenge_and_rp_id():
+    """verify.verify_registration reads fido2's "User Present" refusal as "everything before it
+    passed" (fido2 has no way to skip UP). A response failing both UP and one of those must be
+    refused for the other one, or the conditional path would let it through."""
+    for override, reason in [({"type": "webauthn.get"}, "type"), ({"origin": "https://evil.example"}, "origin"),
+                             ({"client_data": {"challenge": b64url(b"\x01" * 32)}}, "challenge"),
+                             ({"rp_id": "evil.example"}, "rp_id")]:
+        response = verify.parse_registration(make_key().create(CHALLENGE, user_handle=HANDLE, flags=SILENT,
+                                                               **override))
+        with pytest.raises(ValueError) as refused:
+            verify._server(RP_ID, frozenset({ORIGIN})).register_complete(verify._state(CHALLENGE, False), response)
+        assert verify._fido2_reason(refused.value).reason == reason, (
+            f"fido2 now checks UP before {reason}: server/verify.py's conditional path must check {reason} itself")
+
+
+def test_a_passkey_without_uv_initialized_is_refused_until_an_assertion_with_uv():
+    key = make_key()
+    new = register(key.create(CHALLENGE, user_handle=HANDLE, flags=SILENT), conditional=True)
+    without_uv = key.get(CHALLENGE, flags=UP | BE | BS)
+    # Even where a login would not ask for UV, a passkey never verified must verify first.
+    assert outcome(lambda: authenticate(without_uv, new.public_key, uv=False, uv_initialized=False)) == rejected("uv")
+    assert outcome(lambda: authenticate(without_uv, new.public_key, uv=False)) == OK
+    with_uv = authenticate(key.get(CHALLENGE), new.public_key, uv_initialized=False)
+    assert with_uv.user_verified is True
 
 
 @pytest.mark.parametrize("ext", TRUNCATED_CBOR, ids=lambda b: b.hex())

@@ -257,7 +257,8 @@ async def passkey_register_options(request: Request) -> Response:
     body = await read_body(request, RegistrationOptions)
     session = await _require_login(request)
     return JSONResponse(await ceremonies.begin_registration(_ctx(request), session=session,
-                                                            security_key=body.authenticator == "security-key"))
+                                                            security_key=body.authenticator == "security-key",
+                                                            conditional=body.mediation == "conditional"))
 
 
 async def passkey_register_verify(request: Request) -> Response:

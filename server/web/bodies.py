@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, WithJsonSchema
+from pydantic import (BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError, WithJsonSchema,
+                      model_validator)
 
 from ..accounts import EMAIL_PATTERN
 from ..errors import InvalidField
@@ -85,6 +86,17 @@ class RegistrationOptions(Body):
     authenticator: Literal["security-key"] | None = Field(
         None, description='"security-key": a roaming key (hints ["security-key"], cross-platform), '
                           "from the management page's second button; without it, this device first")
+    mediation: Literal["conditional"] | None = Field(
+        None, description='"conditional": the automatic upgrade right after a code login (a conditional create): '
+                          'userVerification "preferred", and only this ceremony accepts a passkey made without '
+                          "user presence")
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> "RegistrationOptions":
+        # A conditional create is the password manager's; a security key is never made that way.
+        if self.authenticator and self.mediation:
+            raise ValueError('"authenticator" and "mediation" cannot be asked for together')
+        return self
 
 
 class PasskeyRegistration(Body):

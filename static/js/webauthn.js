@@ -62,8 +62,21 @@ window.TobiraWebAuthn = (function () {
       await PublicKeyCredential.isConditionalMediationAvailable();
   }
 
-  async function create(publicKey) {
-    return toJSON(await navigator.credentials.create({ publicKey: creationOptions(publicKey) }));
+  // extra: {mediation: "conditional", signal} for the automatic upgrade; nothing for a button press.
+  async function create(publicKey, extra) {
+    const request = Object.assign({ publicKey: creationOptions(publicKey) }, extra || {});
+    return toJSON(await navigator.credentials.create(request));
+  }
+
+  // WebAuthn L3: whether this browser may create a passkey without a dialog right after its
+  // password manager filled a password (a conditional create).
+  async function conditionalCreateAvailable() {
+    if (!supported() || typeof PublicKeyCredential.getClientCapabilities !== "function") return false;
+    try {
+      return (await PublicKeyCredential.getClientCapabilities()).conditionalCreate === true;
+    } catch (e) {
+      return false;
+    }
   }
 
   async function get(publicKey, options) {
@@ -78,5 +91,5 @@ window.TobiraWebAuthn = (function () {
     }
   }
 
-  return { supported, conditionalAvailable, create, get, signal };
+  return { supported, conditionalAvailable, conditionalCreateAvailable, create, get, signal };
 })();
