@@ -28,7 +28,7 @@ from .oidc_keys import KeyRing
 from .oidc_logout import LogoutSender
 from .passwords import Passwords
 from .ratelimit import make_throttle
-from .web import api, oauth, pages, wellknown
+from .web import admin, admin_pages, api, oauth, pages, wellknown
 from .web.auth import Clients, Cookies, language
 from .web.middleware import Gate
 from .web.responses import error_response
@@ -91,6 +91,29 @@ def routes() -> list:
         Route("/api/account/email", api.change_email, methods=["POST"]),
         Route("/api/account/unlock-password", api.unlock_password, methods=["POST"]),
         Route("/auth/check", api.auth_check, methods=["GET"]),
+        Route("/api/admin/enrol/options", admin.enrol_options, methods=["POST"]),
+        Route("/api/admin/enrol/verify", admin.enrol_verify, methods=["POST"]),
+        Route("/api/admin/login/options", admin.login_options, methods=["POST"]),
+        Route("/api/admin/login/verify", admin.login_verify, methods=["POST"]),
+        Route("/api/admin/logout", admin.logout, methods=["POST"]),
+        Route("/api/admin/session", admin.session_info, methods=["GET"]),
+        Route("/api/admin/customers", admin.customers, methods=["GET"]),
+        Route("/api/admin/customers/{code}", admin.customer, methods=["GET"]),
+        Route("/api/admin/customers/{code}/actions", admin.customer_action, methods=["POST"]),
+        Route("/api/admin/approvals", admin.approvals, methods=["GET"]),
+        Route("/api/admin/approvals/{request_id}", admin.approve, methods=["POST"]),
+        Route("/api/admin/audit", admin.audit_log, methods=["GET"]),
+        Route("/api/admin/staff", admin.staff_add, methods=["POST"]),
+        Route("/api/admin/staff/{name}/disable", admin.staff_disable, methods=["POST"]),
+        Route("/api/admin/staff/{name}/reset-passkeys", admin.staff_reset_passkeys, methods=["POST"]),
+        Route("/admin", admin_pages.home),
+        Route("/admin/login", admin_pages.login_page),
+        Route("/admin/enrol", admin_pages.enrol_page),
+        Route("/admin/customers/{code}", admin_pages.customer_page),
+        Route("/admin/approvals", admin_pages.approvals_page),
+        Route("/admin/audit", admin_pages.audit_page),
+        Route("/admin/staff", admin_pages.staff_page),
+        Route("/admin/adoption", admin_pages.adoption_page),
         Route("/.well-known/openid-configuration", oauth.discovery, methods=["GET"]),
         Route("/.well-known/webauthn", wellknown.webauthn, methods=["GET"]),
         Route("/.well-known/assetlinks.json", wellknown.assetlinks, methods=["GET"]),

@@ -9,7 +9,7 @@ import secrets
 import signal
 import sys
 
-from . import accounts, cli_oidc, db as dbmod, mailworker, store_outbox
+from . import accounts, audit, cli_oidc, cli_staff, db as dbmod, mailworker, store_outbox
 from .config import ConfigError, Settings, load_settings, utcnow
 from .passwords import Passwords, check_password_rules
 
@@ -143,34 +143,35 @@ def cmd_user_add(args) -> None:
 
 
 def cmd_user_show(args) -> None:
-    for key, value in _run(_database(_settings()), accounts.describe, args.code, now=utcnow()).items():
+    for key, value in _run(_database(_settings()), _audited("customer_viewed", accounts.describe, args.code), now=utcnow()).items():
         print(f"{key}: {value}")
 
 
 def cmd_user_unlock(args) -> None:
-    was = _run(_database(_settings()), accounts.unlock, args.code, now=utcnow())
+    was = _run(_database(_settings()), _audited("unlock", accounts.unlock, args.code), now=utcnow())
     lock = {"password": "password lock", "hold": "support hold"}.get(was)
     print(f"unlocked {args.code} ({lock} lifted)" if lock else f"{args.code} was not locked; failure count reset")
 
 
 def cmd_user_hold(args) -> None:
-    ended = _run(_database(_settings()), accounts.hold, args.code, now=utcnow(), reason=args.reason)
+    ended = _run(_database(_settings()), _audited("hold", accounts.hold, args.code, args.reason), now=utcnow(),
+                 reason=args.reason)
     print(f"{args.code} is on hold: every sign-in refused, passkeys included, until `tobira user unlock`; "
           f"ended {ended} session(s)")
 
 
 def cmd_user_release_hold(args) -> None:
-    released = _run(_database(_settings()), accounts.release_hold, args.code, now=utcnow())
+    released = _run(_database(_settings()), _audited("release-hold", accounts.release_hold, args.code), now=utcnow())
     print(f"released the hold on {released} passkey(s) of {args.code}")
 
 
 def cmd_user_set_email(args) -> None:
-    _run(_database(_settings()), accounts.set_email, args.code, args.email, now=utcnow())
+    _run(_database(_settings()), _audited("set-email", accounts.set_email, args.code), args.email, now=utcnow())
     print(f"e-mail of {args.code} set; trusted devices forgotten")
 
 
 def cmd_user_end_sessions(args) -> None:
-    ended = _run(_database(_settings()), accounts.end_sessions, args.code, now=utcnow())
+    ended = _run(_database(_settings()), _audited("end-sessions", accounts.end_sessions, args.code), now=utcnow())
     print(f"ended {ended} session(s) of {args.code}")
 
 
@@ -186,7 +187,8 @@ def cmd_user_reset_passkeys(args) -> None:
             store_outbox.enqueue_mail(db, kind="passkeys_reset", to_addr=user.email, message=msg.as_string(),
                                       when=utcnow())
 
-    removed = _run(_database(settings), accounts.reset_passkeys, args.code, now=utcnow(), notify=notify)
+    removed = _run(_database(settings), _audited("reset-passkeys", accounts.reset_passkeys, args.code), now=utcnow(),
+                   notify=notify)
     print(f"removed {removed} passkey(s) of {args.code}; sessions ended, trusted devices forgotten; "
           "the customer is told by e-mail")
 
@@ -231,6 +233,16 @@ def _run(database: dbmod.Database, fn, *args, **kwargs):
         return database.run_sync(fn, *args, **kwargs)
     except accounts.AccountError as exc:
         raise Fail(str(exc)) from None
+
+
+def _audited(action: str, fn, code: str, reason: str | None = None):
+    """A support-desk action from the shell, in one transaction with its audit entry (actor: cli and
+    the operating-system user)."""
+    def run(db, *args, **kwargs):
+        result = fn(db, code, *args, **kwargs)
+        audit.record(db, audit.Actor.cli(), action, now=utcnow(), customer_code=code, reason=reason)
+        return result
+    return run
 
 
 def parser() -> argparse.ArgumentParser:
@@ -286,6 +298,7 @@ def parser() -> argparse.ArgumentParser:
     worker.set_defaults(fn=cmd_mail_worker)
 
     cli_oidc.add_parsers(sub)
+    cli_staff.add_parsers(sub)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db.add_parser("upgrade", help="create or upgrade the schema (idempotent)").set_defaults(fn=cmd_db_upgrade)

@@ -59,6 +59,8 @@ class Settings:
     new_passkey_hold: int = 86400  # seconds; 0 = no holds
     rate_limit: tuple[int, int] | None = (30, 60)  # (failures, per seconds); None = off
     trusted_proxies: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    # Where the staff console answers from (empty: everywhere); elsewhere /admin and /api/admin are 404.
+    admin_networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
     # Additions to the contract's table (see ratelimit.py for why each exists); (count, per seconds), None = off.
     customer_rate_limit: tuple[int, int] | None = (20, 900)  # failed sign-ins per customer code
     code_send_limit: tuple[int, int] | None = (10, 3600)  # code e-mails per customer
@@ -297,14 +299,14 @@ def _redis_url(raw: str) -> str:
     return raw.strip()
 
 
-def _proxies(raw: str) -> tuple:
+def _proxies(raw: str, variable: str = "TOBIRA_TRUSTED_PROXIES") -> tuple:
     nets = []
     for item in raw.split(","):
         if item.strip():
             try:
                 nets.append(ipaddress.ip_network(item.strip(), strict=False))
             except ValueError:
-                raise ConfigError(f"TOBIRA_TRUSTED_PROXIES entry {item.strip()!r} is not an address or CIDR") from None
+                raise ConfigError(f"{variable} entry {item.strip()!r} is not an address or CIDR") from None
     return tuple(nets)
 
 
@@ -382,6 +384,7 @@ def load_settings(environ: Mapping[str, str], *, dotenv: Path | None = Path(".en
         new_passkey_hold=_int(env, "TOBIRA_NEW_PASSKEY_HOLD", 86400, minimum=0),
         rate_limit=_rate_limit(env.get("TOBIRA_RATE_LIMIT", "30/minute")),
         trusted_proxies=_proxies(env.get("TOBIRA_TRUSTED_PROXIES", "")),
+        admin_networks=_proxies(env.get("TOBIRA_ADMIN_NETWORKS", ""), "TOBIRA_ADMIN_NETWORKS"),
         customer_rate_limit=_customer_rate_limit(env.get("TOBIRA_CUSTOMER_RATE_LIMIT"), lock_after),
         code_send_limit=_rate_limit(env.get("TOBIRA_CODE_SEND_LIMIT", "10/hour"), "TOBIRA_CODE_SEND_LIMIT",
                                     "10/hour"),

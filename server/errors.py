@@ -21,7 +21,7 @@ from typing import ClassVar, Mapping
 # The statuses the API answers with, as /openapi.json names them.
 STATUSES: Mapping[int, str] = MappingProxyType({
     400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found", 405: "Method not allowed",
-    409: "Conflict", 413: "Payload too large", 415: "Unsupported media type", 422: "Invalid field", 423: "Locked",
+    409: "Conflict", 410: "Gone", 413: "Payload too large", 415: "Unsupported media type", 422: "Invalid field", 423: "Locked",
     429: "Too many requests", 500: "Internal error", 503: "Unavailable",
 })
 
@@ -258,6 +258,23 @@ NO_PASSKEY = _declare(
     en="You have no passkey yet. Please confirm it is you with an e-mailed code.",
     about="the customer has no passkey to step up with")
 
+# The staff console's (messages for staff, in the console's two languages too).
+ENROLMENT_INVALID = _declare(
+    "enrolment_invalid", 400, ja="登録コードが正しくないか、使用済みか、有効期限（24時間）が切れています。管理者に新しいコードを依頼してください。",
+    en="The enrolment code is wrong, used, or older than 24 hours. Ask an admin for a new one.",
+    about="a staff enrolment with an unknown name, or a wrong, used or expired code (the same answer for each)")
+FORBIDDEN = _declare(
+    "forbidden", 403, ja="この操作を行う権限がありません。", en="Your role does not allow this.",
+    about="a support-desk staff member asked for what only an admin may do")
+SAME_STAFF = _declare(
+    "same_staff", 403, ja="ご自身の依頼は承認できません。別の担当者に承認を依頼してください。",
+    en="You cannot approve your own request: another staff member must approve it.",
+    about="the staff member who requested a reset or an e-mail change tried to approve it")
+EXPIRED = _declare(
+    "expired", 410, ja="この依頼は1時間の承認期限を過ぎたため無効です。必要であれば改めて依頼してください。",
+    en="This request was not approved within the hour and is void. Request it again if it is still needed.",
+    about="the request was not approved within an hour, or was approved already")
+
 
 # --- raising them --------------------------------------------------------------------------------
 
@@ -388,6 +405,10 @@ class Conflict(ServiceError):
 
 class PasskeyRequired(ServiceError):
     declared = PASSKEY_REQUIRED
+
+
+class StaffRefusal(ServiceError):
+    """enrolment_invalid, forbidden, same_staff, expired."""
 
 
 class PasskeyOnHold(ServiceError):

@@ -351,3 +351,21 @@ def email_changed_mail(*, sender: str, to: str, rp_name: str, lang: str, when: d
                 f"（接続元：{ip or '不明'}）。記憶済みのPCでも、次回は確認コードが必要です。\n\n"
                 f"お客様ご自身による操作であれば、対応は不要です。\n\n{_NOT_YOU[0]}")
     return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)
+
+
+def support_request_mail(*, sender: str, to: str, rp_name: str, lang: str, when: datetime, action: str) -> Message:
+    """Sent to the address on file when a staff member asks for a passkey reset or an e-mail change:
+    done only after a second staff member approves, so a customer who did not call has time to."""
+    what_en = {"reset-passkeys": "remove all your passkeys", "set-email": "change your registered e-mail address"}[action]
+    what_ja = {"reset-passkeys": "お客様のパスキーをすべて削除する", "set-email": "登録メールアドレスを変更する"}[action]
+    if lang == "en":
+        subject = "Customer support was asked to change your account"
+        body = (f"At {jst(when, 'en')} customer support was asked to {what_en}. A second staff member must "
+                "approve it before it is done, within the hour.\n\n"
+                f"If you asked for this, there is nothing to do.\n\n{_NOT_YOU[1]}")
+    else:
+        subject = "お客様サポートへの手続きの依頼を受け付けました"
+        body = (f"{jst(when, 'ja')}に、お客様サポートに「{what_ja}」手続きの依頼がありました。"
+                "別の担当者の承認（1時間以内）を経て実行されます。\n\n"
+                f"お客様ご自身のお申し出であれば、対応は不要です。\n\n{_NOT_YOU[0]}")
+    return _message(sender=sender, to=to, subject=subject, body=body, rp_name=rp_name)

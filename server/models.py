@@ -346,3 +346,102 @@ class LogoutDelivery(SQLModel, table=True):
     claimed_until: datetime | None = _when(nullable=True)
     delivered_at: datetime | None = _when(nullable=True)
     last_error: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
+
+
+# --- the staff console: staff are not customers ---------------------------------------------------
+
+
+def _staff_fk(nullable: bool = False, ondelete: str = "CASCADE"):
+    return Field(sa_column=Column(Integer, ForeignKey("staff.id", ondelete=ondelete), nullable=nullable, index=True))
+
+
+class Staff(SQLModel, table=True):
+    """A support-desk agent or an admin: passkey-only, never a customer."""
+
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(sa_column=Column(String(64), nullable=False, unique=True))
+    role: str = Field(sa_column=Column(String(10), nullable=False))  # support | admin
+    user_handle: bytes = Field(sa_column=Column(LargeBinary(32), nullable=False, unique=True))
+    created_at: datetime = _when()
+    disabled_at: datetime | None = _when(nullable=True)
+    # The one-time enrolment code (shown once by `tobira staff add` / `reset-passkeys`), hashed.
+    enrolment_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    enrolment_expires_at: datetime | None = _when(nullable=True)
+
+
+class StaffCredential(SQLModel, table=True):
+    """A staff member's passkey. A table of its own: a customer's passkey signs no staff in."""
+
+    __tablename__ = "staff_credentials"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_id: int = _staff_fk()
+    credential_id: bytes = Field(sa_column=Column(LargeBinary(1023), nullable=False, unique=True))
+    public_key: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    sign_count: int = Field(sa_column=Column(BigInteger, nullable=False))
+    aaguid: str = Field(sa_column=Column(String(36), nullable=False))
+    backup_eligible: bool = Field(sa_column=Column(Boolean, nullable=False))
+    backup_state: bool = Field(sa_column=Column(Boolean, nullable=False))
+    created_at: datetime = _when()
+    last_used_at: datetime | None = _when(nullable=True)
+
+
+class StaffCeremony(SQLModel, table=True):
+    """A staff enrolment or sign-in ceremony, bound to the browser by a cookie of its own."""
+
+    __tablename__ = "staff_ceremonies"
+
+    challenge_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    kind: str = Field(sa_column=Column(String(10), nullable=False))  # enrol | login
+    browser_hash: str = Field(sa_column=Column(String(64), nullable=False, index=True))
+    staff_id: int | None = _staff_fk(nullable=True)
+    challenge: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
+    expires_at: datetime = _when(index=True)
+
+
+class StaffSession(SQLModel, table=True):
+    """A staff member's session: its own cookie, 15 minutes idle, 8 hours at most."""
+
+    __tablename__ = "staff_sessions"
+
+    id_hash: str = Field(sa_column=Column(String(64), primary_key=True))
+    staff_id: int = _staff_fk()
+    created_at: datetime = _when()
+    last_seen_at: datetime = _when()
+    ip: str | None = Field(default=None, sa_column=Column(String(45), nullable=True))
+
+
+class StaffRequest(SQLModel, table=True):
+    """One of the two actions a social engineer wants (reset passkeys, change the e-mail), requested
+    by one staff member and done only when a second approves within the hour."""
+
+    __tablename__ = "staff_requests"
+
+    id: str = Field(sa_column=Column(String(22), primary_key=True))
+    action: str = Field(sa_column=Column(String(20), nullable=False))
+    user_id: int = _user_fk()
+    email: str | None = Field(default=None, sa_column=Column(String(254), nullable=True))
+    reason: str = Field(sa_column=Column(String(200), nullable=False))
+    requested_by: int = _staff_fk()
+    requested_at: datetime = _when()
+    expires_at: datetime = _when()
+    approved_by: int | None = _staff_fk(nullable=True)
+    done_at: datetime | None = _when(nullable=True, index=True)
+
+
+class AuditEntry(SQLModel, table=True):
+    """Who did what to whom, why and from where. Rows are only ever added: the migration gives the
+    table triggers that refuse UPDATE and DELETE, so no staff member (nor a bug) can change one."""
+
+    __tablename__ = "audit_log"
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = _when(index=True)
+    staff: str = Field(sa_column=Column(String(64), nullable=False, index=True))  # a name, or cli:<OS user>
+    role: str = Field(sa_column=Column(String(10), nullable=False))  # support | admin | cli
+    action: str = Field(sa_column=Column(String(30), nullable=False, index=True))
+    customer_code: str | None = Field(default=None, sa_column=Column(String(20), nullable=True, index=True))
+    reason: str | None = Field(default=None, sa_column=Column(String(200), nullable=True))
+    ip: str | None = Field(default=None, sa_column=Column(String(45), nullable=True))

@@ -34,7 +34,7 @@ async def send_code(ctx: Context, *, email: str | None, code: str, purpose: str,
                                               ttl=s.code_ttl, purpose=purpose)])
 
 
-def _mail(db: Writer, ctx: Context, user: UserRow, kind: str, build, **values) -> None:
+def mail(db: Writer, ctx: Context, user: UserRow, kind: str, build, **values) -> None:
     if not user.email:
         return
     s = ctx.settings
@@ -52,7 +52,7 @@ def logged_in(db: Writer, ctx: Context, user: UserRow, method: str, client: Clie
     store.add_event(db, kind="login", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     method=method)
     metrics.SIGN_INS.labels(method, "ok").inc()
-    _mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
+    mail(db, ctx, user, "login", messages.login_mail, lang=client.lang, when=now, method=method, ip=client.ip,
           browser=client.user_agent)
 
 
@@ -78,13 +78,13 @@ def failed_sign_in(db: Tx, ctx: Context, user: UserRow, client: Client, now: dat
 def locked(db: Tx, ctx: Context, user: UserRow, client: Client, now: datetime) -> None:
     store.add_event(db, kind="account_locked", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent)
     log.warning("account locked", extra={"customer_code": user.customer_code})
-    _mail(db, ctx, user, "locked", messages.locked_mail, lang=client.lang, when=now, ip=client.ip)
+    mail(db, ctx, user, "locked", messages.locked_mail, lang=client.lang, when=now, ip=client.ip)
 
 
 def password_unlocked(db: Tx, ctx: Context, user: UserRow, client: Client, now: datetime) -> None:
     store.add_event(db, kind="password_unlocked", when=now, user_id=user.id, ip=client.ip,
                     user_agent=client.user_agent, actor="customer")
-    _mail(db, ctx, user, "password_unlocked", messages.password_unlocked_mail, lang=client.lang, when=now,
+    mail(db, ctx, user, "password_unlocked", messages.password_unlocked_mail, lang=client.lang, when=now,
           ip=client.ip)
 
 
@@ -94,7 +94,7 @@ def passkey_added(db: Tx, ctx: Context, user: UserRow, name: str, provider: str 
     store.add_event(db, kind="passkey_added", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     name=name, provider=provider, hold_until=hold_until.isoformat() if hold_until else None,
                     **({"automatic": True} if automatic else {}))
-    _mail(db, ctx, user, "passkey_added", messages.passkey_mail, lang=client.lang, when=now, added=True, name=name,
+    mail(db, ctx, user, "passkey_added", messages.passkey_mail, lang=client.lang, when=now, added=True, name=name,
           provider=provider, ip=client.ip, hold_until=hold_until)
 
 
@@ -102,7 +102,7 @@ def passkey_removed(db: Tx, ctx: Context, user: UserRow, name: str, provider: st
                     now: datetime, actor: str = "customer") -> None:
     store.add_event(db, kind="passkey_removed", when=now, user_id=user.id, ip=client.ip, user_agent=client.user_agent,
                     name=name, provider=provider, actor=actor)
-    _mail(db, ctx, user, "passkey_removed", messages.passkey_mail, lang=client.lang, when=now, added=False, name=name,
+    mail(db, ctx, user, "passkey_removed", messages.passkey_mail, lang=client.lang, when=now, added=False, name=name,
           provider=provider, ip=client.ip)
 
 
@@ -113,4 +113,4 @@ def clone_suspected(db: Tx, ctx: Context, user: UserRow, name: str, stored: int,
                     user_agent=client.user_agent, name=name, stored_sign_count=stored, received_sign_count=received)
     log.warning("sign counter did not increase", extra={"customer_code": user.customer_code,
                                                         "stored": stored, "received": received})
-    _mail(db, ctx, user, "clone_suspected", messages.clone_mail, lang=client.lang, when=now, name=name, ip=client.ip)
+    mail(db, ctx, user, "clone_suspected", messages.clone_mail, lang=client.lang, when=now, name=name, ip=client.ip)

@@ -17,7 +17,7 @@ from fido2.webauthn import (AttestationConveyancePreference, AuthenticatorAttach
 
 from . import verify
 from .config import Settings
-from .rows import CredentialRow, UserRow
+from .rows import CredentialRow, StaffCredentialRow, StaffRow, UserRow
 
 CEREMONY_TTL = timedelta(minutes=5)
 
@@ -85,3 +85,25 @@ def step_up(settings: Settings, mine: Sequence[CredentialRow], *, challenge: byt
         credentials=[descriptor(c) for c in mine], user_verification=UserVerificationRequirement.REQUIRED,
         challenge=challenge)
     return _with_hints(options, OWN_DEVICE)
+
+
+# --- staff (the console) -----------------------------------------------------------------------
+
+
+def staff_registration(settings: Settings, member: StaffRow, existing: Sequence[StaffCredentialRow], *,
+                       challenge: bytes) -> dict:
+    """A staff passkey: discoverable, UV required; a security key or this device, either is fine (no hints)."""
+    options, _ = _server(settings.rp_id, settings.rp_name).register_begin(
+        PublicKeyCredentialUserEntity(name=member.name, id=member.user_handle, display_name=member.name),
+        credentials=[PublicKeyCredentialDescriptor(type=PublicKeyCredentialType.PUBLIC_KEY, id=c.credential_id)
+                     for c in existing],
+        resident_key_requirement=ResidentKeyRequirement.REQUIRED,
+        user_verification=UserVerificationRequirement.REQUIRED, challenge=challenge)
+    return dict(options)
+
+
+def staff_login(settings: Settings, *, challenge: bytes) -> dict:
+    """Usernameless, UV required."""
+    options, _ = _server(settings.rp_id, settings.rp_name).authenticate_begin(
+        credentials=None, user_verification=UserVerificationRequirement.REQUIRED, challenge=challenge)
+    return dict(options)

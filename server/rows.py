@@ -216,3 +216,77 @@ class LogoutDeliveryRow:
     claimed_until: datetime | None
     delivered_at: datetime | None
     last_error: str | None
+
+
+# --- the staff console --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StaffRow:
+    id: int
+    name: str
+    role: str  # support | admin
+    user_handle: bytes
+    created_at: datetime
+    disabled_at: datetime | None
+    enrolment_hash: str | None
+    enrolment_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StaffCredentialRow:
+    id: int
+    staff_id: int
+    credential_id: bytes
+    public_key: bytes
+    sign_count: int
+    aaguid: str
+    backup_eligible: bool
+    backup_state: bool
+    created_at: datetime
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StaffCeremonyRow:
+    challenge_hash: str
+    kind: str  # enrol | login
+    browser_hash: str
+    staff_id: int | None
+    challenge: bytes
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StaffSessionRow:
+    id_hash: str
+    staff_id: int
+    created_at: datetime
+    last_seen_at: datetime
+    ip: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class StaffRequestRow:
+    id: str
+    action: str  # reset-passkeys | set-email
+    user_id: int
+    email: str | None
+    reason: str
+    requested_by: int
+    requested_at: datetime
+    expires_at: datetime
+    approved_by: int | None
+    done_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    id: int | None
+    at: datetime
+    staff: str
+    role: str
+    action: str
+    customer_code: str | None
+    reason: str | None
+    ip: str | None

@@ -19,12 +19,18 @@ from .untrusted import browser_summary
 def overview(db: Tx, session: SessionRow, *, settings: Settings, now: datetime, lang: str) -> dict:
     """GET /api/sessions (through `as_json`) and the page: the live sessions (this one marked) and
     the remembered PCs still valid."""
-    live = [row for row in store.active_sessions_of(db, session.customer_id)
+    return overview_of(db, session.customer_id, current=session.id_hash, settings=settings, now=now, lang=lang)
+
+
+def overview_of(db: Tx, customer_id: int, *, current: str | None, settings: Settings, now: datetime,
+                lang: str) -> dict:
+    """The same for any customer (the staff console's look: no session of theirs is `current`)."""
+    live = [row for row in store.active_sessions_of(db, customer_id)
             if row.sid and not sessions.expired(row, now=now, settings=settings)]
-    live.sort(key=lambda row: row.id_hash != session.id_hash)  # this one first, then the most recently seen
-    devices = [d for d in store_codes.trusted_devices_of(db, session.customer_id) if d.expires_at > now]
+    live.sort(key=lambda row: row.id_hash != current)  # this one first, then the most recently seen
+    devices = [d for d in store_codes.trusted_devices_of(db, customer_id) if d.expires_at > now]
     return {
-        "sessions": [{"id": row.sid, "current": row.id_hash == session.id_hash,
+        "sessions": [{"id": row.sid, "current": row.id_hash == current,
                       "browser": browser_summary(row.user_agent, lang), "ip": row.ip,
                       "created_at": row.created_at, "last_seen_at": row.last_seen_at}
                      for row in live],

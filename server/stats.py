@@ -16,13 +16,14 @@ ACTIVE = timedelta(days=30)
 LOGIN_METHODS = ("passkey", "email_code", "trusted_device")
 
 
-def adoption(db: Tx, settings: Settings, now: datetime) -> dict:
-    """The contract's `tobira stats --json` object, as of `now`."""
+def adoption(db: Tx, settings: Settings, now: datetime, *, days: int = 30) -> dict:
+    """The contract's `tobira stats --json` object, as of `now`; `days`: how many JST days of logins
+    (the console's dashboard shows 90)."""
     since = now - ACTIVE
-    first_day = (now.astimezone(JST) - timedelta(days=29)).date()
+    first_day = (now.astimezone(JST) - timedelta(days=days - 1)).date()
     day_starts = datetime.combine(first_day, datetime.min.time(), tzinfo=JST)
     by_day: dict[str, dict[str, int]] = {
-        (first_day + timedelta(days=i)).isoformat(): dict.fromkeys(LOGIN_METHODS, 0) for i in range(30)}
+        (first_day + timedelta(days=i)).isoformat(): dict.fromkeys(LOGIN_METHODS, 0) for i in range(days)}
     for when, detail in store_stats.events_since(db, "login", day_starts):
         facts = json.loads(detail) if detail else {}
         day = when.astimezone(JST).date().isoformat()

@@ -310,9 +310,9 @@ def verify_registration(*, response: RegistrationResponse, expected_challenge: b
         auth_data = _server(rp_id, frozenset(expected_origins)).register_complete(
             _state(expected_challenge, require_user_verification and not conditional), response)
     except ValueError as exc:
-        refusal = _fido2_reason(exc)
-        if not (conditional and refusal.reason == "up"):
-            raise refusal from None
+        rejected = _fido2_reason(exc)
+        if not (conditional and rejected.reason == "up"):
+            raise rejected from None
         # fido2 has no switch for this. Its register_complete checks UP after type, origin,
         # challenge and the RP ID hash (all passed, then) and before UV (not asked for here) and
         # attestation (ignored: "none"), and returns the attestation's own authenticator data,

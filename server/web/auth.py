@@ -11,7 +11,7 @@ from itsdangerous import BadSignature, Signer
 from starlette.requests import Request
 from starlette.responses import Response
 
-from .. import sessions
+from .. import sessions, staff
 from ..config import Settings
 from ..context import Client, Context
 from ..i18n import choose_language
@@ -52,6 +52,45 @@ class Cookies:
         # http.cookies machinery costs more than signing the value (every login sets one).
         self._session_attributes = (f"; HttpOnly; Max-Age={self.session_max_age}; Path=/; SameSite=lax"
                                     + ("; Secure" if self.secure else "")).encode("latin-1")
+
+    # --- the staff console's own cookies: a customer's session is no staff session, nor the reverse.
+
+    @functools.cached_property
+    def _staff_signer(self) -> _FastSigner:
+        return _FastSigner(self._signer.secret_keys[-1], salt="tobira.staff", digest_method=hashlib.sha1)
+
+    @property
+    def staff_name(self) -> str:
+        return ("__Host-" if self.secure else "") + "tobira_staff"
+
+    @property
+    def staff_ceremony_name(self) -> str:
+        return ("__Host-" if self.secure else "") + "tobira_staff_ceremony"
+
+    def staff_session_hash(self, request: Request) -> str | None:
+        value = request.cookies.get(self.staff_name)
+        if not value or len(value) > 200:
+            return None
+        try:
+            return staff.hash_id(self._staff_signer.unsign(value).decode())
+        except (BadSignature, UnicodeDecodeError):
+            return None
+
+    def set_staff_session(self, response: Response, raw_id: str) -> None:
+        response.set_cookie(self.staff_name, self._staff_signer.sign(raw_id).decode(),
+                            max_age=int(staff.SESSION_MAX.total_seconds()), path="/", secure=self.secure,
+                            httponly=True, samesite="strict")
+
+    def clear_staff_session(self, response: Response) -> None:
+        response.delete_cookie(self.staff_name, path="/", secure=self.secure, httponly=True, samesite="strict")
+
+    def staff_ceremony(self, request: Request) -> str | None:
+        value = request.cookies.get(self.staff_ceremony_name)
+        return value if value and len(value) <= 64 else None
+
+    def set_staff_ceremony(self, response: Response, value: str) -> None:
+        response.set_cookie(self.staff_ceremony_name, value, max_age=300, path="/", secure=self.secure,
+                            httponly=True, samesite="strict")
 
     def session_hash(self, request: Request) -> str | None:
         """The stored hash of this browser's session id, if its cookie carries a valid signature."""

@@ -132,8 +132,39 @@ class EmailChange(Body):
     email: Annotated[StrictStr, _text("email", rule={"pattern": rf"^\s*(?:{EMAIL_PATTERN})\s*$"})]
 
 
+class StaffEnrolment(Body):
+    """A staff member's first (or renewed) passkey: their name and the one-time enrolment code."""
+
+    name: Annotated[StrictStr, _text("staff_name")]
+    enrolment_code: Annotated[StrictStr, _text("enrolment_code")]
+
+
+class StaffMember(Body):
+    """A new staff member (an admin adds them; they enrol with the code the answer shows once)."""
+
+    name: Annotated[StrictStr, _text("staff_name")]
+    role: Literal["support", "admin"]
+
+
+class StaffAction(Body):
+    """What the staff member does to the customer, and why."""
+
+    action: Literal["unlock", "hold", "release-hold", "end-sessions", "reset-passkeys", "set-email"]
+    reason: Annotated[StrictStr, _text("reason", description="A ticket number or a sentence; not blank",
+                                       rule={"pattern": r"\S"})]
+    email: Annotated[StrictStr, _text("email")] | None = Field(None, description="The new address (set-email only)")
+
+    @model_validator(mode="after")
+    def _reason_and_email(self) -> "StaffAction":
+        if not self.reason.strip() or any(ord(c) < 0x20 for c in self.reason):
+            raise ValueError("a reason is 1-200 printable characters, not blank")
+        if (self.action == "set-email") != (self.email is not None):
+            raise ValueError('"email" goes with set-email, and only with it')
+        return self
+
+
 BODIES: tuple[type[Body], ...] = (NoBody, PasswordLogin, CodeEntry, StepUpCode, LoginOptions, PasskeyRegistration,
-                                  PasskeyRename, Authorize, EmailChange)
+                                  PasskeyRename, Authorize, EmailChange, StaffEnrolment, StaffMember, StaffAction)
 
 B = TypeVar("B", bound=Body)
 

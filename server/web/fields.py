@@ -21,4 +21,8 @@ MAX_LENGTH: Mapping[str, int] = MappingProxyType({
     "code": 64,  # 6 digits, but full-width digits and surrounding spaces are accepted
     "name": 1024,  # a passkey's name before trimming (passkeys.NAME_MAX after)
     "email": EMAIL_MAX,
+    "staff_name": 64,  # staff.NAME
+    "enrolment_code": 64,  # 16 characters in groups of four (staff.new_enrolment_code)
+    "reason": 200,  # a ticket number or a sentence (support.check_reason)
+    "action": 20,
 })

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
@@ -46,8 +47,13 @@ def make_templates() -> Jinja2Templates:
 
     templates.env.globals["static"] = static
     templates.env.filters["b64url"] = websafe_encode
-    templates.env.filters["jst"] = lambda when: when.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
+    templates.env.filters["jst"] = _jst
+    templates.env.filters["iso_jst"] = lambda text: _jst(datetime.fromisoformat(text)) if text else "-"
     return templates
+
+
+def _jst(when: datetime) -> str:
+    return when.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
 
 
 def _with_lang(request: Request, path: str, **params) -> str:

@@ -1,0 +1,145 @@
+"""The staff console's pages (/admin). Rendered on the server from the same domain functions as the
+JSON API; what changes anything goes through /api/admin (static/js/admin.js)."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from .. import staff, stats, store_staff, support
+from ..audit import Actor
+from ..context import Context
+from . import activity, charts
+from .admin import AUDIT_PAGE, from_admin_network, staff_session
+from .auth import client, language
+from .pages import render
+
+
+def _ctx(request: Request) -> Context:
+    return request.app.state.ctx
+
+
+def _to(request: Request, path: str) -> str:
+    return f"{path}?lang=en" if language(request) == "en" and request.query_params.get("lang") == "en" else path
+
+
+async def _staff_or_login(request: Request, *, admin: bool = False) -> staff.StaffSession | Response:
+    if not from_admin_network(request):
+        raise HTTPException(404)
+    found = await staff_session(request)
+    if found is None:
+        return RedirectResponse(_to(request, "/admin/login"), status_code=303)
+    if admin and found.role != "admin":
+        raise HTTPException(404)
+    return found
+
+
+def _page_number(request: Request) -> int:
+    raw = request.query_params.get("page", "0")
+    return int(raw) if raw.isdigit() and len(raw) <= 6 else 0
+
+
+def _pager(request: Request, page: int, shown: int, size: int) -> dict:
+    """Links to the previous and next page of a list, keeping the other query parameters."""
+    def link(number: int) -> str:
+        params = {k: v for k, v in request.query_params.items() if k != "page"}
+        return f"{request.url.path}?{urlencode({**params, 'page': number})}"
+    return {"prev": link(page - 1) if page > 0 else None, "next": link(page + 1) if shown >= size else None}
+
+
+def _render(request: Request, template: str, session: staff.StaffSession | None, **context) -> Response:
+    return render(request, template, console=True, me=session, **context)
+
+
+async def login_page(request: Request) -> Response:
+    if not from_admin_network(request):
+        raise HTTPException(404)
+    if await staff_session(request) is not None:
+        return RedirectResponse(_to(request, "/admin"), status_code=303)
+    return _render(request, "admin/login.html", None)
+
+
+async def enrol_page(request: Request) -> Response:
+    if not from_admin_network(request):
+        raise HTTPException(404)
+    return _render(request, "admin/enrol.html", None)
+
+
+async def home(request: Request) -> Response:
+    session = await _staff_or_login(request)
+    if isinstance(session, Response):
+        return session
+    query = request.query_params.get("q", "")[:254]
+    page = _page_number(request)
+    found = await _ctx(request).db.run(support.find, query, page=page) if query.strip() else None
+    return _render(request, "admin/home.html", session, query=query, found=found,
+                   pager=_pager(request, page, len(found or []), support.PAGE))
+
+
+async def customer_page(request: Request) -> Response:
+    session = await _staff_or_login(request)
+    if isinstance(session, Response):
+        return session
+    ctx = _ctx(request)
+    code = request.path_params["code"]
+    try:
+        shown = await ctx.db.run(support.show, ctx, Actor.staff(session.member, client(request).ip), code,
+                                 now=ctx.clock(), lang=language(request))
+    except Exception as exc:  # noqa: BLE001 - a code that is no customer's is this page's 404
+        if getattr(exc, "code", None) == "not_found":
+            raise HTTPException(404) from None
+        raise
+    lang = language(request)
+    for event in shown["events"]:
+        event["text"] = activity.text_of(event["kind"], event["detail"], lang)
+    return _render(request, "admin/customer.html", session, customer=shown, at_once=support.AT_ONCE,
+                   two_person=support.TWO_PERSON)
+
+
+async def approvals_page(request: Request) -> Response:
+    session = await _staff_or_login(request)
+    if isinstance(session, Response):
+        return session
+    ctx = _ctx(request)
+    page = _page_number(request)
+    pending = await ctx.db.run(support.pending, ctx.clock(), page=page)
+    return _render(request, "admin/approvals.html", session, pending=pending,
+                   pager=_pager(request, page, len(pending), support.PAGE))
+
+
+async def audit_page(request: Request) -> Response:
+    session = await _staff_or_login(request, admin=True)
+    if isinstance(session, Response):
+        return session
+    q = request.query_params
+    filters = {"staff": q.get("staff", "")[:64], "customer": q.get("customer", "")[:20], "action": q.get("action", "")[:30]}
+    page = _page_number(request)
+    entries = await _ctx(request).db.run(lambda db: store_staff.audit_entries(
+        db, staff_name=filters["staff"] or None, customer_code=filters["customer"] or None,
+        action=filters["action"] or None, limit=AUDIT_PAGE, offset=page * AUDIT_PAGE))
+    csv_link = "/api/admin/audit?" + urlencode({**{k: v for k, v in filters.items() if v}, "format": "csv"})
+    return _render(request, "admin/audit.html", session, entries=entries, filters=filters, csv_link=csv_link,
+                   pager=_pager(request, page, len(entries), AUDIT_PAGE))
+
+
+async def staff_page(request: Request) -> Response:
+    session = await _staff_or_login(request, admin=True)
+    if isinstance(session, Response):
+        return session
+    members = await _ctx(request).db.run(staff.listing)
+    return _render(request, "admin/staff.html", session, members=members, roles=staff.ROLES)
+
+
+async def adoption_page(request: Request) -> Response:
+    session = await _staff_or_login(request, admin=True)
+    if isinstance(session, Response):
+        return session
+    ctx = _ctx(request)
+    numbers = await ctx.db.run(stats.adoption, ctx.settings, ctx.clock(), days=90)
+    lang = language(request)
+    return _render(request, "admin/adoption.html", session, numbers=numbers,
+                   logins_chart=charts.stacked_days(numbers["logins_by_day"], lang),
+                   share_chart=charts.share(numbers, lang))
