@@ -211,61 +211,54 @@ def rp_id_over_https(tmp_path, server):
         nginx.wait(timeout=10)
 
 
+@pytest.fixture
+def mapped_browser(browser):
+    """A browser of its own (its flags map the FX site's name and accept the test certificate),
+    launched by the session's Playwright."""
+    mapped = browser.browser_type.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
+    yield mapped
+    mapped.close()
+
+
 @pytest.mark.server_env(TOBIRA_RELATED_ORIGINS=RELATED)
-def test_a_passkey_made_on_the_main_site_logs_in_on_the_related_site(server, mailsink, rp_id_over_https,
-                                                                    screenshots):
-    from playwright.sync_api import sync_playwright
+def test_a_passkey_made_on_the_main_site_logs_in_on_the_related_site(mapped_browser, server, mailsink,
+                                                                    rp_id_over_https, screenshots):
+    page = mapped_browser.new_context(locale="ja-JP").new_page()
+    bench = Authenticators(page)
+    bench.plug("platform", PLATFORM, defaultBackupEligibility=True, defaultBackupState=True)
+    page.add_init_script(NO_CONDITIONAL_CREATE)  # this test is not about the upgrade
+    type_password_and_code(page, server, mailsink)
+    page.wait_for_url(re.compile(r"/account$"))
+    page.locator("#passkey-create").click()
+    page.wait_for_url(re.compile(r"/account/passkeys$"))
 
-    related = RELATED
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        try:
-            page = browser.new_context(locale="ja-JP").new_page()
-            bench = Authenticators(page)
-            bench.plug("platform", PLATFORM, defaultBackupEligibility=True, defaultBackupState=True)
-            page.add_init_script(NO_CONDITIONAL_CREATE)  # this test is not about the upgrade
-            type_password_and_code(page, server, mailsink)
-            page.wait_for_url(re.compile(r"/account$"))
-            page.locator("#passkey-create").click()
-            page.wait_for_url(re.compile(r"/account/passkeys$"))
-
-            page.goto(related + "/login")  # its autofill request, answered by the authenticator
-            page.wait_for_url(re.compile(r"/account$"))
-            assert page.url == related + "/account"
-            # (from the page: Playwright's own requests do not use Chromium's host mapping)
-            assert page.evaluate("async () => (await (await fetch('/api/session')).json()).auth_method") == "passkey"
-            page.screenshot(path=str(screenshots / "related-origin-account.png"), full_page=True)
-            bench.close()
-        finally:
-            browser.close()
+    page.goto(RELATED + "/login")  # its autofill request, answered by the authenticator
+    page.wait_for_url(re.compile(r"/account$"))
+    assert page.url == RELATED + "/account"
+    # (from the page: Playwright's own requests do not use Chromium's host mapping)
+    assert page.evaluate("async () => (await (await fetch('/api/session')).json()).auth_method") == "passkey"
+    page.screenshot(path=str(screenshots / "related-origin-account.png"), full_page=True)
+    bench.close()
 
 
 @pytest.mark.server_env(TOBIRA_RELATED_ORIGINS="https://another-site.example")
-def test_a_site_not_listed_cannot_use_the_passkeys(server, mailsink, rp_id_over_https):
+def test_a_site_not_listed_cannot_use_the_passkeys(mapped_browser, server, mailsink, rp_id_over_https):
     """The same site, absent from /.well-known/webauthn: Chromium refuses before Tobira is asked."""
-    from playwright.sync_api import sync_playwright
-
-    related = RELATED
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=BROWSER_ARGS)
-        try:
-            page = browser.new_context(locale="ja-JP").new_page()
-            bench = Authenticators(page)
-            bench.plug("platform", PLATFORM, presence=False)
-            page.goto(related + "/login")
-            outcome = page.evaluate("""async () => {
-              // Tobira answers no ceremony to a page of that origin ...
-              const asked = await fetch("/api/login/passkey/options", {method: "POST",
-                headers: {"Content-Type": "application/json"}, body: "{}"});
-              const refused = (await asked.json()).error.code;
-              // ... and the browser, having read /.well-known/webauthn, lets it use no passkey of the RP.
-              try {
-                await navigator.credentials.get({publicKey: {rpId: "localhost", challenge: new Uint8Array(32),
-                                                             userVerification: "required"}});
-                return [refused, "allowed"];
-              } catch (e) { return [refused, e.name]; }
-            }""")
-            assert outcome == ["csrf_rejected", "SecurityError"]
-            bench.close()
-        finally:
-            browser.close()
+    page = mapped_browser.new_context(locale="ja-JP").new_page()
+    bench = Authenticators(page)
+    bench.plug("platform", PLATFORM, presence=False)
+    page.goto(RELATED + "/login")
+    outcome = page.evaluate("""async () => {
+      // Tobira answers no ceremony to a page of that origin ...
+      const asked = await fetch("/api/login/passkey/options", {method: "POST",
+        headers: {"Content-Type": "application/json"}, body: "{}"});
+      const refused = (await asked.json()).error.code;
+      // ... and the browser, having read /.well-known/webauthn, lets it use no passkey of the RP.
+      try {
+        await navigator.credentials.get({publicKey: {rpId: "localhost", challenge: new Uint8Array(32),
+                                                     userVerification: "required"}});
+        return [refused, "allowed"];
+      } catch (e) { return [refused, e.name]; }
+    }""")
+    assert outcome == ["csrf_rejected", "SecurityError"]
+    bench.close()

@@ -17,8 +17,8 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import Mount, Route
 
-from . import (db as dbmod, mailworker, oidc, oidc_grants, oidc_keys, sessions, speedups, store, store_oidc,
-               store_outbox, store_windows)
+from . import (db as dbmod, mailworker, oidc, oidc_grants, oidc_keys, sessions, speedups, staff, store, store_oidc,
+               store_outbox, store_staff, store_windows)
 from .codes import CodeHasher
 from .config import Settings, load_settings, utcnow
 from .context import Context
@@ -91,21 +91,21 @@ def routes() -> list:
         Route("/api/account/email", api.change_email, methods=["POST"]),
         Route("/api/account/unlock-password", api.unlock_password, methods=["POST"]),
         Route("/auth/check", api.auth_check, methods=["GET"]),
-        Route("/api/admin/enrol/options", admin.enrol_options, methods=["POST"]),
-        Route("/api/admin/enrol/verify", admin.enrol_verify, methods=["POST"]),
-        Route("/api/admin/login/options", admin.login_options, methods=["POST"]),
-        Route("/api/admin/login/verify", admin.login_verify, methods=["POST"]),
-        Route("/api/admin/logout", admin.logout, methods=["POST"]),
-        Route("/api/admin/session", admin.session_info, methods=["GET"]),
-        Route("/api/admin/customers", admin.customers, methods=["GET"]),
-        Route("/api/admin/customers/{code}", admin.customer, methods=["GET"]),
-        Route("/api/admin/customers/{code}/actions", admin.customer_action, methods=["POST"]),
-        Route("/api/admin/approvals", admin.approvals, methods=["GET"]),
-        Route("/api/admin/approvals/{request_id}", admin.approve, methods=["POST"]),
-        Route("/api/admin/audit", admin.audit_log, methods=["GET"]),
-        Route("/api/admin/staff", admin.staff_add, methods=["POST"]),
-        Route("/api/admin/staff/{name}/disable", admin.staff_disable, methods=["POST"]),
-        Route("/api/admin/staff/{name}/reset-passkeys", admin.staff_reset_passkeys, methods=["POST"]),
+        Route("/api/admin/enrol/options", admin.admin_enrol_options, methods=["POST"]),
+        Route("/api/admin/enrol/verify", admin.admin_enrol_verify, methods=["POST"]),
+        Route("/api/admin/login/options", admin.admin_login_options, methods=["POST"]),
+        Route("/api/admin/login/verify", admin.admin_login_verify, methods=["POST"]),
+        Route("/api/admin/logout", admin.admin_logout, methods=["POST"]),
+        Route("/api/admin/session", admin.admin_session, methods=["GET"]),
+        Route("/api/admin/customers", admin.admin_customers, methods=["GET"]),
+        Route("/api/admin/customers/{code}", admin.admin_customer, methods=["GET"]),
+        Route("/api/admin/customers/{code}/actions", admin.admin_customer_action, methods=["POST"]),
+        Route("/api/admin/approvals", admin.admin_approvals, methods=["GET"]),
+        Route("/api/admin/approvals/{request_id}", admin.admin_approve, methods=["POST"]),
+        Route("/api/admin/audit", admin.admin_audit, methods=["GET"]),
+        Route("/api/admin/staff", admin.admin_staff_add, methods=["POST"]),
+        Route("/api/admin/staff/{name}/disable", admin.admin_staff_disable, methods=["POST"]),
+        Route("/api/admin/staff/{name}/reset-passkeys", admin.admin_staff_reset_passkeys, methods=["POST"]),
         Route("/admin", admin_pages.home),
         Route("/admin/login", admin_pages.login_page),
         Route("/admin/enrol", admin_pages.enrol_page),
@@ -202,7 +202,7 @@ def create_app(settings: Settings, *, clock: Callable[[], datetime] = utcnow, ma
     app = Starlette(
         routes=routes(),
         middleware=[Middleware(Gate, origins=settings.page_origins, limit=settings.max_body_bytes,
-                               hsts=settings.secure_cookies)],
+                               hsts=settings.secure_cookies), Middleware(admin.ConsoleGate)],
         exception_handlers={ServiceError: _service_error, HTTPException: _http_error},
         lifespan=lifespan,
     )
@@ -217,7 +217,7 @@ SENT_MAIL_KEPT = timedelta(days=1)  # for an operator looking into "did it go ou
 
 
 async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
-    """Delete sessions past their limits, spent rate-limit windows, expired ceremonies, mail sent
+    """Delete sessions past their limits (staff sessions too), spent rate-limit windows, expired ceremonies, mail sent
     a day ago, authorization codes a day past their expiry and keys no longer published, so those
     tables stay small."""
     s = ctx.settings
@@ -233,6 +233,9 @@ async def _sweep(ctx: Context, stop: asyncio.Event, every: float = 600) -> None:
             await ctx.db.run(store.delete_stale_sessions, idle_before=now - s.session_idle,
                              created_before=now - s.session_absolute)
             await ctx.db.run(store_windows.delete_expired_windows, now)
+            await ctx.db.run(store_staff.delete_expired, now)
+            await ctx.db.run(store_staff.delete_stale_sessions, idle_before=now - staff.SESSION_IDLE,
+                             started_before=now - staff.SESSION_MAX)
             await ctx.db.run(store.delete_expired_ceremonies, now)
             await ctx.db.run(store_outbox.delete_sent_mail, now - SENT_MAIL_KEPT)
             await ctx.db.run(store_oidc.delete_expired_codes, expired_before=now - oidc.CODE_KEPT)

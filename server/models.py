@@ -369,6 +369,9 @@ class Staff(SQLModel, table=True):
     # The one-time enrolment code (shown once by `tobira staff add` / `reset-passkeys`), hashed.
     enrolment_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     enrolment_expires_at: datetime | None = _when(nullable=True)
+    # The admin who was shown the current enrolment code (None: the CLI). Whoever holds a code can
+    # enrol as that member, so that admin never counts as a second person for them (support.approve).
+    code_issued_by: int | None = Field(default=None, sa_column=Column(Integer, ForeignKey("staff.id"), nullable=True))
 
 
 class StaffCredential(SQLModel, table=True):
@@ -399,6 +402,8 @@ class StaffCeremony(SQLModel, table=True):
     staff_id: int | None = _staff_fk(nullable=True)
     challenge: bytes = Field(sa_column=Column(LargeBinary(64), nullable=False))
     expires_at: datetime = _when(index=True)
+    # An enrolment completes only with the code it began with (a reset in between voids it).
+    enrolment_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class StaffSession(SQLModel, table=True):

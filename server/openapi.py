@@ -21,6 +21,7 @@ come from the code that enforces them (verify.b64_length, policy.IMPORTANT_OPERA
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
@@ -30,19 +31,21 @@ from .errors import (ACCOUNT_LOCKED, CEREMONY_EXPIRED, CODE_EXHAUSTED, CODE_EXPI
                      MAIL_UNAVAILABLE, NO_PASSKEY, NO_PENDING_LOGIN, NOT_AUTHENTICATED, NOT_FOUND, PASSKEY_LIMIT_REACHED,
                      PASSKEY_ON_HOLD, PASSKEY_REJECTED, PASSKEY_REQUIRED, PAYLOAD_TOO_LARGE, RATE_LIMITED,
                      RESEND_TOO_SOON, STEP_UP_REQUIRED, UNAVAILABLE, UNKNOWN_CREDENTIAL, UNSUPPORTED_MEDIA_TYPE, Answer,
-                     ErrorCode)
+                     ENROLMENT_INVALID, EXPIRED, FORBIDDEN, SAME_STAFF, ErrorCode)
 from . import openapi_oauth
 from .openapi_components import checked, components, error_or_ref, obj, ref
 from .policy import IMPORTANT_OPERATIONS
 from .sessions import SID_LENGTH
 from .verify import MAX_CREDENTIAL_ID, b64_length
 from .web.bodies import (Authorize, Body, CodeEntry, EmailChange, LoginOptions, NoBody, PasskeyRegistration,
-                         PasskeyRename, PasswordLogin, RegistrationOptions, StepUpCode, required)
+                         PasskeyRename, PasswordLogin, RegistrationOptions, StaffAction, StaffEnrolment, StaffMember,
+                         StepUpCode, required)
 
 STATE_CHANGING = {"post", "put", "patch", "delete"}
 
 
-def document(*, origins: tuple[str, ...], session_cookie: str, device_cookie: str) -> dict:
+def document(*, origins: tuple[str, ...], session_cookie: str, device_cookie: str,
+             staff_cookie: str = "tobira_staff") -> dict:
     """The whole OpenAPI document for an instance with these origins and cookie names."""
     return {
         "openapi": "3.1.0",
@@ -68,10 +71,20 @@ def document(*, origins: tuple[str, ...], session_cookie: str, device_cookie: st
             {"name": "decisions", "description": "May this session do an important operation?"},
             {"name": "operations", "description": "Health checks and this document"},
             openapi_oauth.TAG,
+            {"name": "staff-console", "description": "The support desk's console: staff passkeys, customers, "
+                                                     "actions with a reason, two-person approvals, the audit trail"},
         ],
         "paths": {**_paths(origins, device_cookie), **openapi_oauth.paths()},
-        "components": _with_oauth(components(session_cookie=session_cookie)),
+        "components": _with_staff(_with_oauth(components(session_cookie=session_cookie)), staff_cookie),
     }
+
+
+def _with_staff(parts: dict, staff_cookie: str) -> dict:
+    parts["securitySchemes"]["staffSession"] = {
+        "type": "apiKey", "in": "cookie", "name": staff_cookie,
+        "description": "A staff member's session (HttpOnly, SameSite=Strict; Secure and __Host- on https), set by "
+                       "staff enrolment and sign-in: 15 minutes idle, 8 hours at most. A customer's session is none."}
+    return parts
 
 
 def _with_oauth(parts: dict) -> dict:
@@ -270,8 +283,95 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
             "openapi", "This document", tag="operations", uses_database=False,
             ok={200: _json("OpenAPI 3.1", {"type": "object"})})},
     }
+    paths.update(_admin_paths())
     return {path: {key: value.build(key, origin) if isinstance(value, _Op) else value for key, value in item.items()}
             for path, item in paths.items()}
+
+
+def _admin_paths() -> dict[str, dict[str, Any]]:
+    """/api/admin: every answer also 404 `not_found` from outside TOBIRA_ADMIN_NETWORKS."""
+    text = {"type": "string"}
+    staff_member = obj({"name": text, "role": {"enum": ["support", "admin"]}}, closed=True)
+    code_param = {"name": "code", "in": "path", "required": True, "description": "A customer code",
+                  "schema": {"type": "string", "maxLength": 256}}
+    page = {"name": "page", "in": "query", "required": False, "description": "Page number from 0",
+            "schema": {"type": "string", "pattern": "^[0-9]{1,6}$"}}
+    outside = "Every answer is 404 `not_found` from an address outside TOBIRA_ADMIN_NETWORKS."
+    op = functools.partial(_Op, tag="staff-console", description=outside)
+    listing = {"type": "array", "items": {"type": "object"}}
+    return {
+        "/api/admin/enrol/options": {"post": op(
+            "admin_enrol_options", "Begin a staff member's passkey enrolment with their one-time code", body=StaffEnrolment,
+            ok={200: _json("Options for navigator.credentials.create() (no hints: a security key or this device)",
+                           obj({"publicKey": {"type": "object"}}, closed=True))},
+            errors=[ENROLMENT_INVALID, NOT_FOUND])},
+        "/api/admin/enrol/verify": {"post": op(
+            "admin_enrol_verify", "Finish the enrolment: the passkey is registered and a staff session starts",
+            body=ref("RegistrationResponseJSON"), ok={201: _json("Enrolled and signed in", staff_member)},
+            errors=[CEREMONY_EXPIRED, PASSKEY_REJECTED.at(400), CREDENTIAL_EXISTS, NOT_FOUND])},
+        "/api/admin/login/options": {"post": op(
+            "admin_login_options", "Begin a staff sign-in (usernameless, passkey only)", body=NoBody,
+            ok={200: _json("Options for navigator.credentials.get()", obj({"publicKey": {"type": "object"}}, closed=True))},
+            errors=[RATE_LIMITED, NOT_FOUND])},
+        "/api/admin/login/verify": {"post": op(
+            "admin_login_verify", "Finish a staff sign-in", body=ref("AuthenticationResponseJSON"),
+            ok={200: _json("Signed in", staff_member)},
+            errors=[CEREMONY_EXPIRED, PASSKEY_REJECTED, RATE_LIMITED, NOT_FOUND])},
+        "/api/admin/logout": {"post": op(
+            "admin_logout", "End this staff session", body=NoBody, ok={204: {"description": "Signed out"}},
+            errors=[NOT_FOUND])},
+        "/api/admin/session": {"get": op(
+            "admin_session", "Who is signed in to the console", session="staff",
+            ok={200: _json("The staff member", staff_member)}, errors=[NOT_AUTHENTICATED, NOT_FOUND])},
+        "/api/admin/customers": {"get": op(
+            "admin_customers", "Find customers by code or e-mail", session="staff",
+            params=[{"name": "q", "in": "query", "required": False, "schema": {"type": "string", "maxLength": 254}},
+                    page],
+            ok={200: _json("Matches", obj({"customers": listing}, closed=True))},
+            errors=[NOT_AUTHENTICATED, INVALID_FIELD, NOT_FOUND])},
+        "/api/admin/customers/{code}": {"parameters": [code_param], "get": op(
+            "admin_customer", "One customer, as the desk sees them (the look is recorded)", session="staff",
+            ok={200: _json("The customer", {"type": "object"})}, errors=[NOT_AUTHENTICATED, NOT_FOUND])},
+        "/api/admin/customers/{code}/actions": {"parameters": [code_param], "post": op(
+            "admin_customer_action", "Act on a customer, with a reason", session="staff", body=StaffAction,
+            ok={200: _json("Done", obj({"status": {"const": "done"}}, closed=True)),
+                202: _json("Requested: a second staff member approves it",
+                           obj({"status": {"const": "pending_approval"}, "request_id": text}, closed=True))},
+            errors=[NOT_AUTHENTICATED, NOT_FOUND])},
+        "/api/admin/approvals": {"get": op(
+            "admin_approvals", "Requests waiting for a second staff member", session="staff", params=[page],
+            ok={200: _json("Pending requests", obj({"requests": listing}, closed=True))},
+            errors=[NOT_AUTHENTICATED, INVALID_FIELD, NOT_FOUND])},
+        "/api/admin/approvals/{request_id}": {
+            "parameters": [{"name": "request_id", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": op("admin_approve", "Approve another staff member's request: it is done now", session="staff",
+                       body=NoBody, ok={200: _json("Done", obj({"status": {"const": "done"}}, closed=True))},
+                       errors=[NOT_AUTHENTICATED, SAME_STAFF, EXPIRED, NOT_FOUND])},
+        "/api/admin/audit": {"get": op(
+            "admin_audit", "The audit trail, newest first (admins)", session="staff",
+            params=[{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
+                    for n in ("staff", "customer", "action", "format")] + [page],
+            ok={200: {"description": "Entries (JSON), or CSV with ?format=csv", "content": {
+                "application/json": {"schema": obj({"entries": listing}, closed=True)},
+                "text/csv": {"schema": {"type": "string"}}}}},
+            errors=[NOT_AUTHENTICATED, FORBIDDEN, INVALID_FIELD, NOT_FOUND])},
+        "/api/admin/staff": {"post": op(
+            "admin_staff_add", "Add a staff member (admins); the answer shows their enrolment code once",
+            session="staff", body=StaffMember,
+            ok={201: _json("Added", obj({"name": text, "role": text, "enrolment_code": text}, closed=True))},
+            errors=[NOT_AUTHENTICATED, FORBIDDEN, NOT_FOUND])},
+        "/api/admin/staff/{name}/disable": {
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": op("admin_staff_disable", "Disable a staff member (admins): their sessions end at once",
+                       session="staff", body=NoBody, ok={200: _json("Done", obj({"status": {"const": "done"}}))},
+                       errors=[NOT_AUTHENTICATED, FORBIDDEN, NOT_FOUND])},
+        "/api/admin/staff/{name}/reset-passkeys": {
+            "parameters": [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "post": op("admin_staff_reset_passkeys", "Remove a staff member's passkeys (admins); a new enrolment code",
+                       session="staff", body=NoBody,
+                       ok={200: _json("Reset", obj({"name": text, "enrolment_code": text}, closed=True))},
+                       errors=[NOT_AUTHENTICATED, FORBIDDEN, NOT_FOUND])},
+    }
 
 
 @dataclass
@@ -319,8 +419,8 @@ class _Op:
             schema = ref(model.__name__) if model is not None else self.body
             operation["requestBody"] = {"required": model is None or required(model),
                                         "content": {"application/json": {"schema": schema}}}
-        operation["security"] = {"required": [{"session": []}],
-                                 "optional": [{}, {"session": []}]}.get(self.session or "", [])
+        operation["security"] = {"required": [{"session": []}], "optional": [{}, {"session": []}],
+                                 "staff": [{"staffSession": []}]}.get(self.session or "", [])
         operation["responses"] = {**{str(status): response for status, response in self.ok.items()},
                                   **{str(status): error_or_ref(errors[status]) for status in sorted(errors)}}
         return operation

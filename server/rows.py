@@ -231,6 +231,7 @@ class StaffRow:
     disabled_at: datetime | None
     enrolment_hash: str | None
     enrolment_expires_at: datetime | None
+    code_issued_by: int | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -255,6 +256,7 @@ class StaffCeremonyRow:
     staff_id: int | None
     challenge: bytes
     expires_at: datetime
+    enrolment_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

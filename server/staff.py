@@ -49,15 +49,16 @@ def check_name(name: str) -> str:
     return name
 
 
-def add(db: Tx, name: str, role: str, *, now: datetime) -> tuple[StaffRow, str]:
-    """A new staff member and their one-time enrolment code (valid ENROLMENT_TTL, shown once)."""
+def add(db: Tx, name: str, role: str, *, now: datetime, issued_by: int | None = None) -> tuple[StaffRow, str]:
+    """A new staff member and their one-time enrolment code (valid ENROLMENT_TTL, shown once).
+    issued_by: the admin who is shown the code (None: the CLI's operator)."""
     if role not in ROLES:
         raise StaffError(f"a role is one of {', '.join(ROLES)}")
     code = new_enrolment_code()
     row = store_staff.add_staff(db, StaffRow(id=0, name=check_name(name), role=role,
                                              user_handle=secrets.token_bytes(32), created_at=now, disabled_at=None,
                                              enrolment_hash=enrolment_hash(code),
-                                             enrolment_expires_at=now + ENROLMENT_TTL))
+                                             enrolment_expires_at=now + ENROLMENT_TTL, code_issued_by=issued_by))
     if row is None:
         raise StaffError(f"a staff member named {name} exists already")
     return row, code
@@ -77,15 +78,16 @@ def disable(db: Tx, name: str, *, now: datetime) -> int:
     return store_staff.end_sessions_of(db, row.id)
 
 
-def reset_passkeys(db: Tx, name: str, *, now: datetime) -> str:
-    """A lost staff passkey: all of them go, every session ends, a new enrolment code is printed."""
+def reset_passkeys(db: Tx, name: str, *, now: datetime, issued_by: int | None = None) -> str:
+    """A lost staff passkey: all of them go, every session ends, a new enrolment code is shown to
+    `issued_by` (None: the CLI's operator)."""
     row = require(db, name)
     if row.disabled_at is not None:
         raise StaffError(f"{name} is disabled")
     store_staff.delete_credentials(db, row.id)
     store_staff.end_sessions_of(db, row.id)
     code = new_enrolment_code()
-    store_staff.set_enrolment(db, row.id, enrolment_hash(code), now + ENROLMENT_TTL)
+    store_staff.set_enrolment(db, row.id, enrolment_hash(code), now + ENROLMENT_TTL, issued_by)
     return code
 
 
@@ -99,7 +101,7 @@ def listing(db: Tx) -> list[dict]:
 def enrolling(db: Tx, name: str, code: str, now: datetime) -> StaffRow:
     """The staff member this name and code enrol, or 400 enrolment_invalid (the same answer for an
     unknown name, a wrong, used or expired code, and a disabled member)."""
-    row = store_staff.staff_by_name(db, name) if isinstance(name, str) else None
+    row = store_staff.staff_by_name(db, name) if isinstance(name, str) and NAME.fullmatch(name) else None
     if (row is None or row.disabled_at is not None or row.enrolment_hash is None
             or row.enrolment_expires_at is None or now >= row.enrolment_expires_at
             or not secrets.compare_digest(row.enrolment_hash, enrolment_hash(code))):
@@ -148,3 +150,15 @@ def load_session(db: Tx, id_hash: str, *, now: datetime) -> StaffSession | None:
         return None
     store_staff.touch_session(db, id_hash, now)
     return StaffSession(id_hash=id_hash, member=member)
+
+
+def issued_by_chain(db: Tx, member: StaffRow) -> set[int]:
+    """Everyone who held, directly or through members they enrolled, the code `member` last enrolled
+    with: any of them could have enrolled as `member` (support.approve)."""
+    found: set[int] = set()
+    issuer = member.code_issued_by
+    while issuer is not None and issuer not in found:
+        found.add(issuer)
+        row = store_staff.staff_by_id(db, issuer)
+        issuer = row.code_issued_by if row else None
+    return found

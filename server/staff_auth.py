@@ -32,12 +32,14 @@ class SignedIn:
     session_id: str  # the raw id for the staff cookie
 
 
-def _new_ceremony(db: Tx, ctx: Context, *, kind: str, browser: str | None, staff_id: int | None) -> tuple[bytes, str]:
+def _new_ceremony(db: Tx, ctx: Context, *, kind: str, browser: str | None, staff_id: int | None,
+                  enrolment_hash: str | None = None) -> tuple[bytes, str]:
     browser = browser if browser and len(browser) <= 64 else secrets.token_urlsafe(32)
     challenge = secrets.token_bytes(32)
     store_staff.add_ceremony(db, StaffCeremonyRow(challenge_hash=_hash(challenge), kind=kind,
                                                   browser_hash=_hash(browser), staff_id=staff_id, challenge=challenge,
-                                                  expires_at=ctx.clock() + options.CEREMONY_TTL))
+                                                  expires_at=ctx.clock() + options.CEREMONY_TTL,
+                                                  enrolment_hash=enrolment_hash))
     return challenge, browser
 
 
@@ -64,7 +66,8 @@ def _parse(parse, data: Any):
 async def begin_enrolment(ctx: Context, *, name: str, code: str, browser: str | None) -> Begun:
     def begin(db: Tx) -> Begun:
         member = staff.enrolling(db, name, code, ctx.clock())
-        challenge, cookie = _new_ceremony(db, ctx, kind="enrol", browser=browser, staff_id=member.id)
+        challenge, cookie = _new_ceremony(db, ctx, kind="enrol", browser=browser, staff_id=member.id,
+                                          enrolment_hash=member.enrolment_hash)
         # A reset removed every passkey and a first enrolment has none: nothing to exclude.
         return Begun(options.staff_registration(ctx.settings, member, (), challenge=challenge), cookie)
 
@@ -79,8 +82,8 @@ async def complete_enrolment(ctx: Context, *, credential: Any, browser: str | No
         now = ctx.clock()
         ceremony = _taken(db, ctx, response, kind="enrol", browser=browser)
         member = store_staff.staff_by_id(db, ceremony.staff_id) if ceremony.staff_id else None
-        if member is None or member.disabled_at is not None or member.enrolment_hash is None:
-            raise CeremonyExpired(reason="the enrolment was used or the member disabled meanwhile")
+        if member is None or member.disabled_at is not None or ceremony.enrolment_hash is None:
+            raise CeremonyExpired(reason="the member was disabled meanwhile")
         try:
             new = verify.verify_registration(response=response, expected_challenge=ceremony.challenge,
                                              expected_origins=ctx.settings.origins, rp_id=ctx.settings.rp_id)
@@ -88,8 +91,9 @@ async def complete_enrolment(ctx: Context, *, credential: Any, browser: str | No
             refusal = PasskeyRejected(status=400, reason=exc.detail, why=exc.reason)
             refusal.message_key = "passkey_registration_rejected"
             raise refusal from None
-        if not store_staff.take_enrolment(db, member.id, member.enrolment_hash):
-            raise CeremonyExpired(reason="the enrolment code was used meanwhile")
+        # The code this ceremony began with, still the member's: not used meanwhile, nor replaced by a reset.
+        if not store_staff.take_enrolment(db, member.id, ceremony.enrolment_hash):
+            raise CeremonyExpired(reason="the enrolment code was used or replaced meanwhile")
         added = store_staff.add_credential(db, StaffCredentialRow(
             id=0, staff_id=member.id, credential_id=new.credential_id, public_key=new.public_key,
             sign_count=new.sign_count, aaguid=new.aaguid, backup_eligible=new.backup_eligible,

@@ -45,9 +45,10 @@ def all_staff(db: Tx) -> list[StaffRow]:
     return [StaffRow(*r) for r in db.read(select(staff).order_by(staff.c.name))]
 
 
-def set_enrolment(db: Tx, staff_id: int, code_hash: str | None, expires_at: datetime | None) -> None:
+def set_enrolment(db: Tx, staff_id: int, code_hash: str | None, expires_at: datetime | None,
+                  issued_by: int | None) -> None:
     db.execute(update(staff).where(staff.c.id == staff_id)
-               .values(enrolment_hash=code_hash, enrolment_expires_at=expires_at))
+               .values(enrolment_hash=code_hash, enrolment_expires_at=expires_at, code_issued_by=issued_by))
 
 
 def take_enrolment(db: Tx, staff_id: int, code_hash: str) -> bool:
@@ -166,7 +167,8 @@ def pending_requests(db: Tx, now: datetime, *, limit: int, offset: int) -> list[
     rows = db.read(select(requests, users.c.customer_code, requester.c.name)
                    .join_from(requests, users, users.c.id == requests.c.user_id)
                    .join(requester, requester.c.id == requests.c.requested_by)
-                   .where(requests.c.done_at.is_(None), requests.c.expires_at > now)
+                   .where(requests.c.done_at.is_(None), requests.c.expires_at > now,
+                          requester.c.disabled_at.is_(None))  # a disabled member's requests die with them
                    .order_by(requests.c.requested_at).limit(limit).offset(offset))
     split = len(requests.c)
     return [(StaffRequestRow(*r[:split]), r[split], r[split + 1]) for r in rows]

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import json
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from . import accounts, audit, messages, notices, passkeys, policy, signed_in, store, store_staff
+from . import accounts, audit, messages, notices, passkeys, policy, signed_in, staff, store, store_staff
 from .audit import Actor
 from .context import Context
 from .db import Tx
@@ -32,9 +33,28 @@ def _customer(db: Tx, code: str) -> UserRow:
     return user
 
 
-def find(db: Tx, query: str, *, page: int = 0) -> list[dict]:
-    return [{"customer_code": u.customer_code, "display_name": u.display_name, "email": u.email}
-            for u in store_staff.find_customers(db, query, limit=PAGE, offset=page * PAGE)]
+def find(db: Tx, actor: Actor, query: str, *, now: datetime, page: int = 0) -> list[dict]:
+    """By customer code or e-mail; a search shows names and addresses, so it is recorded too."""
+    found = [{"customer_code": u.customer_code, "display_name": u.display_name, "email": u.email}
+             for u in store_staff.find_customers(db, query, limit=PAGE, offset=page * PAGE)]
+    audit.record(db, actor, "customers_searched", now=now, reason=query.strip()[:REASON_MAX],
+                 customer_code=found[0]["customer_code"] if len(found) == 1 else None)
+    return found
+
+
+REASON_MAX = 200
+
+
+def clean_reason(raw: str) -> str | None:
+    """A reason as the audit keeps it: runs of spaces joined, 1-200 characters, something visible
+    in it and nothing that hides or reorders text (control and format characters: a zero-width
+    space, a right-to-left override, a terminal escape). None when unusable."""
+    reason = " ".join(raw.split())
+    if not reason or len(reason) > REASON_MAX:
+        return None
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Co", "Cs", "Cn") for c in reason):
+        return None
+    return reason
 
 
 def show(db: Tx, ctx: Context, actor: Actor, code: str, *, now: datetime, lang: str) -> dict:
@@ -92,11 +112,14 @@ def approve(db: Tx, ctx: Context, actor: Actor, request_id: str, *, now: datetim
     if request is None:
         raise NotFound(reason="no such request")
     approver = store_staff.staff_by_name(db, actor.name)
-    assert approver is not None  # noqa: S101
-    if approver.id == request.requested_by:
-        raise StaffRefusal("same_staff", reason="the requester cannot approve")
-    if request.done_at is not None or now >= request.expires_at:
-        raise StaffRefusal("expired", reason="approved already, or older than an hour")
+    requester = store_staff.staff_by_id(db, request.requested_by)
+    assert approver is not None and requester is not None  # noqa: S101
+    # The second person is another person: not the requester, nor anyone the requester could have
+    # enrolled as (they were shown that member's current enrolment code, or an ancestor's).
+    if approver.id == requester.id or requester.id in staff.issued_by_chain(db, approver):
+        raise StaffRefusal("same_staff", reason="the requester, or a member whose enrolment code they held")
+    if request.done_at is not None or now >= request.expires_at or requester.disabled_at is not None:
+        raise StaffRefusal("expired", reason="approved already, older than an hour, or its requester disabled")
     taken = store_staff.take_request(db, request.id, approver=approver.id, when=now)
     if taken is None:
         raise StaffRefusal("expired", reason="approved by someone else a moment ago")
@@ -110,8 +133,9 @@ def approve(db: Tx, ctx: Context, actor: Actor, request_id: str, *, now: datetim
 
 
 def pending(db: Tx, now: datetime, *, page: int = 0) -> list[dict]:
-    return [{"request_id": r.id, "action": r.action, "customer_code": code, "reason": r.reason, "requested_by": by,
-             "requested_at": r.requested_at.isoformat(), "expires_at": r.expires_at.isoformat()}
+    """What the second person checks before approving, the new address of an e-mail change included."""
+    return [{"request_id": r.id, "action": r.action, "customer_code": code, "email": r.email, "reason": r.reason,
+             "requested_by": by, "requested_at": r.requested_at.isoformat(), "expires_at": r.expires_at.isoformat()}
             for r, code, by in store_staff.pending_requests(db, now, limit=PAGE, offset=page * PAGE)]
 
 

@@ -243,3 +243,50 @@ def test_keys_rotate_prints_the_new_kids(run):
     assert r.returncode == 0 and r.stdout.startswith("new signing keys: ")
     again = run("keys", "rotate")
     assert again.stdout != r.stdout
+
+
+# --- the staff console's accounts and the audit of CLI actions ----------------------------------
+
+
+def audit_of(tmp_path) -> list[tuple]:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "tobira.db") as db:
+        return db.execute("SELECT staff, role, action, customer_code, reason FROM audit_log ORDER BY id").fetchall()
+
+
+def test_staff_add_list_reset_and_disable(run, tmp_path):
+    import getpass
+    import re
+
+    added = run("staff", "add", "sato", "--role", "support")
+    assert added.returncode == 0, added.stderr
+    assert re.search(r"^enrolment_code: [A-Z2-9]{4}(-[A-Z2-9]{4}){3}$", added.stdout, re.M)
+    listed = [json.loads(line) for line in run("staff", "list").stdout.splitlines()]
+    assert listed == [{"name": "sato", "role": "support", "created_at": listed[0]["created_at"], "disabled": False,
+                       "passkeys": 0, "enrolment_pending": True}]
+    again = run("staff", "add", "sato", "--role", "admin")
+    assert again.returncode == 1 and "exists already" in again.stderr
+    assert run("staff", "add", "x y", "--role", "admin").returncode == 1
+    assert run("staff", "add", "ito", "--role", "boss").returncode == 2  # argparse: not a role
+    reset = run("staff", "reset-passkeys", "sato")
+    assert reset.returncode == 0 and "enrolment_code: " in reset.stdout
+    assert run("staff", "disable", "sato").returncode == 0
+    assert json.loads(run("staff", "list").stdout)["disabled"] is True
+    assert run("staff", "disable", "nobody").returncode == 1
+    operator = f"cli:{getpass.getuser()}"
+    assert [row[:3] for row in audit_of(tmp_path)] == [
+        (operator, "cli", "staff_added"), (operator, "cli", "staff_passkeys_reset"), (operator, "cli", "staff_disabled")]
+
+
+def test_support_actions_from_the_shell_are_audited_as_the_cli(run, tmp_path):
+    import getpass
+
+    assert add(run).returncode == 0
+    assert run("user", "unlock", "TARO1234").returncode == 0
+    assert run("user", "hold", "TARO1234", "--reason", "ticket 9").returncode == 0
+    assert run("user", "show", "TARO1234").returncode == 0
+    operator = f"cli:{getpass.getuser()}"
+    assert audit_of(tmp_path) == [(operator, "cli", "unlock", "TARO1234", None),
+                                  (operator, "cli", "hold", "TARO1234", "ticket 9"),
+                                  (operator, "cli", "customer_viewed", "TARO1234", None)]

@@ -3,7 +3,6 @@ every customer action carries a reason and lands in the audit trail (support.py,
 
 from __future__ import annotations
 
-import functools
 import ipaddress
 
 from starlette.requests import Request
@@ -12,9 +11,11 @@ from starlette.responses import JSONResponse, Response
 from .. import audit, staff, staff_auth, store_staff, support, verify
 from ..audit import Actor
 from ..context import Context
-from ..errors import InvalidField, NotAuthenticated, NotFound, StaffRefusal
+from ..errors import InvalidField, NotAuthenticated, StaffRefusal
 from .api import read_body, read_json
+from . import pages
 from .auth import client, language
+from .responses import error_response
 from .bodies import NoBody, StaffAction, StaffEnrolment, StaffMember, parse
 
 
@@ -34,14 +35,30 @@ def from_admin_network(request: Request) -> bool:
     return any(ip in net for net in networks)
 
 
-def console(handler):
-    """Every /api/admin handler: a 404 like any unknown path from outside TOBIRA_ADMIN_NETWORKS."""
-    @functools.wraps(handler)
-    async def answer(request: Request) -> Response:
-        if not from_admin_network(request):
-            raise NotFound(reason="the staff console is not reachable from this address")
-        return await handler(request)
-    return answer
+def _console_path(path: str) -> bool:
+    return any(path == p or path.startswith(p + "/") for p in ("/admin", "/api/admin"))
+
+
+class ConsoleGate:
+    """In front of the router, so that from outside TOBIRA_ADMIN_NETWORKS every path under /admin and
+    /api/admin answers 404, as if the console were not there (no 405 for a wrong method, no redirect
+    for a trailing slash). Anywhere, a NUL in such a path or query is refused before it reaches a
+    handler (PostgreSQL cannot store it): 404 too."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or not _console_path(scope["path"]):
+            return await self.app(scope, receive, send)
+        request = Request(scope, receive)
+        api = scope["path"].startswith("/api/")
+        # A NUL names nothing that exists: the same 404.
+        nul = "\x00" in scope["path"] or b"%00" in scope.get("query_string", b"").lower()
+        if from_admin_network(request) and not nul:
+            return await self.app(scope, receive, send)
+        answer = error_response("not_found", language(request)) if api else await pages.not_found_page(request)
+        await answer(scope, receive, send)
 
 
 async def staff_session(request: Request) -> staff.StaffSession | None:
@@ -69,7 +86,7 @@ def _actor(request: Request, session: staff.StaffSession) -> Actor:
 
 def _page(request: Request) -> int:
     raw = request.query_params.get("page", "0")
-    if not raw.isdigit() or len(raw) > 6:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:  # "²" is a digit to str.isdigit, not to int
         raise InvalidField(reason="page is a number from 0", field="page")
     return int(raw)
 
@@ -83,8 +100,7 @@ def _signed_in(request: Request, done: staff_auth.SignedIn, status: int) -> Resp
 # --- enrolment, sign-in, session -------------------------------------------------------------------
 
 
-@console
-async def enrol_options(request: Request) -> Response:
+async def admin_enrol_options(request: Request) -> Response:
     body = await read_body(request, StaffEnrolment)
     cookies = request.app.state.cookies
     begun = await staff_auth.begin_enrolment(_ctx(request), name=body.name, code=body.enrolment_code,
@@ -94,8 +110,7 @@ async def enrol_options(request: Request) -> Response:
     return response
 
 
-@console
-async def enrol_verify(request: Request) -> Response:
+async def admin_enrol_verify(request: Request) -> Response:
     raw = await read_json(request, max_bytes=verify.MAX_REGISTRATION_JSON)
     done = await staff_auth.complete_enrolment(_ctx(request), credential=raw,
                                                browser=request.app.state.cookies.staff_ceremony(request),
@@ -103,8 +118,7 @@ async def enrol_verify(request: Request) -> Response:
     return _signed_in(request, done, 201)
 
 
-@console
-async def login_options(request: Request) -> Response:
+async def admin_login_options(request: Request) -> Response:
     await read_body(request, NoBody)
     cookies = request.app.state.cookies
     begun = await staff_auth.begin_login(_ctx(request), browser=cookies.staff_ceremony(request),
@@ -114,8 +128,7 @@ async def login_options(request: Request) -> Response:
     return response
 
 
-@console
-async def login_verify(request: Request) -> Response:
+async def admin_login_verify(request: Request) -> Response:
     raw = await read_json(request, max_bytes=verify.MAX_AUTHENTICATION_JSON)
     done = await staff_auth.complete_login(_ctx(request), credential=raw,
                                            browser=request.app.state.cookies.staff_ceremony(request),
@@ -123,8 +136,7 @@ async def login_verify(request: Request) -> Response:
     return _signed_in(request, done, 200)
 
 
-@console
-async def logout(request: Request) -> Response:
+async def admin_logout(request: Request) -> Response:
     await read_body(request, NoBody)
     found = await staff_session(request)
     if found is not None:
@@ -134,8 +146,7 @@ async def logout(request: Request) -> Response:
     return response
 
 
-@console
-async def session_info(request: Request) -> Response:
+async def admin_session(request: Request) -> Response:
     found = await _require_staff(request)
     return JSONResponse({"name": found.name, "role": found.role})
 
@@ -143,18 +154,18 @@ async def session_info(request: Request) -> Response:
 # --- customers ---------------------------------------------------------------------------------------
 
 
-@console
-async def customers(request: Request) -> Response:
-    await _require_staff(request)
+async def admin_customers(request: Request) -> Response:
+    session = await _require_staff(request)
     query = request.query_params.get("q", "")
     if len(query) > 254:
         raise InvalidField(reason="q is at most 254 characters", field="q")
-    found = await _ctx(request).db.run(support.find, query, page=_page(request)) if query.strip() else []
+    ctx = _ctx(request)
+    found = await ctx.db.run(support.find, _actor(request, session), query, now=ctx.clock(),
+                             page=_page(request)) if query.strip() else []
     return JSONResponse({"customers": found})
 
 
-@console
-async def customer(request: Request) -> Response:
+async def admin_customer(request: Request) -> Response:
     session = await _require_staff(request)
     ctx = _ctx(request)
     shown = await ctx.db.run(support.show, ctx, _actor(request, session), request.path_params["code"],
@@ -162,14 +173,13 @@ async def customer(request: Request) -> Response:
     return JSONResponse(shown)
 
 
-@console
-async def customer_action(request: Request) -> Response:
+async def admin_customer_action(request: Request) -> Response:
     raw = await read_json(request)
     session = await _require_staff(request)
     body = parse(StaffAction, raw)
     ctx = _ctx(request)
     outcome = await ctx.db.run(support.act, ctx, _actor(request, session), request.path_params["code"], body.action,
-                               " ".join(body.reason.split()), email=body.email, now=ctx.clock())
+                               support.clean_reason(body.reason), email=body.email, now=ctx.clock())
     ctx.outbox.wake()
     if outcome.request_id is None:
         return JSONResponse({"status": outcome.status})
@@ -179,15 +189,13 @@ async def customer_action(request: Request) -> Response:
 # --- approvals, audit ------------------------------------------------------------------------------
 
 
-@console
-async def approvals(request: Request) -> Response:
+async def admin_approvals(request: Request) -> Response:
     await _require_staff(request)
     ctx = _ctx(request)
     return JSONResponse({"requests": await ctx.db.run(support.pending, ctx.clock(), page=_page(request))})
 
 
-@console
-async def approve(request: Request) -> Response:
+async def admin_approve(request: Request) -> Response:
     await read_body(request, NoBody)
     session = await _require_staff(request)
     ctx = _ctx(request)
@@ -200,8 +208,7 @@ async def approve(request: Request) -> Response:
 AUDIT_PAGE = 100
 
 
-@console
-async def audit_log(request: Request) -> Response:
+async def admin_audit(request: Request) -> Response:
     await _require_staff(request, admin=True)
     q = request.query_params
     csv_wanted = q.get("format") == "csv"
@@ -219,46 +226,56 @@ async def audit_log(request: Request) -> Response:
 
 
 def _staff_action(fn, action: str):
-    """An admin's change to a staff account, audited in the same transaction."""
-    def run(db, actor: Actor, name: str, now):
+    """An admin's change to a staff account, audited in the same transaction; `fn(db, name, now=,
+    admin=)` answers (its result, what the audit says of it)."""
+    def run(db, actor: Actor, admin: staff.StaffRow, name: str, now):
         try:
-            result = fn(db, name, now=now)
+            result, said = fn(db, name, now=now, admin=admin)
         except staff.StaffError as exc:
             raise InvalidField(reason=str(exc), field="name") from None
-        audit.record(db, actor, action, now=now, reason=name)
+        audit.record(db, actor, action, now=now, reason=said)
         return result
     return run
 
 
-@console
-async def staff_add(request: Request) -> Response:
+def _add(role: str):
+    def add(db, name, *, now, admin):
+        return staff.add(db, name, role, now=now, issued_by=admin.id)[1], f"{name} as {role}"
+    return add
+
+
+def _disable(db, name, *, now, admin):
+    return staff.disable(db, name, now=now), name
+
+
+def _reset(db, name, *, now, admin):
+    return staff.reset_passkeys(db, name, now=now, issued_by=admin.id), name
+
+
+async def admin_staff_add(request: Request) -> Response:
     raw = await read_json(request)
     session = await _require_staff(request, admin=True)
     body = parse(StaffMember, raw)
     ctx = _ctx(request)
 
-    def add(db, name, now):
-        return staff.add(db, name, body.role, now=now)[1]
-
-    code = await ctx.db.run(_staff_action(add, "staff_added"), _actor(request, session), body.name, ctx.clock())
+    code = await ctx.db.run(_staff_action(_add(body.role), "staff_added"), _actor(request, session), session.member,
+                            body.name, ctx.clock())
     return JSONResponse({"name": body.name, "role": body.role, "enrolment_code": code}, status_code=201)
 
 
-@console
-async def staff_disable(request: Request) -> Response:
+async def admin_staff_disable(request: Request) -> Response:
     await read_body(request, NoBody)
     session = await _require_staff(request, admin=True)
     ctx = _ctx(request)
-    await ctx.db.run(_staff_action(staff.disable, "staff_disabled"), _actor(request, session),
+    await ctx.db.run(_staff_action(_disable, "staff_disabled"), _actor(request, session), session.member,
                      request.path_params["name"], ctx.clock())
     return JSONResponse({"status": "done"})
 
 
-@console
-async def staff_reset_passkeys(request: Request) -> Response:
+async def admin_staff_reset_passkeys(request: Request) -> Response:
     await read_body(request, NoBody)
     session = await _require_staff(request, admin=True)
     ctx = _ctx(request)
-    code = await ctx.db.run(_staff_action(staff.reset_passkeys, "staff_passkeys_reset"), _actor(request, session),
+    code = await ctx.db.run(_staff_action(_reset, "staff_passkeys_reset"), _actor(request, session), session.member,
                             request.path_params["name"], ctx.clock())
     return JSONResponse({"name": request.path_params["name"], "enrolment_code": code})

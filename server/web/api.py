@@ -379,4 +379,4 @@ async def openapi(request: Request) -> Response:
     """The OpenAPI description of this API (server/openapi.py), with this instance's origins and cookie names."""
     cookies = request.app.state.cookies
     return JSONResponse(openapi_document(origins=_ctx(request).settings.page_origins, session_cookie=cookies.session_name,
-                                         device_cookie=cookies.device_name))
+                                         device_cookie=cookies.device_name, staff_cookie=cookies.staff_name))

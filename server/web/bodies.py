@@ -24,6 +24,7 @@ from ..accounts import EMAIL_PATTERN
 from ..errors import InvalidField
 from ..passkeys import NAME_MAX, NAME_PATTERN
 from ..policy import ImportantOperation
+from ..support import clean_reason
 from .fields import MAX_LENGTH
 
 COMPONENTS = "#/components/schemas/{model}"
@@ -156,8 +157,8 @@ class StaffAction(Body):
 
     @model_validator(mode="after")
     def _reason_and_email(self) -> "StaffAction":
-        if not self.reason.strip() or any(ord(c) < 0x20 for c in self.reason):
-            raise ValueError("a reason is 1-200 printable characters, not blank")
+        if clean_reason(self.reason) is None:
+            raise ValueError("a reason is 1-200 visible characters (no control or format characters)")
         if (self.action == "set-email") != (self.email is not None):
             raise ValueError('"email" goes with set-email, and only with it')
         return self

@@ -66,6 +66,8 @@ def upgrade() -> None:
     sa.Column('disabled_at', server.models.UTCDateTime(), nullable=True),
     sa.Column('enrolment_hash', sa.String(length=64), nullable=True),
     sa.Column('enrolment_expires_at', server.models.UTCDateTime(), nullable=True),
+    sa.Column('code_issued_by', sa.Integer(), nullable=True),
+    sa.ForeignKeyConstraint(['code_issued_by'], ['staff.id']),
     sa.PrimaryKeyConstraint('id'),
     sa.UniqueConstraint('name'),
     sa.UniqueConstraint('user_handle')
@@ -77,6 +79,7 @@ def upgrade() -> None:
     sa.Column('staff_id', sa.Integer(), nullable=True),
     sa.Column('challenge', sa.LargeBinary(length=64), nullable=False),
     sa.Column('expires_at', server.models.UTCDateTime(), nullable=False),
+    sa.Column('enrolment_hash', sa.String(length=64), nullable=True),
     sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('challenge_hash')
     )
