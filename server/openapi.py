@@ -350,7 +350,9 @@ def _admin_paths() -> dict[str, dict[str, Any]]:
         "/api/admin/audit": {"get": op(
             "admin_audit", "The audit trail, newest first (admins)", session="staff",
             params=[{"name": n, "in": "query", "required": False, "schema": {"type": "string"}}
-                    for n in ("staff", "customer", "action", "format")] + [page],
+                    for n in ("staff", "customer", "action", "format")]
+                   + [{"name": n, "in": "query", "required": False, "description": "A JST day, both included",
+                       "schema": {"type": "string", "format": "date"}} for n in ("from", "to")] + [page],
             ok={200: {"description": "Entries (JSON), or CSV with ?format=csv", "content": {
                 "application/json": {"schema": obj({"entries": listing}, closed=True)},
                 "text/csv": {"schema": {"type": "string"}}}}},

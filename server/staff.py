@@ -91,11 +91,12 @@ def reset_passkeys(db: Tx, name: str, *, now: datetime, issued_by: int | None = 
     return code
 
 
-def listing(db: Tx) -> list[dict]:
-    """`tobira staff list`: one object per member."""
+def listing(db: Tx, *, limit: int | None = None, offset: int = 0) -> list[dict]:
+    """`tobira staff list` (all) and the console's staff page (a page of them): one object per member."""
     return [{"name": s.name, "role": s.role, "created_at": s.created_at.isoformat(),
              "disabled": s.disabled_at is not None, "passkeys": store_staff.count_credentials(db, s.id),
-             "enrolment_pending": s.enrolment_hash is not None} for s in store_staff.all_staff(db)]
+             "enrolment_pending": s.enrolment_hash is not None}
+            for s in store_staff.all_staff(db, limit=limit, offset=offset)]
 
 
 def enrolling(db: Tx, name: str, code: str, now: datetime) -> StaffRow:

@@ -41,8 +41,8 @@ def staff_by_id(db: Tx, staff_id: int) -> StaffRow | None:
     return first(db, select(staff).where(staff.c.id == staff_id), {}, StaffRow)
 
 
-def all_staff(db: Tx) -> list[StaffRow]:
-    return [StaffRow(*r) for r in db.read(select(staff).order_by(staff.c.name))]
+def all_staff(db: Tx, *, limit: int | None = None, offset: int = 0) -> list[StaffRow]:
+    return [StaffRow(*r) for r in db.read(select(staff).order_by(staff.c.name).limit(limit).offset(offset))]
 
 
 def set_enrolment(db: Tx, staff_id: int, code_hash: str | None, expires_at: datetime | None,

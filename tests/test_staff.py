@@ -285,3 +285,16 @@ def test_an_admin_manages_staff_from_the_console(app):
     assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden"
     actions = [row[2] for row in audit_rows(app)]
     assert {"staff_added", "staff_passkeys_reset", "staff_disabled"} <= set(actions)
+
+
+def test_the_audit_trail_filters_by_jst_day(app, customer, clock):
+    admin, _ = enrol(app, "sugiyama", role="admin")  # the test clock: 2026-11-20 10:00 JST
+    act(admin, "unlock")
+    day = lambda **q: admin.get("/api/admin/audit", params=q)  # noqa: E731
+    assert [e["action"] for e in day(**{"from": "2026-11-20", "to": "2026-11-20"}).json()["entries"]][0] == "unlock"
+    assert day(**{"from": "2026-11-21"}).json()["entries"] == []
+    assert day(to="2026-11-19").json()["entries"] == []
+    for bad in ({"from": "2026-13-01"}, {"to": "yesterday"}, {"from": "２０２６-11-20"}):
+        r = day(**bad)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", bad
+    assert admin.get("/admin/audit", params={"from": "nonsense"}).status_code == 200  # the page ignores it

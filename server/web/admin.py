@@ -4,12 +4,14 @@ every customer action carries a reason and lands in the audit trail (support.py,
 from __future__ import annotations
 
 import ipaddress
+from datetime import date, datetime, time, timedelta
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from .. import audit, staff, staff_auth, store_staff, support, verify
 from ..audit import Actor
+from ..config import JST
 from ..context import Context
 from ..errors import InvalidField, NotAuthenticated, StaffRefusal
 from .api import read_body, read_json
@@ -208,14 +210,35 @@ async def admin_approve(request: Request) -> Response:
 AUDIT_PAGE = 100
 
 
+def audit_days(first: str | None, last: str | None) -> tuple[datetime | None, datetime | None]:
+    """`from` and `to`: JST days (YYYY-MM-DD, both included), as the instants the filter uses;
+    422 invalid_request for anything else."""
+    def day(text: str | None, field: str) -> date | None:
+        if not text:
+            return None
+        try:
+            if len(text) == 10:
+                return date.fromisoformat(text)
+        except ValueError:
+            pass
+        raise InvalidField(reason=f"{field} is a day, YYYY-MM-DD", field=field)
+
+    start, end = day(first, "from"), day(last, "to")
+    since = datetime.combine(start, time.min, tzinfo=JST) if start else None
+    until = datetime.combine(end + timedelta(days=1), time.min, tzinfo=JST) if end else None
+    return since, until
+
+
 async def admin_audit(request: Request) -> Response:
     await _require_staff(request, admin=True)
     q = request.query_params
     csv_wanted = q.get("format") == "csv"
     offset = 0 if csv_wanted else _page(request) * AUDIT_PAGE
+    since, until = audit_days(q.get("from"), q.get("to"))
     entries = await _ctx(request).db.run(lambda db: store_staff.audit_entries(
         db, staff_name=q.get("staff") or None, customer_code=q.get("customer") or None,
-        action=q.get("action") or None, limit=None if csv_wanted else AUDIT_PAGE, offset=offset))
+        action=q.get("action") or None, since=since, until=until, limit=None if csv_wanted else AUDIT_PAGE,
+        offset=offset))
     if csv_wanted:
         return Response(audit.as_csv(entries), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": 'attachment; filename="tobira-audit.csv"'})

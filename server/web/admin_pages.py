@@ -12,10 +12,14 @@ from starlette.responses import RedirectResponse, Response
 from .. import staff, stats, store_staff, support
 from ..audit import Actor
 from ..context import Context
+from ..errors import InvalidField
 from . import activity, charts
-from .admin import AUDIT_PAGE, staff_session
+from .admin import AUDIT_PAGE, audit_days, staff_session
 from .auth import client, language
 from .pages import render
+
+
+STAFF_PAGE = 50
 
 
 def _ctx(request: Request) -> Context:
@@ -112,11 +116,17 @@ async def audit_page(request: Request) -> Response:
     if isinstance(session, Response):
         return session
     q = request.query_params
-    filters = {"staff": q.get("staff", "")[:64], "customer": q.get("customer", "")[:20], "action": q.get("action", "")[:30]}
+    filters = {"staff": q.get("staff", "")[:64], "customer": q.get("customer", "")[:20], "action": q.get("action", "")[:30],
+               "from": q.get("from", "")[:10], "to": q.get("to", "")[:10]}
     page = _page_number(request)
+    try:
+        since, until = audit_days(filters["from"], filters["to"])
+    except InvalidField:  # a day the browser's date field would not send: no such filter
+        since = until = None
+        filters["from"] = filters["to"] = ""
     entries = await _ctx(request).db.run(lambda db: store_staff.audit_entries(
         db, staff_name=filters["staff"] or None, customer_code=filters["customer"] or None,
-        action=filters["action"] or None, limit=AUDIT_PAGE, offset=page * AUDIT_PAGE))
+        action=filters["action"] or None, since=since, until=until, limit=AUDIT_PAGE, offset=page * AUDIT_PAGE))
     csv_link = "/api/admin/audit?" + urlencode({**{k: v for k, v in filters.items() if v}, "format": "csv"})
     return _render(request, "admin/audit.html", session, entries=entries, filters=filters, csv_link=csv_link,
                    pager=_pager(request, page, len(entries), AUDIT_PAGE))
@@ -126,8 +136,10 @@ async def staff_page(request: Request) -> Response:
     session = await _staff_or_login(request, admin=True)
     if isinstance(session, Response):
         return session
-    members = await _ctx(request).db.run(staff.listing)
-    return _render(request, "admin/staff.html", session, members=members, roles=staff.ROLES)
+    page = _page_number(request)
+    members = await _ctx(request).db.run(staff.listing, limit=STAFF_PAGE, offset=page * STAFF_PAGE)
+    return _render(request, "admin/staff.html", session, members=members, roles=staff.ROLES,
+                   pager=_pager(request, page, len(members), STAFF_PAGE))
 
 
 async def adoption_page(request: Request) -> Response:

@@ -338,6 +338,8 @@ TEXTS: dict[str, tuple[str, str]] = {
     "console.audit_lead": ("担当者とコマンドラインの操作の記録です。記録は変更も削除もできません。",
                            "What staff and the command line did. Entries can be neither changed nor deleted."),
     "console.filter": ("絞り込む", "Filter"),
+    "console.from": ("開始日", "From"),
+    "console.to": ("終了日", "To"),
     "console.csv": ("CSVでダウンロード", "Download as CSV"),
     "console.pages": ("ページ", "Pages"),
     "console.prev": ("前へ", "Previous"),
