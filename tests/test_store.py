@@ -20,7 +20,9 @@ ROWS = {"users": rows.UserRow, "sessions": rows.SessionRow, "one_time_codes": ro
         "trusted_devices": rows.DeviceRow, "security_events": rows.EventRow, "rate_limits": rows.WindowRow,
         "credentials": rows.CredentialRow, "ceremonies": rows.CeremonyRow, "oauth_clients": rows.ClientRow,
         "signing_keys": rows.SigningKeyRow, "oauth_grants": rows.GrantRow, "oauth_codes": rows.AuthorizationCodeRow,
-        "oauth_refresh_tokens": rows.RefreshTokenRow, "logout_deliveries": rows.LogoutDeliveryRow}
+        "oauth_refresh_tokens": rows.RefreshTokenRow, "logout_deliveries": rows.LogoutDeliveryRow,
+        "staff": rows.StaffRow, "staff_credentials": rows.StaffCredentialRow, "staff_ceremonies": rows.StaffCeremonyRow,
+        "staff_sessions": rows.StaffSessionRow, "staff_requests": rows.StaffRequestRow, "audit_log": rows.AuditRow}
 
 
 def test_every_table_has_its_row_with_the_columns_in_order():
