@@ -52,7 +52,9 @@ async def _take(ctx: Context, *, challenge: bytes, session_id_hash: str | None, 
     return _check_ceremony(ctx, taken, user_id=user_id)
 
 
-def _parse(parse, data: Any):
+def parse_response(parse, data: Any):
+    """A WebAuthn response through verify's parser; what cannot be parsed is 400 invalid_request
+    (also the staff ceremonies')."""
     try:
         return parse(data)
     except verify.Malformed as exc:
@@ -87,7 +89,7 @@ async def begin_registration(ctx: Context, *, session: SessionRow, security_key:
 
 async def complete_registration(ctx: Context, *, session: SessionRow, credential: Any, name: str | None,
                                 client: Client) -> passkeys.PasskeyView:
-    response = _parse(verify.parse_registration, credential)
+    response = parse_response(verify.parse_registration, credential)
     ceremony = await _take(ctx, challenge=response.response.client_data.challenge, session_id_hash=session.id_hash,
                            kind="registration", user_id=session.user_id)
     try:
@@ -206,7 +208,7 @@ async def complete_login(ctx: Context, *, session_id_hash: str | None, credentia
     signature check.)"""
     # (web/api.py has already turned away an address known to be over its limit, before the body.)
     try:
-        response = _parse(verify.parse_authentication, credential)
+        response = parse_response(verify.parse_authentication, credential)
     except InvalidRequest:
         await count_malformed(ctx, client)
         raise
@@ -273,7 +275,7 @@ def _log_in(db: Tx, ctx: Context, client: Client, response, *, challenge: bytes,
 async def complete_step_up(ctx: Context, *, session: SessionRow, credential: Any, client: Client) -> stepup.SteppedUp:
     """One transaction, like complete_login."""
     await ctx.throttle.turn_away_known(ip=client.ip)
-    response = _parse(verify.parse_authentication, credential)
+    response = parse_response(verify.parse_authentication, credential)
     challenge = _challenge_of(response, session.id_hash)
     with metrics.CEREMONY_SECONDS.labels("step_up").time():
         return await ctx.db.run(_step_up, ctx, client, session, response, challenge=challenge)

@@ -9,10 +9,10 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from . import audit, options, staff, store_staff, verify
+from . import audit, ceremonies, options, staff, store_staff, verify
 from .context import Client, Context
 from .db import Tx, commits_refusals
-from .errors import CeremonyExpired, Conflict, InvalidRequest, PasskeyRejected
+from .errors import CeremonyExpired, Conflict, PasskeyRejected
 from .rows import StaffCeremonyRow, StaffCredentialRow, StaffRow
 
 
@@ -53,13 +53,6 @@ def _taken(db: Tx, ctx: Context, response, *, kind: str, browser: str | None) ->
     return ceremony
 
 
-def _parse(parse, data: Any):
-    try:
-        return parse(data)
-    except verify.Malformed as exc:
-        raise InvalidRequest(reason=str(exc)) from None
-
-
 # --- enrolment ---------------------------------------------------------------------------------
 
 
@@ -76,7 +69,7 @@ async def begin_enrolment(ctx: Context, *, name: str, code: str, browser: str | 
 
 async def complete_enrolment(ctx: Context, *, credential: Any, browser: str | None, client: Client) -> SignedIn:
     """The passkey registered, the enrolment code used up, a staff session started."""
-    response = _parse(verify.parse_registration, credential)
+    response = ceremonies.parse_response(verify.parse_registration, credential)
 
     def enrol(db: Tx) -> SignedIn:
         now = ctx.clock()
@@ -122,7 +115,7 @@ async def begin_login(ctx: Context, *, browser: str | None, client: Client) -> B
 
 async def complete_login(ctx: Context, *, credential: Any, browser: str | None, client: Client) -> SignedIn:
     await ctx.throttle.turn_away_known(ip=client.ip)
-    response = _parse(verify.parse_authentication, credential)
+    response = ceremonies.parse_response(verify.parse_authentication, credential)
     return await ctx.db.run(_log_in, ctx, client, response, browser)
 
 

@@ -12,7 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from .. import staff, stats, store_staff, support
 from ..audit import Actor
 from ..context import Context
-from ..errors import InvalidField
+from ..errors import InvalidField, NotFound
 from . import activity, charts
 from .admin import AUDIT_PAGE, audit_days, staff_session
 from .auth import client, language
@@ -89,10 +89,8 @@ async def customer_page(request: Request) -> Response:
     try:
         shown = await ctx.db.run(support.show, ctx, Actor.staff(session.member, client(request).ip), code,
                                  now=ctx.clock(), lang=language(request))
-    except Exception as exc:  # noqa: BLE001 - a code that is no customer's is this page's 404
-        if getattr(exc, "code", None) == "not_found":
-            raise HTTPException(404) from None
-        raise
+    except NotFound:  # a code that is no customer's: this page's 404
+        raise HTTPException(404) from None
     lang = language(request)
     for event in shown["events"]:
         event["text"] = activity.text_of(event["kind"], event["detail"], lang)
