@@ -298,3 +298,19 @@ def test_the_audit_trail_filters_by_jst_day(app, customer, clock):
         r = day(**bad)
         assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request", bad
     assert admin.get("/admin/audit", params={"from": "nonsense"}).status_code == 200  # the page ignores it
+
+
+def test_on_https_the_staff_cookie_is_host_prefixed_secure_and_strict(make_app):
+    app = make_app(origins=("https://example.com",), rp_id="example.com")
+    code = new_staff(app, "nishida")
+    with TestClient(app, base_url="https://example.com", headers={"Origin": "https://example.com"}) as c:
+        opts = c.post("/api/admin/enrol/options", json={"name": "nishida", "enrolment_code": code}).json()["publicKey"]
+        key = SoftKey(rp_id="example.com", origin="https://example.com")
+        r = c.post("/api/admin/enrol/verify",
+                   json=key.create(b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"])))
+        assert r.status_code == 201, r.text
+        cookie = [v for k, v in r.headers.multi_items() if k == "set-cookie" and "tobira_staff=" in v][0]
+        assert cookie.startswith("__Host-tobira_staff=")
+        assert "Secure" in cookie and "HttpOnly" in cookie and "samesite=strict" in cookie.lower()
+        assert "Domain" not in cookie and "Path=/" in cookie
+        assert c.get("/api/admin/session").json() == {"name": "nishida", "role": "support"}
