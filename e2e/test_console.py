@@ -141,3 +141,46 @@ def test_a_passkey_reset_waits_for_a_second_staff_member(browser, server, mailsi
     customer.wait_for_url(re.compile(r"/login"))  # the reset ended the customer's sessions
     for bench in (own, bench_a, bench_b):
         bench.close()
+
+
+def test_the_console_works_with_the_keyboard_alone(browser, server, mailsink):
+    """Sign in, find a customer, and act with a reason, pressing keys only (no mouse)."""
+    page, bench = staff_browser(browser, server, "kono", "support", PLATFORM)
+    page.locator("#staff-logout").focus()
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/admin/login$"))
+    expect(page.locator("#staff-login")).to_be_visible()
+    for _ in range(10):  # on to the sign-in button
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "staff-login":
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/admin$"))
+
+    expect(page.locator("#customer-query")).to_be_focused()
+    page.keyboard.type(CUSTOMER_CODE)
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(r"/admin\?q="))
+    expect(page.locator("#customer-results")).to_be_visible()
+    for _ in range(20):  # on to the result's link
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.textContent") == CUSTOMER_CODE:
+            break
+    page.keyboard.press("Enter")
+    page.wait_for_url(re.compile(rf"/admin/customers/{CUSTOMER_CODE}$"))
+    expect(page.locator("#action")).to_be_visible()
+
+    for _ in range(20):  # on to the action list
+        page.keyboard.press("Tab")
+        if page.evaluate("document.activeElement.id") == "action":
+            break
+    page.keyboard.press("ArrowDown")  # unlock -> hold
+    assert page.locator("#action").input_value() == "hold"
+    page.keyboard.press("Tab")  # the new e-mail field (not for a hold)
+    page.keyboard.press("Tab")  # the reason
+    page.keyboard.type("ticket 77: suspected takeover")
+    page.keyboard.press("Enter")
+    expect(page.locator("#console-status")).to_have_text("実行しました。")
+    page.reload()
+    expect(page.locator("#customer-locked")).to_contain_text("一時停止")
+    bench.close()
