@@ -169,9 +169,9 @@ def new_code(mailsink, seen: int, timeout: float = 10.0) -> str:
     raise AssertionError(f"no new code mail after {seen}")
 
 
-def log_in_with_code(page, server, mailsink, *, lands_on: str = "/account") -> float:
-    """The legacy login typed into /login (password, then the e-mailed code); returns a
-    time.monotonic() taken after the verification happened."""
+def type_password_and_code(page, server, mailsink) -> None:
+    """The legacy login typed into /login (password, then the e-mailed code), up to pressing the
+    code page's button; where the page goes next is the caller's to wait for."""
     seen = len(code_mails(mailsink))
     page.goto(server.url + "/login")
     page.locator("input[name=customer_code]").fill(CUSTOMER_CODE)
@@ -180,5 +180,11 @@ def log_in_with_code(page, server, mailsink, *, lands_on: str = "/account") -> f
     page.wait_for_url(re.compile(r"/login/code$"))
     page.locator("input[name=code]").fill(new_code(mailsink, seen))
     page.locator("#code-submit").click()
+
+
+def log_in_with_code(page, server, mailsink, *, lands_on: str = "/account") -> float:
+    """type_password_and_code, then landed on `lands_on`; returns a time.monotonic() taken after
+    the verification happened."""
+    type_password_and_code(page, server, mailsink)
     page.wait_for_url(re.compile(re.escape(lands_on) + "$"))
     return time.monotonic()

@@ -10,8 +10,7 @@ import sys
 
 from playwright.sync_api import Page, expect
 
-from .support import (CUSTOMER_CODE, DESKTOP, EMAIL, PASSWORD, PLATFORM, SECURITY_KEY, Authenticators, code_mails,
-                      new_code)
+from .support import CUSTOMER_CODE, DESKTOP, EMAIL, PLATFORM, SECURITY_KEY, Authenticators, log_in_with_code
 
 NO_CONDITIONAL_CREATE = """
 (() => { if (window.PublicKeyCredential) PublicKeyCredential.getClientCapabilities = async () => ({}); })();
@@ -76,15 +75,7 @@ def test_enrol_sign_in_find_and_unlock_with_a_reason(browser, server, mailsink, 
 
     # The customer logs in and reads it on their activity page.
     customer = browser.new_context(viewport=DESKTOP, locale="ja-JP").new_page()
-    seen = len(code_mails(mailsink))
-    customer.goto(server.url + "/login")
-    customer.locator("input[name=customer_code]").fill(CUSTOMER_CODE)
-    customer.locator("input[name=password]").fill(PASSWORD)
-    customer.locator("#login-submit").click()
-    customer.wait_for_url(re.compile(r"/login/code$"))
-    customer.locator("input[name=code]").fill(new_code(mailsink, seen))
-    customer.locator("#code-submit").click()
-    customer.wait_for_url(re.compile(r"/account$"))
+    log_in_with_code(customer, server, mailsink)
     customer.goto(server.url + "/account/activity")
     expect(customer.locator("tr[data-event=account_unlocked]")).to_contain_text("サポートデスクがロックを解除しました")
     bench.close()
@@ -96,15 +87,7 @@ def test_a_passkey_reset_waits_for_a_second_staff_member(browser, server, mailsi
     customer.add_init_script(NO_CONDITIONAL_CREATE)
     own = Authenticators(customer)
     own.plug("phone", PLATFORM)
-    seen = len(code_mails(mailsink))
-    customer.goto(server.url + "/login")
-    customer.locator("input[name=customer_code]").fill(CUSTOMER_CODE)
-    customer.locator("input[name=password]").fill(PASSWORD)
-    customer.locator("#login-submit").click()
-    customer.wait_for_url(re.compile(r"/login/code$"))
-    customer.locator("input[name=code]").fill(new_code(mailsink, seen))
-    customer.locator("#code-submit").click()
-    customer.wait_for_url(re.compile(r"/account$"))
+    log_in_with_code(customer, server, mailsink)
     customer.locator("#passkey-create").click()
     customer.wait_for_url(re.compile(r"/account/passkeys$"))
 

@@ -22,8 +22,7 @@ import pytest
 from mailsink import body
 from playwright.sync_api import Page, expect
 
-from .support import (CHROMIUM, CHROMIUM_ARGS, CUSTOMER_CODE, EMAIL, PASSWORD, PHONE, PLATFORM, Authenticators,
-                      code_mails, new_code)
+from .support import CHROMIUM, CHROMIUM_ARGS, EMAIL, PHONE, PLATFORM, Authenticators, type_password_and_code
 
 # Records each navigator.credentials.create call's mediation and how it settled, through an
 # exposed function (the record survives the navigation that follows a login).
@@ -76,17 +75,6 @@ def watch(page: Page) -> tuple[list[dict], list[dict]]:
     page.on("request", lambda r: asked.append(json.loads(r.post_data or "{}"))
             if r.url.endswith("/api/passkeys/register/options") else None)
     return creates, asked
-
-
-def type_password_and_code(page: Page, server, mailsink) -> None:
-    seen = len(code_mails(mailsink))
-    page.goto(server.url + "/login")
-    page.locator("input[name=customer_code]").fill(CUSTOMER_CODE)
-    page.locator("input[name=password]").fill(PASSWORD)
-    page.locator("#login-submit").click()
-    page.wait_for_url(re.compile(r"/login/code$"))
-    page.locator("input[name=code]").fill(new_code(mailsink, seen))
-    page.locator("#code-submit").click()
 
 
 def passkeys(page: Page, server) -> list[dict]:
