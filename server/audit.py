@@ -20,10 +20,11 @@ class Actor:
     name: str
     role: str  # support | admin | cli
     ip: str | None
+    staff_id: int | None = None  # None: the CLI
 
     @classmethod
     def staff(cls, member: StaffRow, ip: str | None) -> "Actor":
-        return cls(member.name, member.role, ip)
+        return cls(member.name, member.role, ip, member.id)
 
     @classmethod
     def cli(cls) -> "Actor":

@@ -1,4 +1,4 @@
-"""`tobira staff …`: the staff console's accounts, from the server's shell (each audited as the CLI)."""
+"""`tobira staff …`: the staff console's accounts, from the server's shell (staff.py audits each, as the CLI)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,7 @@ def _run(fn):
 
 
 def cmd_add(args) -> None:
-    def add(db):
-        member, code = staff.add(db, args.name, args.role, now=utcnow())
-        audit.record(db, audit.Actor.cli(), "staff_added", now=utcnow(), reason=f"{member.name} as {member.role}")
-        return code
-
-    code = _run(add)
+    _, code = _run(lambda db: staff.add(db, args.name, args.role, now=utcnow(), actor=audit.Actor.cli()))
     print(f"staff member {args.name} ({args.role}) added; they enrol a passkey at /admin/enrol within 24 hours with")
     print(f"enrolment_code: {code}")
 
@@ -34,21 +29,12 @@ def cmd_list(args) -> None:
 
 
 def cmd_disable(args) -> None:
-    def disable(db):
-        ended = staff.disable(db, args.name, now=utcnow())
-        audit.record(db, audit.Actor.cli(), "staff_disabled", now=utcnow(), reason=args.name)
-        return ended
-
-    print(f"{args.name} disabled; {_run(disable)} session(s) ended")
+    ended = _run(lambda db: staff.disable(db, args.name, now=utcnow(), actor=audit.Actor.cli()))
+    print(f"{args.name} disabled; {ended} session(s) ended")
 
 
 def cmd_reset_passkeys(args) -> None:
-    def reset(db):
-        code = staff.reset_passkeys(db, args.name, now=utcnow())
-        audit.record(db, audit.Actor.cli(), "staff_passkeys_reset", now=utcnow(), reason=args.name)
-        return code
-
-    code = _run(reset)
+    code = _run(lambda db: staff.reset_passkeys(db, args.name, now=utcnow(), actor=audit.Actor.cli()))
     print(f"{args.name}'s passkeys removed and sessions ended; they enrol again at /admin/enrol within 24 hours with")
     print(f"enrolment_code: {code}")
 

@@ -36,6 +36,7 @@ from . import openapi_oauth
 from .openapi_components import checked, components, error_or_ref, obj, ref
 from .policy import IMPORTANT_OPERATIONS
 from .sessions import SID_LENGTH
+from .staff import ROLES
 from .verify import MAX_CREDENTIAL_ID, b64_length
 from .web.bodies import (Authorize, Body, CodeEntry, EmailChange, LoginOptions, NoBody, PasskeyRegistration,
                          PasskeyRename, PasswordLogin, RegistrationOptions, StaffAction, StaffEnrolment, StaffMember,
@@ -291,7 +292,7 @@ def _paths(origins: tuple[str, ...], device_cookie: str) -> dict:
 def _admin_paths() -> dict[str, dict[str, Any]]:
     """/api/admin: every answer also 404 `not_found` from outside TOBIRA_ADMIN_NETWORKS."""
     text = {"type": "string"}
-    staff_member = obj({"name": text, "role": {"enum": ["support", "admin"]}}, closed=True)
+    staff_member = obj({"name": text, "role": {"enum": list(ROLES)}}, closed=True)
     code_param = {"name": "code", "in": "path", "required": True, "description": "A customer code",
                   "schema": {"type": "string", "maxLength": 256}}
     page = {"name": "page", "in": "query", "required": False, "description": "Page number from 0",

@@ -9,13 +9,16 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
-from . import store_staff
+from . import audit, store_staff
+from .audit import Actor
 from .db import Tx
 from .errors import StaffRefusal
 from .rows import StaffRow, StaffSessionRow
 
-ROLES = ("support", "admin")
+Role = Literal["support", "admin"]
+ROLES: tuple[str, ...] = get_args(Role)
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 ENROLMENT_TTL = timedelta(hours=24)
 SESSION_IDLE = timedelta(minutes=15)
@@ -49,18 +52,19 @@ def check_name(name: str) -> str:
     return name
 
 
-def add(db: Tx, name: str, role: str, *, now: datetime, issued_by: int | None = None) -> tuple[StaffRow, str]:
-    """A new staff member and their one-time enrolment code (valid ENROLMENT_TTL, shown once).
-    issued_by: the admin who is shown the code (None: the CLI's operator)."""
+def add(db: Tx, name: str, role: str, *, now: datetime, actor: Actor) -> tuple[StaffRow, str]:
+    """A new staff member and their one-time enrolment code (valid ENROLMENT_TTL, shown once to
+    `actor`, who is then its issuer: support.approve), audited."""
     if role not in ROLES:
         raise StaffError(f"a role is one of {', '.join(ROLES)}")
     code = new_enrolment_code()
     row = store_staff.add_staff(db, StaffRow(id=0, name=check_name(name), role=role,
                                              user_handle=secrets.token_bytes(32), created_at=now, disabled_at=None,
                                              enrolment_hash=enrolment_hash(code),
-                                             enrolment_expires_at=now + ENROLMENT_TTL, code_issued_by=issued_by))
+                                             enrolment_expires_at=now + ENROLMENT_TTL, code_issued_by=actor.staff_id))
     if row is None:
         raise StaffError(f"a staff member named {name} exists already")
+    audit.record(db, actor, "staff_added", now=now, reason=f"{name} as {role}")
     return row, code
 
 
@@ -71,23 +75,25 @@ def require(db: Tx, name: str) -> StaffRow:
     return row
 
 
-def disable(db: Tx, name: str, *, now: datetime) -> int:
-    """Disabled at once: every session ends now (and a disabled member's cookie loads nothing)."""
+def disable(db: Tx, name: str, *, now: datetime, actor: Actor) -> int:
+    """Disabled at once: every session ends now (and a disabled member's cookie loads nothing); audited."""
     row = require(db, name)
     store_staff.disable(db, row.id, now)
+    audit.record(db, actor, "staff_disabled", now=now, reason=name)
     return store_staff.end_sessions_of(db, row.id)
 
 
-def reset_passkeys(db: Tx, name: str, *, now: datetime, issued_by: int | None = None) -> str:
+def reset_passkeys(db: Tx, name: str, *, now: datetime, actor: Actor) -> str:
     """A lost staff passkey: all of them go, every session ends, a new enrolment code is shown to
-    `issued_by` (None: the CLI's operator)."""
+    `actor` (its issuer from now on); audited."""
     row = require(db, name)
     if row.disabled_at is not None:
         raise StaffError(f"{name} is disabled")
     store_staff.delete_credentials(db, row.id)
     store_staff.end_sessions_of(db, row.id)
     code = new_enrolment_code()
-    store_staff.set_enrolment(db, row.id, enrolment_hash(code), now + ENROLMENT_TTL, issued_by)
+    store_staff.set_enrolment(db, row.id, enrolment_hash(code), now + ENROLMENT_TTL, actor.staff_id)
+    audit.record(db, actor, "staff_passkeys_reset", now=now, reason=name)
     return code
 
 

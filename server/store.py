@@ -32,7 +32,7 @@ credentials: Table = tables["credentials"]
 ceremonies: Table = tables["ceremonies"]
 
 _p = bindparam
-_DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}  # their INSERT ... ON CONFLICT
+DIALECTS = {"sqlite": sqlite, "postgresql": postgresql}  # their INSERT ... ON CONFLICT
 
 
 def first(db: Tx, statement, params: dict[str, Any], row_type):
@@ -55,7 +55,7 @@ def _values_of(row) -> dict[str, Any]:
 # --- users ---------------------------------------------------------------------------------
 
 _ADD_USER = {name: dialect.insert(users).on_conflict_do_nothing().returning(*users.c)
-             for name, dialect in _DIALECTS.items()}
+             for name, dialect in DIALECTS.items()}
 _USER_BY_CODE = select(users).where(users.c.customer_code == _p("code"))
 _USER_BY_ID = select(users).where(users.c.id == _p("uid"))
 _COUNT_ATTEMPT = (update(users).where(users.c.customer_code == _p("code"))
@@ -342,7 +342,7 @@ _WITH_OWNER = (select(credentials, users).join_from(credentials, users, users.c.
                .where(credentials.c.credential_id == _p("c")))
 _CREDENTIAL_COLUMNS = len(credentials.c)
 _ADD_CREDENTIAL = {name: dialect.insert(credentials).on_conflict_do_nothing().returning(*credentials.c)
-                   for name, dialect in _DIALECTS.items()}
+                   for name, dialect in DIALECTS.items()}
 _COUNTER_STEP = (update(credentials).where(credentials.c.id == _p("pk"), credentials.c.sign_count == _p("old"))
                  .values(sign_count=_p("new"), backup_state=_p("bs"), last_used_at=_p("when"),
                          uv_initialized=_p("uv"))

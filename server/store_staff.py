@@ -11,7 +11,7 @@ from sqlalchemy import Table, delete, func, insert, or_, select, update
 from .db import Tx
 from .rows import (AuditRow, StaffCeremonyRow, StaffCredentialRow, StaffRequestRow, StaffRow, StaffSessionRow,
                    UserRow)
-from .store import first, tables, written
+from .store import DIALECTS, first, tables, written
 
 staff: Table = tables["staff"]
 credentials: Table = tables["staff_credentials"]
@@ -25,12 +25,21 @@ users: Table = tables["users"]
 # --- staff -----------------------------------------------------------------------------------
 
 
+# INSERT ... ON CONFLICT DO NOTHING, as store.py adds customers and passkeys: the UNIQUE index
+# decides a race, and one statement does it.
+_ADD_STAFF = {name: dialect.insert(staff).on_conflict_do_nothing().returning(*staff.c)
+              for name, dialect in DIALECTS.items()}
+_ADD_CREDENTIAL = {name: dialect.insert(credentials).on_conflict_do_nothing().returning(*credentials.c)
+                   for name, dialect in DIALECTS.items()}
+
+
+def _new(row) -> dict:
+    return {k: v for k, v in asdict(row).items() if k != "id"}  # the database numbers it
+
+
 def add_staff(db: Tx, row: StaffRow) -> StaffRow | None:
-    """None when the name is taken."""
-    if first(db, select(staff).where(staff.c.name == row.name), {}, StaffRow) is not None:
-        return None
-    values = {k: v for k, v in asdict(row).items() if k != "id"}
-    return written(db.execute(insert(staff).values(**values).returning(*staff.c)), StaffRow)
+    """None when the name (or, never in practice, the user handle) is taken."""
+    return written(db.execute(_ADD_STAFF[db.dialect.name], _new(row)), StaffRow)
 
 
 def staff_by_name(db: Tx, name: str) -> StaffRow | None:
@@ -67,10 +76,7 @@ def count_credentials(db: Tx, staff_id: int) -> int:
 
 def add_credential(db: Tx, row: StaffCredentialRow) -> StaffCredentialRow | None:
     """None when the credential ID is registered already (to anyone)."""
-    if db.read(select(credentials.c.id).where(credentials.c.credential_id == row.credential_id)).first():
-        return None
-    values = {k: v for k, v in asdict(row).items() if k != "id"}
-    return written(db.execute(insert(credentials).values(**values).returning(*credentials.c)), StaffCredentialRow)
+    return written(db.execute(_ADD_CREDENTIAL[db.dialect.name], _new(row)), StaffCredentialRow)
 
 
 def credential_with_staff(db: Tx, credential_id: bytes) -> tuple[StaffRow, StaffCredentialRow] | None:
@@ -178,7 +184,7 @@ def pending_requests(db: Tx, now: datetime, *, limit: int, offset: int) -> list[
 
 
 def add_audit(db: Tx, row: AuditRow) -> None:
-    db.execute(insert(audit).values(**{k: v for k, v in asdict(row).items() if k != "id"}))
+    db.execute(insert(audit).values(**_new(row)))
 
 
 def audit_entries(db: Tx, *, staff_name: str | None = None, customer_code: str | None = None,

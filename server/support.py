@@ -10,6 +10,7 @@ import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 from . import accounts, audit, messages, notices, passkeys, policy, signed_in, staff, store, store_staff
 from .audit import Actor
@@ -18,9 +19,11 @@ from .db import Tx
 from .errors import InvalidField, NotFound, StaffRefusal
 from .rows import StaffRequestRow, UserRow
 
-AT_ONCE = ("unlock", "hold", "release-hold", "end-sessions")
-TWO_PERSON = ("reset-passkeys", "set-email")
-ACTIONS = AT_ONCE + TWO_PERSON
+AtOnce = Literal["unlock", "hold", "release-hold", "end-sessions"]
+TwoPerson = Literal["reset-passkeys", "set-email"]  # what a social engineer wants: a second person approves
+Action = Literal[AtOnce, TwoPerson]
+AT_ONCE: tuple[str, ...] = get_args(AtOnce)
+TWO_PERSON: tuple[str, ...] = get_args(TwoPerson)
 APPROVAL_WINDOW = timedelta(hours=1)
 EVENTS_SHOWN = 50
 PAGE = 20
@@ -159,5 +162,5 @@ def _do(db: Tx, ctx: Context, user: UserRow, action: str, reason: str, *, email:
         # Told at the old address: the one a hijacker cannot silence.
         notices.mail(db, ctx, user, "email_changed", messages.email_changed_mail, lang="ja", when=now,
                      new_address=email, ip=None)
-    else:  # pragma: no cover - the body model admits only ACTIONS
+    else:  # pragma: no cover - the body model admits only an Action
         raise InvalidField(reason=f"unknown action {action}", field="action")

@@ -316,12 +316,13 @@ def test_every_answer_of_a_staff_day_conforms(app, client, customer, clock):
     """The staff console's JSON (tests/test_staff.py holds its rules): each success answer, and the
     refusals the document names, against the document."""
     from server import staff
+    from server.audit import Actor
 
     check = Conformance(client.get("/openapi.json").json())
     ctx = app.state.ctx
 
     def enrolled(name: str, role: str) -> TestClient:
-        code = ctx.db.run_sync(lambda db: staff.add(db, name, role, now=ctx.clock())[1])
+        code = ctx.db.run_sync(lambda db: staff.add(db, name, role, now=ctx.clock(), actor=Actor.cli())[1])
         c = TestClient(app, headers={"Origin": ORIGIN})
         options = check(c.post("/api/admin/enrol/options", json={"name": name, "enrolment_code": code}), 200)
         opts = options.json()["publicKey"]

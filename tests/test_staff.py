@@ -12,6 +12,7 @@ import sqlalchemy
 from starlette.testclient import TestClient
 
 from server import staff
+from server.audit import Actor
 from mailsink import body
 from softkey import SoftKey, b64url_decode
 from conftest import ORIGIN, login
@@ -21,7 +22,7 @@ CUSTOMER = "TARO1234"
 
 def new_staff(app, name, role="support") -> str:
     ctx = app.state.ctx
-    return ctx.db.run_sync(lambda db: staff.add(db, name, role, now=ctx.clock())[1])
+    return ctx.db.run_sync(lambda db: staff.add(db, name, role, now=ctx.clock(), actor=Actor.cli())[1])
 
 
 def browser(app) -> TestClient:
@@ -116,7 +117,7 @@ def test_a_customer_session_is_no_staff_session_and_the_reverse(app, client, cus
 def test_a_disabled_staff_members_session_ends_at_once(app):
     c, key = enrol(app, "kato")
     ctx = app.state.ctx
-    ctx.db.run_sync(lambda db: staff.disable(db, "kato", now=ctx.clock()))
+    ctx.db.run_sync(lambda db: staff.disable(db, "kato", now=ctx.clock(), actor=Actor.cli()))
     assert c.get("/api/admin/session").status_code == 401
     r = sign_in(c, key)
     assert r.status_code == 401 and r.json()["error"]["code"] == "passkey_rejected"

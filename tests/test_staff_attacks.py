@@ -9,6 +9,7 @@ import sqlalchemy
 from starlette.testclient import TestClient
 
 from server import staff
+from server.audit import Actor
 from softkey import SoftKey, b64url_decode
 from conftest import ORIGIN
 from test_staff import CUSTOMER, act, audit_rows, browser, enrol, new_staff
@@ -82,7 +83,7 @@ def test_a_disabled_staff_members_pending_requests_die_with_them(app, customer):
     colleague, _ = enrol(app, "honest")
     request_id = act(rogue, "set-email", reason="customer called", email="attacker@evil.example").json()["request_id"]
     ctx = app.state.ctx
-    ctx.db.run_sync(lambda db: staff.disable(db, "rogue", now=ctx.clock()))
+    ctx.db.run_sync(lambda db: staff.disable(db, "rogue", now=ctx.clock(), actor=Actor.cli()))
     assert colleague.get("/api/admin/approvals").json()["requests"] == []
     r = colleague.post(f"/api/admin/approvals/{request_id}", json={})
     assert r.status_code != 200
@@ -121,7 +122,7 @@ def test_a_superseded_enrolment_code_cannot_finish_an_enrolment(app):
     thief = browser(app)
     opts = thief.post("/api/admin/enrol/options", json={"name": "endo", "enrolment_code": old_code}).json()["publicKey"]
     ctx = app.state.ctx
-    new_code = ctx.db.run_sync(lambda db: staff.reset_passkeys(db, "endo", now=ctx.clock()))
+    new_code = ctx.db.run_sync(lambda db: staff.reset_passkeys(db, "endo", now=ctx.clock(), actor=Actor.cli()))
     r = thief.post("/api/admin/enrol/verify", json=SoftKey().create(
         b64url_decode(opts["challenge"]), user_handle=b64url_decode(opts["user"]["id"])))
     assert r.status_code != 201, "the superseded code enrolled a passkey"

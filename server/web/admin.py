@@ -86,11 +86,26 @@ def _actor(request: Request, session: staff.StaffSession) -> Actor:
     return Actor.staff(session.member, client(request).ip)
 
 
-def _page(request: Request) -> int:
+def page_number(request: Request) -> int | None:
+    """`?page=`, a number from 0 (0 when absent); None when it is anything else."""
     raw = request.query_params.get("page", "0")
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:  # "²" is a digit to str.isdigit, not to int
-        raise InvalidField(reason="page is a number from 0", field="page")
+        return None
     return int(raw)
+
+
+def _page(request: Request) -> int:
+    page = page_number(request)
+    if page is None:
+        raise InvalidField(reason="page is a number from 0", field="page")
+    return page
+
+
+def _begun(request: Request, begun: staff_auth.Begun) -> Response:
+    """A ceremony's options, and the cookie that binds it to this browser."""
+    response = JSONResponse(begun.options)
+    request.app.state.cookies.set_staff_ceremony(response, begun.browser)
+    return response
 
 
 def _signed_in(request: Request, done: staff_auth.SignedIn, status: int) -> Response:
@@ -105,11 +120,8 @@ def _signed_in(request: Request, done: staff_auth.SignedIn, status: int) -> Resp
 async def admin_enrol_options(request: Request) -> Response:
     body = await read_body(request, StaffEnrolment)
     cookies = request.app.state.cookies
-    begun = await staff_auth.begin_enrolment(_ctx(request), name=body.name, code=body.enrolment_code,
-                                             browser=cookies.staff_ceremony(request))
-    response = JSONResponse(begun.options)
-    cookies.set_staff_ceremony(response, begun.browser)
-    return response
+    return _begun(request, await staff_auth.begin_enrolment(_ctx(request), name=body.name, code=body.enrolment_code,
+                                                            browser=cookies.staff_ceremony(request)))
 
 
 async def admin_enrol_verify(request: Request) -> Response:
@@ -123,11 +135,8 @@ async def admin_enrol_verify(request: Request) -> Response:
 async def admin_login_options(request: Request) -> Response:
     await read_body(request, NoBody)
     cookies = request.app.state.cookies
-    begun = await staff_auth.begin_login(_ctx(request), browser=cookies.staff_ceremony(request),
-                                         client=client(request))
-    response = JSONResponse(begun.options)
-    cookies.set_staff_ceremony(response, begun.browser)
-    return response
+    return _begun(request, await staff_auth.begin_login(_ctx(request), browser=cookies.staff_ceremony(request),
+                                                        client=client(request)))
 
 
 async def admin_login_verify(request: Request) -> Response:
@@ -248,31 +257,14 @@ async def admin_audit(request: Request) -> Response:
 # --- staff management (admins) ---------------------------------------------------------------------
 
 
-def _staff_action(fn, action: str):
-    """An admin's change to a staff account, audited in the same transaction; `fn(db, name, now=,
-    admin=)` answers (its result, what the audit says of it)."""
-    def run(db, actor: Actor, admin: staff.StaffRow, name: str, now):
+def _staff_change(change):
+    """staff.add / disable / reset_passkeys (each audits itself), a mistake in the name being 422."""
+    def run(db, *args, **kwargs):
         try:
-            result, said = fn(db, name, now=now, admin=admin)
+            return change(db, *args, **kwargs)
         except staff.StaffError as exc:
             raise InvalidField(reason=str(exc), field="name") from None
-        audit.record(db, actor, action, now=now, reason=said)
-        return result
     return run
-
-
-def _add(role: str):
-    def add(db, name, *, now, admin):
-        return staff.add(db, name, role, now=now, issued_by=admin.id)[1], f"{name} as {role}"
-    return add
-
-
-def _disable(db, name, *, now, admin):
-    return staff.disable(db, name, now=now), name
-
-
-def _reset(db, name, *, now, admin):
-    return staff.reset_passkeys(db, name, now=now, issued_by=admin.id), name
 
 
 async def admin_staff_add(request: Request) -> Response:
@@ -280,9 +272,8 @@ async def admin_staff_add(request: Request) -> Response:
     session = await _require_staff(request, admin=True)
     body = parse(StaffMember, raw)
     ctx = _ctx(request)
-
-    code = await ctx.db.run(_staff_action(_add(body.role), "staff_added"), _actor(request, session), session.member,
-                            body.name, ctx.clock())
+    _, code = await ctx.db.run(_staff_change(staff.add), body.name, body.role, now=ctx.clock(),
+                               actor=_actor(request, session))
     return JSONResponse({"name": body.name, "role": body.role, "enrolment_code": code}, status_code=201)
 
 
@@ -290,8 +281,8 @@ async def admin_staff_disable(request: Request) -> Response:
     await read_body(request, NoBody)
     session = await _require_staff(request, admin=True)
     ctx = _ctx(request)
-    await ctx.db.run(_staff_action(_disable, "staff_disabled"), _actor(request, session), session.member,
-                     request.path_params["name"], ctx.clock())
+    await ctx.db.run(_staff_change(staff.disable), request.path_params["name"], now=ctx.clock(),
+                     actor=_actor(request, session))
     return JSONResponse({"status": "done"})
 
 
@@ -299,6 +290,6 @@ async def admin_staff_reset_passkeys(request: Request) -> Response:
     await read_body(request, NoBody)
     session = await _require_staff(request, admin=True)
     ctx = _ctx(request)
-    code = await ctx.db.run(_staff_action(_reset, "staff_passkeys_reset"), _actor(request, session), session.member,
-                            request.path_params["name"], ctx.clock())
+    code = await ctx.db.run(_staff_change(staff.reset_passkeys), request.path_params["name"], now=ctx.clock(),
+                            actor=_actor(request, session))
     return JSONResponse({"name": request.path_params["name"], "enrolment_code": code})

@@ -14,9 +14,9 @@ from ..audit import Actor
 from ..context import Context
 from ..errors import InvalidField, NotFound
 from . import activity, charts
-from .admin import AUDIT_PAGE, audit_days, staff_session
+from .admin import AUDIT_PAGE, audit_days, page_number, staff_session
 from .auth import client, language
-from .pages import render
+from .pages import render, with_lang
 
 
 STAFF_PAGE = 50
@@ -26,23 +26,18 @@ def _ctx(request: Request) -> Context:
     return request.app.state.ctx
 
 
-def _to(request: Request, path: str) -> str:
-    return f"{path}?lang=en" if language(request) == "en" and request.query_params.get("lang") == "en" else path
-
-
 async def _staff_or_login(request: Request, *, admin: bool = False) -> staff.StaffSession | Response:
     """(From outside TOBIRA_ADMIN_NETWORKS no request gets this far: admin.ConsoleGate.)"""
     found = await staff_session(request)
     if found is None:
-        return RedirectResponse(_to(request, "/admin/login"), status_code=303)
+        return RedirectResponse(with_lang(request, "/admin/login"), status_code=303)
     if admin and found.role != "admin":
         raise HTTPException(404)
     return found
 
 
 def _page_number(request: Request) -> int:
-    raw = request.query_params.get("page", "0")
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else 0
+    return page_number(request) or 0  # a page the pager never links to: the first
 
 
 def _pager(request: Request, page: int, shown: int, size: int) -> dict:
@@ -59,7 +54,7 @@ def _render(request: Request, template: str, session: staff.StaffSession | None,
 
 async def login_page(request: Request) -> Response:
     if await staff_session(request) is not None:
-        return RedirectResponse(_to(request, "/admin"), status_code=303)
+        return RedirectResponse(with_lang(request, "/admin"), status_code=303)
     return _render(request, "admin/login.html", None)
 
 

@@ -24,7 +24,8 @@ from ..accounts import EMAIL_PATTERN
 from ..errors import InvalidField
 from ..passkeys import NAME_MAX, NAME_PATTERN
 from ..policy import ImportantOperation
-from ..support import clean_reason
+from ..staff import Role
+from ..support import Action, clean_reason
 from .fields import MAX_LENGTH
 
 COMPONENTS = "#/components/schemas/{model}"
@@ -144,13 +145,13 @@ class StaffMember(Body):
     """A new staff member (an admin adds them; they enrol with the code the answer shows once)."""
 
     name: Annotated[StrictStr, _text("staff_name")]
-    role: Literal["support", "admin"]
+    role: Role
 
 
 class StaffAction(Body):
     """What the staff member does to the customer, and why."""
 
-    action: Literal["unlock", "hold", "release-hold", "end-sessions", "reset-passkeys", "set-email"]
+    action: Action
     reason: Annotated[StrictStr, _text("reason", description="A ticket number or a sentence; not blank",
                                        rule={"pattern": r"\S"})]
     email: Annotated[StrictStr, _text("email")] | None = Field(None, description="The new address (set-email only)")

@@ -56,7 +56,7 @@ def _jst(when: datetime) -> str:
     return when.astimezone(JST).strftime("%Y-%m-%d %H:%M JST")
 
 
-def _with_lang(request: Request, path: str, **params) -> str:
+def with_lang(request: Request, path: str, **params) -> str:
     if request.query_params.get("lang") == "en":
         params["lang"] = "en"
     return f"{path}?{urlencode(params)}" if params else path
@@ -91,13 +91,13 @@ def _ctx(request: Request) -> Context:
 
 async def home(request: Request) -> Response:
     target = "/account" if await logged_in(request) else "/login"
-    return RedirectResponse(_with_lang(request, target), status_code=303)
+    return RedirectResponse(with_lang(request, target), status_code=303)
 
 
 async def login_page(request: Request) -> Response:
     next_path = request.query_params.get("next")
     if await logged_in(request) and not next_path:
-        return RedirectResponse(_with_lang(request, "/account"), status_code=303)
+        return RedirectResponse(with_lang(request, "/account"), status_code=303)
     ctx = _ctx(request)
     asking = await ctx.db.run(oidc.app_asking, next_path, settings=ctx.settings, now=ctx.clock())
     return render(request, "login.html", next_path=next_path or "", asking=asking)
@@ -106,7 +106,7 @@ async def login_page(request: Request) -> Response:
 async def code_page(request: Request) -> Response:
     row = await current_session(request)
     if row is None or row.state != sessions.PENDING:
-        return RedirectResponse(_with_lang(request, "/login"), status_code=303)
+        return RedirectResponse(with_lang(request, "/login"), status_code=303)
     user = await _ctx(request).db.run(accounts.customer, row.user_id)
     s = _ctx(request).settings
     return render(request, "code.html", masked_email=mask_email(user.email or ""),
@@ -151,7 +151,7 @@ async def render_customer(request: Request, template: str, row, **context) -> Re
 async def account_page(request: Request) -> Response:
     row = await logged_in(request)
     if row is None:
-        return RedirectResponse(_with_lang(request, "/login", next="/account"), status_code=303)
+        return RedirectResponse(with_lang(request, "/login", next="/account"), status_code=303)
     # An active session's: sessions.create sets it for state=ACTIVE, sessions.rotate carries it over.
     assert row.authenticated_at is not None
     return await render_customer(request, "account.html", row, logged_in_at=row.authenticated_at.astimezone(JST))
@@ -161,14 +161,14 @@ async def restricted_page(request: Request) -> Response:
     """Where a password login lands once passkeys are mandatory: what changed, and the way out."""
     row = await logged_in(request)
     if row is None:
-        return RedirectResponse(_with_lang(request, "/login"), status_code=303)
+        return RedirectResponse(with_lang(request, "/login"), status_code=303)
     return await render_customer(request, "restricted.html", row)
 
 
 async def passkeys_page(request: Request) -> Response:
     row = await logged_in(request)
     if row is None:
-        return RedirectResponse(_with_lang(request, "/login", next="/account/passkeys"), status_code=303)
+        return RedirectResponse(with_lang(request, "/login", next="/account/passkeys"), status_code=303)
     ctx = _ctx(request)
     views = await ctx.db.run(passkeys.list_views, row.user_id, ctx.clock())
     limit = ctx.settings.max_passkeys
@@ -180,7 +180,7 @@ async def passkeys_page(request: Request) -> Response:
 async def activity_page(request: Request) -> Response:
     row = await logged_in(request)
     if row is None:
-        return RedirectResponse(_with_lang(request, "/login", next="/account/activity"), status_code=303)
+        return RedirectResponse(with_lang(request, "/login", next="/account/activity"), status_code=303)
     events = await _ctx(request).db.run(accounts.recent_events, row.user_id)
     lang = language(request)
     return await render_customer(request, "activity.html", row, rows=[activity.describe(e, lang) for e in events])
@@ -189,7 +189,7 @@ async def activity_page(request: Request) -> Response:
 async def devices_page(request: Request) -> Response:
     row = await logged_in(request)
     if row is None:
-        return RedirectResponse(_with_lang(request, "/login", next="/account/devices"), status_code=303)
+        return RedirectResponse(with_lang(request, "/login", next="/account/devices"), status_code=303)
     ctx = _ctx(request)
     found = await ctx.db.run(signed_in.overview, row, settings=ctx.settings, now=ctx.clock(), lang=language(request))
     return await render_customer(request, "devices.html", row, signed_in=found)
